@@ -1,0 +1,86 @@
+using Bagel.Data.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace Bagel.Data.Sources;
+
+/// <summary>
+/// A source of raw records for one dataset group: it lists its sharding units and streams one worker's slice of
+/// them forever (wrapping at the end, as the reference does), resuming after a saved position. Implement it to
+/// plug in a custom format. Bad records are counted in <see cref="DataSkipCounters"/> and skipped, never thrown.
+/// </summary>
+public abstract class RawSampleSource
+{
+    /// <summary>Creates the source.</summary>
+    /// <param name="group">The dataset group (YAML top-level key) the positions are recorded under.</param>
+    /// <param name="logger">For the wrap message.</param>
+    protected RawSampleSource(string group, ILogger? logger)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        Group = group;
+        Logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    }
+
+    /// <summary>The dataset group.</summary>
+    public string Group { get; }
+
+    /// <summary>The number of sharding units (files, row groups, lines or images).</summary>
+    public abstract int UnitCount { get; }
+
+    /// <summary>The logger.</summary>
+    protected ILogger Logger { get; }
+
+    /// <summary>
+    /// Streams one worker's slice forever. Yields nothing only if every record of the slice is bad; in that case it
+    /// throws after one full pass instead of spinning (a source that yields nothing is an error).
+    /// </summary>
+    /// <param name="slice">Which rank and worker.</param>
+    /// <param name="randomBelow">The data-seeded generator for the unit shuffle (identical on every rank).</param>
+    /// <param name="resumeAfter">The last consumed position of this worker (the next record is read), or null.</param>
+    /// <param name="skips">Where bad records are counted.</param>
+    /// <param name="cancellationToken">Stops the stream.</param>
+    /// <returns>The records.</returns>
+    public async IAsyncEnumerable<RawSample> ReadAsync(WorkerSlice slice, Func<int, int> randomBelow, IReadOnlyList<long>? resumeAfter,
+        DataSkipCounters skips, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(slice);
+        ArgumentNullException.ThrowIfNull(skips);
+        ShardUnits(slice, randomBelow);
+        IReadOnlyList<long>? start = resumeAfter;
+        while (true)
+        {
+            bool any = false;
+            await foreach (var sample in ReadPassAsync(slice, start, skips, cancellationToken).ConfigureAwait(false))
+            {
+                any = true;
+                yield return sample;
+            }
+            if (!any && start is null)
+                throw new InvalidOperationException($"Data source '{Group}' (rank {slice.Rank}, worker {slice.Worker}) yielded no valid record in a full pass over its slice; see the skip warnings.");
+            start = null;
+            DataLog.SourceWrapped(Logger, Group, slice.Rank, slice.Worker);
+        }
+    }
+
+    /// <summary>Computes this worker's units (see <see cref="UnitSharding"/>); called once before reading.</summary>
+    /// <param name="slice">Which rank and worker.</param>
+    /// <param name="randomBelow">The data-seeded shuffle generator.</param>
+    protected abstract void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow);
+
+    /// <summary>Reads one pass over the worker's units, starting after <paramref name="resumeAfter"/> when given.</summary>
+    /// <param name="slice">Which rank and worker.</param>
+    /// <param name="resumeAfter">The last consumed position, or null to start at the beginning.</param>
+    /// <param name="skips">Where bad records are counted.</param>
+    /// <param name="cancellationToken">Stops the pass.</param>
+    /// <returns>The records of the pass.</returns>
+    protected abstract IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips, CancellationToken cancellationToken);
+
+    /// <summary>Checks a resume position's shape.</summary>
+    /// <param name="position">The position.</param>
+    /// <param name="length">The expected number of entries.</param>
+    /// <exception cref="ArgumentException">The shape is wrong.</exception>
+    protected void RequireShape(IReadOnlyList<long>? position, int length)
+    {
+        if (position is not null && position.Count != length)
+            throw new ArgumentException($"Resume position [{string.Join(", ", position)}] of group '{Group}' has {position.Count} entries; this source kind uses {length}.");
+    }
+}

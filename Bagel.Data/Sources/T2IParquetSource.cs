@@ -1,0 +1,100 @@
+using System.Runtime.CompilerServices;
+using Bagel.Data.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace Bagel.Data.Sources;
+
+/// <summary>
+/// Text-to-image parquet shards (the reference's <c>t2i_pretrain</c>): columns <c>image</c> (binary, an encoded
+/// image) and <c>captions</c> (a JSON object serialised as a string); other columns are ignored. The sharding unit is
+/// the file; files are read one row group at a time. Position: <c>[file index in the worker slice, row group, row]</c>.
+/// </summary>
+public sealed class T2IParquetSource : RawSampleSource
+{
+    private readonly List<string> _files;
+    private IReadOnlyList<string> _workerFiles = [];
+
+    /// <summary>Creates the source from the dataset folders of a group.</summary>
+    /// <param name="group">The group name.</param>
+    /// <param name="dataDirectories">One parquet folder per dataset of the group.</param>
+    /// <param name="numUsedData">Files taken from each folder (repeated when a folder has fewer).</param>
+    /// <param name="logger">For messages.</param>
+    public T2IParquetSource(string group, IReadOnlyList<string> dataDirectories, IReadOnlyList<long> numUsedData, ILogger? logger = null)
+        : base(group, logger)
+    {
+        ArgumentNullException.ThrowIfNull(dataDirectories);
+        ArgumentNullException.ThrowIfNull(numUsedData);
+        if (dataDirectories.Count != numUsedData.Count)
+            throw new ArgumentException($"{dataDirectories.Count} folders but {numUsedData.Count} num_used_data entries for group '{group}'.");
+        _files = dataDirectories.Zip(numUsedData).SelectMany(p => ParquetFiles.Select(p.First, p.Second, group)).ToList();
+    }
+
+    /// <inheritdoc />
+    public override int UnitCount => _files.Count;
+
+    /// <inheritdoc />
+    protected override void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
+        _workerFiles = UnitSharding.Slice(_files, StringComparer.Ordinal, randomBelow, slice, Group);
+
+    /// <inheritdoc />
+    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        RequireShape(resumeAfter, 3);
+        int fileStart = resumeAfter is null ? 0 : (int)resumeAfter[0];
+        int groupStart = resumeAfter is null ? 0 : (int)resumeAfter[1];
+        long rowStart = resumeAfter is null ? 0 : resumeAfter[2] + 1;
+        for (int fileIndex = fileStart; fileIndex < _workerFiles.Count; fileIndex++)
+        {
+            string path = _workerFiles[fileIndex];
+            FileStream? stream = null;
+            int rowGroups = 0;
+            try
+            {
+                stream = File.OpenRead(path);
+                rowGroups = await ParquetFiles.RowGroupCountAsync(stream, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                skips.Skip(Group, SkipReason.CorruptParquet, path, $"cannot open as parquet: {ex.Message}");
+                if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
+                stream = null;
+            }
+            if (stream is null)
+            {
+                groupStart = 0;
+                rowStart = 0;
+                continue;
+            }
+            await using (stream.ConfigureAwait(false))
+            {
+                for (int rowGroup = groupStart; rowGroup < rowGroups; rowGroup++)
+                {
+                    string where = $"{path} row group {rowGroup}";
+                    IList<Dictionary<string, object>>? rows = null;
+                    try
+                    {
+                        rows = await ParquetFiles.ReadRowGroupAsync(stream, rowGroup, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        skips.Skip(Group, SkipReason.CorruptParquet, where, $"cannot read the row group: {ex.Message}");
+                    }
+                    if (rows is not null && rows.Count > 0 && (!rows[0].ContainsKey("image") || !rows[0].ContainsKey("captions")))
+                    {
+                        skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image' and 'captions'; found: {string.Join(", ", rows[0].Keys)}.");
+                        rows = null;
+                    }
+                    for (long row = rowStart; rows is not null && row < rows.Count; row++)
+                    {
+                        var cells = rows[(int)row];
+                        yield return new RawSample(new SourcePosition(Group, slice.Worker, [fileIndex, rowGroup, row]), $"{where} row {row}",
+                            new T2IPayload(ParquetFiles.Bytes(cells["image"]), ParquetFiles.Text(cells["captions"])));
+                    }
+                    rowStart = 0;
+                }
+            }
+            groupStart = 0;
+        }
+    }
+}
