@@ -32,6 +32,8 @@ public enum SkipReason
     ImageTagMismatch,
     /// <summary>A VLM line with no loss-bearing text.</summary>
     NoLossText,
+    /// <summary>An image of an image-folder dataset has no caption.</summary>
+    MissingCaption,
     /// <summary>A VLM video line (video is not supported; counted, as documented).</summary>
     Video,
     /// <summary>A sample longer than <c>max_num_tokens_per_sample</c>.</summary>

@@ -1,0 +1,106 @@
+using System.Runtime.CompilerServices;
+using Bagel.Data.Config;
+using Bagel.Data.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace Bagel.Data.Sources;
+
+/// <summary>
+/// Editing parquet shards (the reference's <c>unified_edit</c>): columns <c>image_list</c> (list of encoded images)
+/// and <c>instruction_list</c> (list of lists of alternative wordings). The sharding unit is the row group; the
+/// row-group counts come from the parquet_info JSON when given (matched path-independently) and otherwise from the
+/// shards' own footers — unlike the reference, a shard missing from parquet_info is read, not silently dropped.
+/// Position: <c>[row-group index in the worker slice, row]</c>.
+/// </summary>
+public sealed class EditParquetSource : RawSampleSource
+{
+    private readonly List<(string File, int RowGroup)> _units = [];
+    private IReadOnlyList<(string File, int RowGroup)> _workerUnits = [];
+
+    private EditParquetSource(string group, ILogger? logger) : base(group, logger)
+    {
+    }
+
+    /// <inheritdoc />
+    public override int UnitCount => _units.Count;
+
+    /// <summary>Creates the source, listing row groups from parquet_info or from the footers.</summary>
+    /// <param name="group">The group name.</param>
+    /// <param name="dataDirectories">One parquet folder per dataset of the group.</param>
+    /// <param name="numUsedData">Files taken from each folder.</param>
+    /// <param name="parquetInfo">The merged parquet_info of the group's datasets, or null to read footers.</param>
+    /// <param name="logger">For messages.</param>
+    /// <param name="cancellationToken">Stops the listing.</param>
+    /// <returns>The source.</returns>
+    public static async Task<EditParquetSource> CreateAsync(string group, IReadOnlyList<string> dataDirectories, IReadOnlyList<long> numUsedData,
+        ParquetInfo? parquetInfo, ILogger? logger = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(dataDirectories);
+        ArgumentNullException.ThrowIfNull(numUsedData);
+        var source = new EditParquetSource(group, logger);
+        foreach (var (folder, used) in dataDirectories.Zip(numUsedData))
+        {
+            foreach (string file in ParquetFiles.Select(folder, used, group))
+            {
+                ParquetShardInfo facts = parquetInfo?.Find(file) ?? await ParquetInfo.ReadFooterAsync(file, cancellationToken).ConfigureAwait(false);
+                for (int rowGroup = 0; rowGroup < facts.NumRowGroups; rowGroup++) source._units.Add((file, rowGroup));
+            }
+        }
+        return source;
+    }
+
+    /// <inheritdoc />
+    protected override void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
+        _workerUnits = UnitSharding.Slice(_units, Comparer<(string File, int RowGroup)>.Create((a, b) =>
+        {
+            int c = string.CompareOrdinal(a.File, b.File);
+            return c != 0 ? c : a.RowGroup.CompareTo(b.RowGroup);
+        }), randomBelow, slice, Group);
+
+    /// <inheritdoc />
+    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        RequireShape(resumeAfter, 2);
+        int unitStart = resumeAfter is null ? 0 : (int)resumeAfter[0];
+        long rowStart = resumeAfter is null ? 0 : resumeAfter[1] + 1;
+        for (int unit = unitStart; unit < _workerUnits.Count; unit++)
+        {
+            var (path, rowGroup) = _workerUnits[unit];
+            string where = $"{path} row group {rowGroup}";
+            IList<Dictionary<string, object>>? rows = null;
+            try
+            {
+                await using var stream = File.OpenRead(path);
+                rows = await ParquetFiles.ReadRowGroupAsync(stream, rowGroup, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                skips.Skip(Group, SkipReason.CorruptParquet, where, $"cannot read the row group: {ex.Message}");
+            }
+            if (rows is not null && rows.Count > 0 && (!rows[0].ContainsKey("image_list") || !rows[0].ContainsKey("instruction_list")))
+            {
+                skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image_list' and 'instruction_list'; found: {string.Join(", ", rows[0].Keys)}.");
+                rows = null;
+            }
+            for (long row = rowStart; rows is not null && row < rows.Count; row++)
+            {
+                var cells = rows[(int)row];
+                string origin = $"{where} row {row}";
+                var images = ParquetFiles.List(cells["image_list"]);
+                var instructions = ParquetFiles.List(cells["instruction_list"]);
+                if (images is null || instructions is null)
+                {
+                    skips.Skip(Group, SkipReason.BadParquetSchema, origin, "'image_list' and 'instruction_list' must be lists.");
+                    continue;
+                }
+                var entries = instructions.Select(e => ParquetFiles.List(e) is { } wordings
+                    ? (object?)wordings.Select(ParquetFiles.Text).ToList()
+                    : e is null ? null : ParquetFiles.Text(e)).ToList();
+                yield return new RawSample(new SourcePosition(Group, slice.Worker, [unit, row]), origin,
+                    new EditPayload(images.Select(ParquetFiles.Bytes).ToList(), entries));
+            }
+            rowStart = 0;
+        }
+    }
+}
