@@ -35,9 +35,11 @@ public sealed class VlmJsonlSourceTests
         async Task<long[]> LinesOf(VlmJsonlSource source) =>
             [.. (await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(1), null, new DataSkipCounters(), TestContext.Current.CancellationToken), 5))
                 .Select(s => ((VlmPayload)s.Payload).LineNumber).Order()];
-        Assert.Equal([1L, 2, 3, 4, 5], await LinesOf(plain));           // truncation keeps the first lines
+        long[] firstFive = [1, 2, 3, 4, 5];
+        Assert.Equal(firstFive, await LinesOf(plain));                    // truncation keeps the first lines
         long[] picked = await LinesOf(shuffled);
-        Assert.NotEqual([1L, 2, 3, 4, 5], picked);                        // the seeded shuffle picked others
-        Assert.Equal(picked, await LinesOf(new VlmJsonlSource("vlm_sft", [jsonl], [dir.Path], [5], Seeded(0)))); // and reproducibly
+        Assert.NotEqual(firstFive, picked);                               // the seeded shuffle picked others
+        long[] again = await LinesOf(new VlmJsonlSource("vlm_sft", [jsonl], [dir.Path], [5], Seeded(0)));
+        Assert.Equal(picked, again);                                      // and reproducibly
     }
 }
