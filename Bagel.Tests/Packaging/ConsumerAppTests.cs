@@ -88,6 +88,46 @@ public sealed class ConsumerAppTests
             }
             Assert.Equal(SHA256.HashData(signed), SHA256.HashData(File.ReadAllBytes(cached)));
 
+            // `dotnet test` of a user's own test project that references the package.
+            string tests = Path.Combine(work, "consumer-tests");
+            Directory.CreateDirectory(tests);
+            File.WriteAllText(Path.Combine(tests, "ConsumerTests.csproj"), $"""
+                <Project Sdk="Microsoft.NET.Sdk">
+                  <PropertyGroup>
+                    <TargetFramework>net10.0</TargetFramework>
+                    <OutputType>Exe</OutputType>
+                    <Nullable>enable</Nullable>
+                    <ImplicitUsings>enable</ImplicitUsings>
+                  </PropertyGroup>
+                  <ItemGroup>
+                    <PackageReference Include="Bagel.Core" Version="[{coreVersion}]" />
+                    <PackageReference Include="libtorch-cpu-linux-x64" Version="[2.10.0]" />
+                    <PackageReference Include="xunit.v3" Version="[4.0.2]" />
+                  </ItemGroup>
+                </Project>
+                """);
+            File.WriteAllText(Path.Combine(tests, "TorchTest.cs"), """
+                using Bagel.Core.Native;
+                using TorchSharp;
+                using Xunit;
+
+                public class TorchTest
+                {
+                    [Fact]
+                    public void MatmulRuns()
+                    {
+                        TorchRuntime.EnsureLoaded();
+                        using var a = torch.ones(2, 2);
+                        Assert.Equal(8f, a.matmul(a).sum().item<float>());
+                    }
+                }
+                """);
+            File.WriteAllText(Path.Combine(tests, "global.json"), """{"test": {"runner": "Microsoft.Testing.Platform"}}""");
+            File.Copy(Path.Combine(app, "nuget.config"), Path.Combine(tests, "nuget.config"));
+            var test = ProcessRunner.Dotnet(tests, env, "test");
+            Assert.True(test.ExitCode == 0, $"dotnet test of a consumer test project failed:\n{test.Combined}");
+            Assert.Contains("succeeded: 1", test.Combined, StringComparison.Ordinal);
+
             // Put the unpatched library back into a published output: the app must fail with our exception.
             string broken = Path.Combine(work, "publish-fd");
             File.Copy(cached, Path.Combine(broken, "libLibTorchSharp.so"), overwrite: true);
