@@ -88,7 +88,7 @@ public sealed class SeededRandomSource : IRandomSource, IDisposable
 
     /// <summary>Restores a state from <see cref="GetState"/>.</summary>
     /// <param name="state">The saved state; its seed must be this source's seed.</param>
-    /// <exception cref="ArgumentException">The state belongs to another stream or is malformed.</exception>
+    /// <exception cref="ArgumentException">The state belongs to another stream, or its torch generator bytes have the wrong size.</exception>
     public void SetState(RandomSourceState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -104,15 +104,10 @@ public sealed class SeededRandomSource : IRandomSource, IDisposable
             return;
         }
         Generator generator = TensorGenerator();
+        using (Tensor current = generator.get_state())
+            TorchGlobalRandom.CheckStateSize(state.TorchGenerator, current.NumberOfElements);
         using Tensor bytes = torch.tensor(state.TorchGenerator, ScalarType.Byte);
-        try
-        {
-            generator.set_state(bytes);
-        }
-        catch (System.Runtime.InteropServices.ExternalException ex)
-        {
-            throw new ArgumentException($"The saved torch generator state ({state.TorchGenerator.Length} bytes) was rejected by libtorch: {ex.Message}", nameof(state), ex);
-        }
+        generator.set_state(bytes);
     }
 
     /// <inheritdoc />

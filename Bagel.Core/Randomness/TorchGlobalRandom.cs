@@ -35,19 +35,26 @@ public static class TorchGlobalRandom
 
     /// <summary>Restores the default CPU generator's state from <see cref="GetState"/>.</summary>
     /// <param name="state">The saved bytes.</param>
-    /// <exception cref="ArgumentException">libtorch rejected the bytes (wrong size or corrupted).</exception>
+    /// <exception cref="ArgumentException">The bytes are not a CPU generator state of this libtorch (wrong size).</exception>
     public static void SetState(byte[] state)
     {
         ArgumentNullException.ThrowIfNull(state);
         TorchRuntime.EnsureLoaded();
+        using (Tensor current = torch.get_rng_state())
+            CheckStateSize(state, current.NumberOfElements);
         using Tensor bytes = torch.tensor(state, ScalarType.Byte);
-        try
-        {
-            torch.set_rng_state(bytes);
-        }
-        catch (System.Runtime.InteropServices.ExternalException ex)
-        {
-            throw new ArgumentException($"The saved torch generator state ({state.Length} bytes) was rejected by libtorch: {ex.Message}", nameof(state), ex);
-        }
+        torch.set_rng_state(bytes);
+    }
+
+    /// <summary>
+    /// Rejects a saved generator state whose size differs from libtorch's (5056 bytes for mt19937 in libtorch 2.x).
+    /// libtorch's own check aborts the process from native code, so the size must be checked before the call.
+    /// </summary>
+    internal static void CheckStateSize(byte[] state, long expectedBytes)
+    {
+        if (state.Length != expectedBytes)
+            throw new ArgumentException(
+                $"The saved torch generator state has {state.Length} bytes, but this libtorch's CPU generator state has {expectedBytes}: " +
+                "it is corrupted or was saved by an incompatible libtorch.", nameof(state));
     }
 }
