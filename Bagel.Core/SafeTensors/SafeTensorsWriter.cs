@@ -76,6 +76,7 @@ public sealed class SafeTensorsWriter : IDisposable
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(tensors);
+        TorchRuntime.EnsureLoaded();
         List<PendingTensor> pending = [.. tensors];
         Dictionary<string, PendingTensor> byName = pending.ToDictionary(p => p.Entry.Name, StringComparer.Ordinal);
         using SafeTensorsWriter writer = Create(path, pending.Select(p => p.Entry), metadata);
