@@ -1,6 +1,9 @@
 using Bagel.Core.Native;
 using Bagel.Core.SafeTensors;
+using Bagel.Core.StateDicts;
+using Bagel.Tests.Core.StateDicts;
 using TorchSharp;
+using TorchSharp.PyBridge;
 using PyBridgeSafetensors = TorchSharp.PyBridge.Safetensors;
 
 namespace Bagel.Tests.Core.SafeTensors;
@@ -56,5 +59,35 @@ public sealed class PyBridgeInteropTests : IDisposable
         Assert.Equal(SampleTensors.Bytes(weight), reader.GetBytes("w").ToArray());
         Assert.Equal(SampleTensors.Bytes(scalar), reader.GetBytes("s").ToArray());
         Assert.Empty(reader.Metadata);
+    }
+
+    [Fact]
+    public void ModuleSavedByOurSaverLoadsThroughPyBridgeLoadSafetensors()
+    {
+        using var scope = torch.NewDisposeScope();
+        var source = TinyModel.Create(seed: 21);
+        var target = TinyModel.Create(seed: 22);
+        string path = _folder.File("ours-module.safetensors");
+        StateDictSaver.SaveFile(source, path, new StateDictSaveOptions { Metadata = new Dictionary<string, string> { ["format"] = "pt" } },
+            cancellationToken: TestContext.Current.CancellationToken);
+
+        target.load_safetensors(path, strict: true);
+
+        TinyModel.AssertSameState(source, target);
+    }
+
+    [Fact]
+    public void ModuleSavedByPyBridgeLoadsThroughOurLoader()
+    {
+        using var scope = torch.NewDisposeScope();
+        var source = TinyModel.Create(seed: 23);
+        var target = TinyModel.Create(seed: 24);
+        string path = _folder.File("pybridge-module.safetensors");
+        source.save_safetensors(path);
+
+        StateDictLoadReport report = StateDictLoader.Load(target, path, cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.True(report.IsExactMatch);
+        TinyModel.AssertSameState(source, target);
     }
 }
