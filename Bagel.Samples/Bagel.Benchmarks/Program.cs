@@ -1,0 +1,19 @@
+using Bagel.Benchmarks;
+
+// Each subcommand is one entry; hidden ones are helpers a benchmark starts in a child process.
+var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], int> Run)>(StringComparer.Ordinal)
+{
+    ["safetensors"] = ("Streaming write, lazy-open memory growth and sequential-load throughput of a 2 GB safetensors file. " +
+                       "Options: --folder DIR (default: a new folder under /tmp), --tensors N (512), --tensor-mb M (4), --keep.",
+                       false, SafeTensorsBenchmark.Run),
+    [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
+};
+
+if (args.Length == 0 || !commands.TryGetValue(args[0], out var command))
+{
+    Console.Error.WriteLine("usage: Bagel.Benchmarks <subcommand> [options]");
+    foreach ((string name, (string help, bool hidden, _)) in commands)
+        if (!hidden) Console.Error.WriteLine($"  {name,-14} {help}");
+    return args.Length == 0 ? 0 : 2;
+}
+return command.Run(args[1..]);
