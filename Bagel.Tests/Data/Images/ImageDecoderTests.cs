@@ -89,6 +89,19 @@ public class ImageDecoderTests
         Assert.True(max <= maxAbsDiff, $"{name}: max abs diff {max} (mean {(double)total / expected.Pixels.Length:F4}) vs PIL exceeds {maxAbsDiff}");
     }
 
+    public static TheoryData<string> FormatFixtures() =>
+        new(ImageFixtures.Load("formats.json").GetProperty("images").EnumerateArray().Select(e => e.GetProperty("file").GetString()!));
+
+    [Theory]
+    [MemberData(nameof(FormatFixtures))]
+    public void Gif_bmp_webp_and_png_transparency_modes_decode_to_exactly_what_pil_img2rgb_gives(string file)
+    {
+        var entry = ImageFixtures.Load("formats.json").GetProperty("images").EnumerateArray().Single(e => e.GetProperty("file").GetString() == file);
+        RgbImage image = Reference.DecodeFile(Path.Combine(ImageFixtures.Directory, file));
+        Assert.Equal((entry.GetProperty("width").GetInt32(), entry.GetProperty("height").GetInt32()), (image.Width, image.Height));
+        Assert.Equal(entry.GetProperty("rgb_hex").GetString(), Convert.ToHexStringLower(image.Pixels));
+    }
+
     [Fact]
     public void Grayscale_expands_to_three_equal_channels()
     {

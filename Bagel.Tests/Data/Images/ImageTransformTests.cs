@@ -68,6 +68,19 @@ public class ImageTransformTests
         Assert.Equal(output.GetProperty("tensor_sha256").GetString(), ImageFixtures.Sha256(MemoryMarshal.AsBytes(values.AsSpan())));
     }
 
+    [Theory]
+    [MemberData(nameof(PixelCases))]
+    public void Decoding_the_original_file_and_transforming_gives_the_reference_tensor(string source, string config)
+    {
+        var (_, output, options, imgNum) = Case(source, config);
+        RgbImage decoded = new ImageDecoder(ImageDecodeOptions.Reference).DecodeFile(SharedData.Require("images/" + source));
+
+        var transform = new ImageTransform(options);
+        float[] values = transform.Normalize(transform.Resize(decoded, imgNum));
+
+        Assert.Equal(output.GetProperty("tensor_sha256").GetString(), ImageFixtures.Sha256(MemoryMarshal.AsBytes(values.AsSpan())));
+    }
+
     [Fact]
     public void Normalisation_maps_black_and_white_to_minus_one_and_one()
     {

@@ -146,6 +146,42 @@ def patch_fixture(ref_utils):
                        interpolate_buckets=buckets), f, separators=(",", ":"))
 
 
+def format_fixture(ref_utils):
+    """Tiny images PIL writes in the formats and modes the real test images lack, with pil_img2rgb's output."""
+    os.makedirs(os.path.join(HERE, "formats"), exist_ok=True)
+    w, h = 16, 8
+    rgba = np.zeros((h, w, 4), dtype=np.uint8)
+    for y in range(h):
+        for x in range(w):
+            rgba[y, x] = (x * 16, y * 32, (x * y * 7) % 256, (x * 17 + y * 5) % 256)
+    rgba[0, 0, 3] = 0
+    rgba[0, 1, 3] = 255
+    base = Image.fromarray(rgba, "RGBA")
+    palette = base.convert("RGB").quantize(colors=32, method=Image.Quantize.MEDIANCUT)
+    made = {
+        "gif_palette_transparency_16x8.gif": (palette, dict(transparency=0)),
+        "bmp_rgb_16x8.bmp": (base.convert("RGB"), {}),
+        "png_gray_alpha_la_16x8.png": (base.convert("LA"), {}),
+        "png_rgb_trns_16x8.png": (base.convert("RGB"), dict(transparency=tuple(int(v) for v in rgba[2, 3, :3]))),
+        "png_gray_trns_16x8.png": (base.convert("L"), dict(transparency=int(np.asarray(base.convert("L"))[1, 2]))),
+        "png_palette_trns_16x8.png": (palette, dict(transparency=0)),
+        "webp_lossless_alpha_16x8.webp": (base, dict(lossless=True, exact=True)),
+    }
+    entries = []
+    for name, (image, kwargs) in made.items():
+        path = os.path.join(HERE, "formats", name)
+        image.save(path, **kwargs)
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            rgb = ref_utils.pil_img2rgb(im)
+        raw = np.asarray(rgb, dtype=np.uint8)
+        entries.append(dict(file=f"formats/{name}", pil_mode=mode, width=rgb.width, height=rgb.height,
+                            rgb_hex=raw.tobytes().hex()))
+    with open(os.path.join(HERE, "formats.json"), "w") as f:
+        json.dump(dict(generator="make_fixtures.py", images=entries), f, indent=1)
+
+
 def main():
     ref_root = sys.argv[1] if len(sys.argv) > 1 else "/tmp/bagel-ref"
     image_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "../../../../shared/data/images")
@@ -153,6 +189,7 @@ def main():
     resize_size_fixture(ref_transforms)
     pixel_fixture(ref_transforms, ref_utils, image_dir)
     patch_fixture(ref_utils)
+    format_fixture(ref_utils)
 
 
 if __name__ == "__main__":
