@@ -46,6 +46,30 @@ public sealed record ImageTransformOptions
     /// <summary>VLM ViT images: 980 / 378 / stride 14, max_pixels 2,007,040.</summary>
     public static ImageTransformOptions Vlm { get; } = new() { MaxImageSize = 980, MinImageSize = 378, ImageStride = VitStride, MaxPixels = 2_007_040 };
 
+    /// <summary>
+    /// The most patches (of <see cref="ImageStride"/> pixels) a resized image can have along one side: the resize
+    /// rule's last step rounds <see cref="MaxImageSize"/> to the stride (half to even), so this is that quotient.
+    /// </summary>
+    public int MaxPatchesPerSide => Math.Max(1, (int)Math.Round((double)MaxImageSize / ImageStride));
+
+    /// <summary>
+    /// Throws when resized images can have more patches per side than the model's position grid
+    /// (<c>max_latent_size</c> for VAE images, <c>vit_max_num_patch_per_side</c> = 70 for ViT images). The reference
+    /// does not check this: a too-tall image fails as a CUDA assert and a too-wide one silently aliases columns onto
+    /// the next row (issue #131).
+    /// </summary>
+    /// <param name="maxNumPatchesPerSide">The model's grid side.</param>
+    /// <param name="gridName">The setting's name, for the message (e.g. "max_latent_size").</param>
+    /// <exception cref="ArgumentException">The grid is too small for <see cref="MaxImageSize"/>.</exception>
+    public void EnsureFitsPositionGrid(int maxNumPatchesPerSide, string gridName)
+    {
+        if (MaxPatchesPerSide > maxNumPatchesPerSide)
+            throw new ArgumentException(
+                $"{nameof(MaxImageSize)} {MaxImageSize} with stride {ImageStride} gives up to {MaxPatchesPerSide} patches per side, " +
+                $"but {gridName} is {maxNumPatchesPerSide}. Raise {gridName} to at least {MaxPatchesPerSide} or lower {nameof(MaxImageSize)} " +
+                $"to at most {maxNumPatchesPerSide * ImageStride}.");
+    }
+
     /// <summary>Throws one <see cref="ArgumentException"/> listing every invalid value.</summary>
     public void Validate()
     {

@@ -44,6 +44,23 @@ public class ImageResizeRuleTests
     }
 
     [Fact]
+    public void The_position_grid_check_matches_the_largest_fixture_output()
+    {
+        foreach (var config in ImageFixtures.Load("resize_sizes.json").GetProperty("configs").EnumerateArray())
+        {
+            var options = ImageFixtures.Options(config);
+            int largest = config.GetProperty("cases").EnumerateArray().Max(r => Math.Max(r[2].GetInt32(), r[3].GetInt32())) / options.ImageStride;
+            Assert.True(largest <= options.MaxPatchesPerSide, $"{config.GetProperty("name")}: {largest} > {options.MaxPatchesPerSide}");
+        }
+        ImageTransformOptions.TextToImage.EnsureFitsPositionGrid(64, "max_latent_size");
+        ImageTransformOptions.Vlm.EnsureFitsPositionGrid(70, "vit_max_num_patch_per_side");
+        var error = Assert.Throws<ArgumentException>(() => ImageTransformOptions.TextToImage.EnsureFitsPositionGrid(32, "max_latent_size"));
+        Assert.Contains("Raise max_latent_size to at least 64", error.Message);
+        Assert.Equal(64, new ImageTransformOptions { MaxImageSize = 1016 }.MaxPatchesPerSide); // 63.5 rounds to even
+        Assert.Equal((1024, 512), ImageResizeRule.ComputeResizeSize(4000, 2000, new ImageTransformOptions { MaxImageSize = 1016 }));
+    }
+
+    [Fact]
     public void Invalid_arguments_are_rejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => ImageResizeRule.ComputeResizeSize(0, 5, ImageTransformOptions.TextToImage));
