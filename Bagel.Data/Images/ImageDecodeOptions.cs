@@ -12,7 +12,8 @@ public sealed record ImageDecodeOptions
     /// <summary>
     /// The largest width·height accepted; default <see cref="ReferenceMaxImagePixels"/>. Larger images throw
     /// <see cref="ImageDecodeException"/> with <see cref="ImageDecodeFailure.TooLarge"/>. PIL only warns between 1× and
-    /// 2× this limit and raises above 2×; we raise above 1× (decoding 200 M pixels already needs 600 MB).
+    /// 2× this limit and raises above 2×; we raise above 1× (decoding 200 M pixels already needs 600 MB). One decoded
+    /// RGBA buffer must also fit a .NET array, which caps the limit at about 536 M pixels whatever is set here.
     /// </summary>
     public long MaxPixels { get; init; } = ReferenceMaxImagePixels;
 

@@ -44,9 +44,9 @@ public sealed class ImageDecoder
 
         int width = codec.Info.Width, height = codec.Info.Height;
         long pixelCount = (long)width * height;
-        if (pixelCount > Options.MaxPixels)
+        if (pixelCount > Options.MaxPixels || pixelCount * 4 > Array.MaxLength)
             throw new ImageDecodeException(imageSource, ImageDecodeFailure.TooLarge,
-                $"'{imageSource}' declares {width}x{height} = {pixelCount} pixels, above the limit of {Options.MaxPixels} " +
+                $"'{imageSource}' declares {width}x{height} = {pixelCount} pixels, above the limit of {Math.Min(Options.MaxPixels, Array.MaxLength / 4)} " +
                 $"({nameof(ImageDecodeOptions)}.{nameof(ImageDecodeOptions.MaxPixels)}); it was not decoded (decompression-bomb guard).");
 
         // A 16-bit PNG comes out as its high bytes, as PIL's "RGB;16B"/"RGBA;16B" raw modes read it.
@@ -64,7 +64,7 @@ public sealed class ImageDecoder
     private byte[] DecodeRgba8(SKCodec codec, byte[] data, string imageSource)
     {
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        var pixels = new byte[checked(info.Width * info.Height * 4)];
+        var pixels = new byte[info.Width * info.Height * 4]; // bounded by the size check in Decode
         Read(codec, info, data, pixels, imageSource);
         return pixels;
     }
