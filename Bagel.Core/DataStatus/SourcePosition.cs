@@ -59,6 +59,7 @@ public sealed record SourcePosition
         SourcePositionKind.T2IParquet => 3,
         SourcePositionKind.EditParquet => 2,
         SourcePositionKind.VlmJsonl => 1,
+        SourcePositionKind.ImageFolder => 1,
         _ => 0,
     };
 

@@ -12,6 +12,9 @@ public enum SourcePositionKind
     /// <summary>VLM JSONL: <c>[row_idx]</c> (the reference stores a bare int).</summary>
     VlmJsonl,
 
+    /// <summary>Plain image folder: <c>[image_idx_in_worker_slice]</c> (Bagel.NET's own source kind).</summary>
+    ImageFolder,
+
     /// <summary>Any other source: the numbers are defined by that source.</summary>
     Custom,
 }

@@ -1,3 +1,4 @@
+using Bagel.Core.DataStatus;
 using System.Runtime.CompilerServices;
 using Bagel.Data.Config;
 using Bagel.Data.Diagnostics;
@@ -20,6 +21,9 @@ public sealed class EditParquetSource : RawSampleSource
     private EditParquetSource(string group, ILogger? logger) : base(group, logger)
     {
     }
+
+    /// <inheritdoc />
+    public override SourcePositionKind PositionKind => SourcePositionKind.EditParquet;
 
     /// <inheritdoc />
     public override int UnitCount => _units.Count;
@@ -61,7 +65,6 @@ public sealed class EditParquetSource : RawSampleSource
     protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        RequireShape(resumeAfter, 2);
         int unitStart = resumeAfter is null ? 0 : (int)resumeAfter[0];
         long rowStart = resumeAfter is null ? 0 : resumeAfter[1] + 1;
         for (int unit = unitStart; unit < _workerUnits.Count; unit++)
@@ -97,7 +100,7 @@ public sealed class EditParquetSource : RawSampleSource
                 var entries = instructions.Select(e => ParquetFiles.List(e) is { } wordings
                     ? (object?)wordings.Select(ParquetFiles.Text).ToList()
                     : e is null ? null : ParquetFiles.Text(e)).ToList();
-                yield return new RawSample(new SourcePosition(Group, slice.Worker, [unit, row]), origin,
+                yield return new RawSample(new SampleDataIndex(Group, slice.Worker, SourcePosition.Edit(unit, row)), origin,
                     new EditPayload(images.Select(ParquetFiles.Bytes).ToList(), entries));
             }
             rowStart = 0;

@@ -1,3 +1,4 @@
+using Bagel.Core.DataStatus;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Bagel.Data.Diagnostics;
@@ -37,6 +38,9 @@ public sealed class ImageFolderSource : RawSampleSource
     }
 
     /// <inheritdoc />
+    public override SourcePositionKind PositionKind => SourcePositionKind.ImageFolder;
+
+    /// <inheritdoc />
     public override int UnitCount => _images.Count;
 
     /// <inheritdoc />
@@ -47,7 +51,6 @@ public sealed class ImageFolderSource : RawSampleSource
     protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        RequireShape(resumeAfter, 1);
         for (int index = resumeAfter is null ? 0 : (int)resumeAfter[0] + 1; index < _workerImages.Count; index++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -67,7 +70,7 @@ public sealed class ImageFolderSource : RawSampleSource
                 skips.Skip(Group, SkipReason.MissingCaption, image, "no caption (.txt beside the image, or captions JSONL entry).");
                 continue;
             }
-            yield return new RawSample(new SourcePosition(Group, slice.Worker, [index]), image, new ImageFolderPayload(image, caption));
+            yield return new RawSample(new SampleDataIndex(Group, slice.Worker, new SourcePosition(SourcePositionKind.ImageFolder, [index])), image, new ImageFolderPayload(image, caption));
         }
     }
 

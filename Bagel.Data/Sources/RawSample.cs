@@ -1,13 +1,15 @@
+using Bagel.Core.DataStatus;
+
 namespace Bagel.Data.Sources;
 
 /// <summary>
 /// One undecoded record read from a source, with its position (for the data status) and a human-readable origin
 /// (file, row group, row or line) that every warning about it names.
 /// </summary>
-/// <param name="Position">The position to record once the sample is consumed.</param>
+/// <param name="Index">Group, worker and position, recorded in the data status once the sample is consumed.</param>
 /// <param name="Origin">For messages: e.g. <c>/data/t2i/chunk_0.parquet row group 3 row 7</c>.</param>
 /// <param name="Payload">The raw fields, per source kind.</param>
-public sealed record RawSample(SourcePosition Position, string Origin, RawPayload Payload);
+public sealed record RawSample(SampleDataIndex Index, string Origin, RawPayload Payload);
 
 /// <summary>The raw fields of a record; one subtype per source kind.</summary>
 public abstract record RawPayload;

@@ -1,3 +1,4 @@
+using Bagel.Core.DataStatus;
 using Bagel.Data.Diagnostics;
 using Microsoft.Extensions.Logging;
 
@@ -23,6 +24,9 @@ public abstract class RawSampleSource
     /// <summary>The dataset group.</summary>
     public string Group { get; }
 
+    /// <summary>The kind of position this source records (its resume positions must match).</summary>
+    public abstract SourcePositionKind PositionKind { get; }
+
     /// <summary>The number of sharding units (files, row groups, lines or images).</summary>
     public abstract int UnitCount { get; }
 
@@ -35,17 +39,20 @@ public abstract class RawSampleSource
     /// </summary>
     /// <param name="slice">Which rank and worker.</param>
     /// <param name="randomBelow">The data-seeded generator for the unit shuffle (identical on every rank).</param>
-    /// <param name="resumeAfter">The last consumed position of this worker (the next record is read), or null.</param>
+    /// <param name="resumeAfter">The last consumed position of this worker (the next record is read), or null.
+    /// Its kind must be this source's <see cref="PositionKind"/>.</param>
     /// <param name="skips">Where bad records are counted.</param>
     /// <param name="cancellationToken">Stops the stream.</param>
     /// <returns>The records.</returns>
-    public async IAsyncEnumerable<RawSample> ReadAsync(WorkerSlice slice, Func<int, int> randomBelow, IReadOnlyList<long>? resumeAfter,
+    public async IAsyncEnumerable<RawSample> ReadAsync(WorkerSlice slice, Func<int, int> randomBelow, SourcePosition? resumeAfter,
         DataSkipCounters skips, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(slice);
         ArgumentNullException.ThrowIfNull(skips);
         ShardUnits(slice, randomBelow);
-        IReadOnlyList<long>? start = resumeAfter;
+        if (resumeAfter is not null && resumeAfter.Kind != PositionKind)
+            throw new ArgumentException($"Resume position {resumeAfter} of group '{Group}' is a {resumeAfter.Kind} position; this source records {PositionKind} positions.", nameof(resumeAfter));
+        IReadOnlyList<long>? start = resumeAfter?.Indexes;
         while (true)
         {
             bool any = false;
@@ -74,13 +81,4 @@ public abstract class RawSampleSource
     /// <returns>The records of the pass.</returns>
     protected abstract IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips, CancellationToken cancellationToken);
 
-    /// <summary>Checks a resume position's shape.</summary>
-    /// <param name="position">The position.</param>
-    /// <param name="length">The expected number of entries.</param>
-    /// <exception cref="ArgumentException">The shape is wrong.</exception>
-    protected void RequireShape(IReadOnlyList<long>? position, int length)
-    {
-        if (position is not null && position.Count != length)
-            throw new ArgumentException($"Resume position [{string.Join(", ", position)}] of group '{Group}' has {position.Count} entries; this source kind uses {length}.");
-    }
 }

@@ -1,3 +1,4 @@
+using Bagel.Core.DataStatus;
 using System.Runtime.CompilerServices;
 using Bagel.Data.Diagnostics;
 using Microsoft.Extensions.Logging;
@@ -30,6 +31,9 @@ public sealed class T2IParquetSource : RawSampleSource
     }
 
     /// <inheritdoc />
+    public override SourcePositionKind PositionKind => SourcePositionKind.T2IParquet;
+
+    /// <inheritdoc />
     public override int UnitCount => _files.Count;
 
     /// <inheritdoc />
@@ -40,7 +44,6 @@ public sealed class T2IParquetSource : RawSampleSource
     protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        RequireShape(resumeAfter, 3);
         int fileStart = resumeAfter is null ? 0 : (int)resumeAfter[0];
         int groupStart = resumeAfter is null ? 0 : (int)resumeAfter[1];
         long rowStart = resumeAfter is null ? 0 : resumeAfter[2] + 1;
@@ -88,7 +91,7 @@ public sealed class T2IParquetSource : RawSampleSource
                     for (long row = rowStart; rows is not null && row < rows.Count; row++)
                     {
                         var cells = rows[(int)row];
-                        yield return new RawSample(new SourcePosition(Group, slice.Worker, [fileIndex, rowGroup, row]), $"{where} row {row}",
+                        yield return new RawSample(new SampleDataIndex(Group, slice.Worker, SourcePosition.T2I(fileIndex, rowGroup, row)), $"{where} row {row}",
                             new T2IPayload(ParquetFiles.Bytes(cells["image"]), ParquetFiles.Text(cells["captions"])));
                     }
                     rowStart = 0;

@@ -1,3 +1,4 @@
+using Bagel.Core.DataStatus;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Bagel.Data.Diagnostics;
@@ -50,6 +51,9 @@ public sealed class VlmJsonlSource : RawSampleSource
     }
 
     /// <inheritdoc />
+    public override SourcePositionKind PositionKind => SourcePositionKind.VlmJsonl;
+
+    /// <inheritdoc />
     public override int UnitCount => _lines.Count;
 
     /// <inheritdoc />
@@ -61,7 +65,6 @@ public sealed class VlmJsonlSource : RawSampleSource
     protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        RequireShape(resumeAfter, 1);
         var streams = new Dictionary<int, FileStream>();
         try
         {
@@ -74,7 +77,7 @@ public sealed class VlmJsonlSource : RawSampleSource
                 stream.Position = line.Offset;
                 byte[] buffer = new byte[line.Length];
                 await stream.ReadExactlyAsync(buffer, cancellationToken).ConfigureAwait(false);
-                yield return new RawSample(new SourcePosition(Group, slice.Worker, [index]), $"{jsonl} line {line.Number}",
+                yield return new RawSample(new SampleDataIndex(Group, slice.Worker, SourcePosition.Vlm(index)), $"{jsonl} line {line.Number}",
                     new VlmPayload(Encoding.UTF8.GetString(buffer), imageDir, line.Number, jsonl));
             }
         }

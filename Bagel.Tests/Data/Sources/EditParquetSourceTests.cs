@@ -45,7 +45,7 @@ public sealed class EditParquetSourceTests
         Assert.Equal(3, payload.Images.Count);
         var first = Assert.IsType<List<string?>>(payload.Instructions[0]);
         Assert.Equal(2, first.Count);
-        Assert.Equal(2, samples[0].Position.Index.Count);
+        Assert.Equal(2, samples[0].Index.Position.Indexes.Length);
     }
 
     [Fact]
@@ -60,8 +60,8 @@ public sealed class EditParquetSourceTests
         Assert.Equal(3, source.UnitCount);
 
         var straight = await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(2), null, new DataSkipCounters(), TestContext.Current.CancellationToken), 8);
-        var resumed = await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(2), straight[2].Position.Index, new DataSkipCounters(), TestContext.Current.CancellationToken), 5);
-        Assert.Equal(straight.Skip(3).Select(s => s.Position), resumed.Select(s => s.Position));
+        var resumed = await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(2), straight[2].Index.Position, new DataSkipCounters(), TestContext.Current.CancellationToken), 5);
+        Assert.Equal(straight.Skip(3).Select(s => s.Index), resumed.Select(s => s.Index));
     }
 
     [Fact]

@@ -49,8 +49,8 @@ public sealed class T2IParquetSourceTests
         var samples = await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(1), null, skips, TestContext.Current.CancellationToken), 7);
 
         Assert.Equal([0, 1, 2, 3, 4, 0, 1], samples.Select(s => (int)((T2IPayload)s.Payload).Image![0]));
-        Assert.Equal([0L, 2, 0], samples[4].Position.Index);   // file 0, row group 2, row 0 (rows are absolute in their group)
-        Assert.Equal([0L, 1, 1], samples[3].Position.Index);
+        Assert.Equal([0L, 2, 0], samples[4].Index.Position.Indexes);   // file 0, row group 2, row 0 (rows are absolute in their group)
+        Assert.Equal([0L, 1, 1], samples[3].Index.Position.Indexes);
         Assert.Equal("{\"short\": \"caption 3\"}", ((T2IPayload)samples[3].Payload).Captions);
         Assert.Contains("chunk_0.parquet row group 1 row 1", samples[3].Origin, StringComparison.Ordinal);
         Assert.Equal(0, skips.Total);
@@ -67,8 +67,8 @@ public sealed class T2IParquetSourceTests
 
         for (int cut = 0; cut < 11; cut++)
         {
-            var resumed = await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(3), straight[cut].Position.Index, new DataSkipCounters(), TestContext.Current.CancellationToken), 12 - cut - 1);
-            Assert.Equal(straight.Skip(cut + 1).Select(s => s.Position), resumed.Select(s => s.Position));
+            var resumed = await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(3), straight[cut].Index.Position, new DataSkipCounters(), TestContext.Current.CancellationToken), 12 - cut - 1);
+            Assert.Equal(straight.Skip(cut + 1).Select(s => s.Index), resumed.Select(s => s.Index));
         }
     }
 

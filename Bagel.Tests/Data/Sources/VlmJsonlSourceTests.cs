@@ -20,7 +20,7 @@ public sealed class VlmJsonlSourceTests
         var byLine = samples.Take(3).ToDictionary(s => ((VlmPayload)s.Payload).LineNumber, s => ((VlmPayload)s.Payload).Line);
         Assert.Equal("{\"id\": 1, \"text\": \"héllo\"}", byLine[3]);
         Assert.Equal("{\"id\": 2}", byLine[4]);
-        Assert.Equal(samples[0].Position, samples[3].Position); // wrapped
+        Assert.Equal(samples[0].Index, samples[3].Index); // wrapped
         Assert.Contains("conv.jsonl line", samples[0].Origin, StringComparison.Ordinal);
     }
 
