@@ -1,21 +1,17 @@
 using System.Text;
-using System.Text.RegularExpressions;
 
 namespace Bagel.Data.Tokenization;
 
 /// <summary>
-/// The Qwen2 text pipeline before BPE, as in its tokenizer.json: NFC normalisation, then the split regex below
-/// (contractions, letters with one optional leading non-letter, single digits, punctuation runs, newlines, spaces).
+/// The Qwen2 text pipeline before BPE, as in its tokenizer.json: NFC normalisation, then the split pattern below
+/// (contractions, letters with one optional leading non-letter, single digits, punctuation runs, newlines, spaces),
+/// which <see cref="Qwen2PreTokenizer"/> implements.
 /// </summary>
-internal static partial class Qwen2PreTokenization
+internal static class Qwen2PreTokenization
 {
     /// <summary>Qwen2's pre-tokenizer pattern (tokenizer.json <c>pre_tokenizer.pretokenizers[0].pattern.Regex</c>).</summary>
     public const string SplitPattern =
         @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-    /// <summary>The compiled split regex (thread-safe).</summary>
-    [GeneratedRegex(SplitPattern, RegexOptions.CultureInvariant)]
-    public static partial Regex SplitRegex();
 
     /// <summary>
     /// True when this process can NFC-normalise non-ASCII text. It cannot under

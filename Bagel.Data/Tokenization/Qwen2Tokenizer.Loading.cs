@@ -79,7 +79,7 @@ public sealed partial class Qwen2Tokenizer
             Merges = data.Merges,
             ByteLevel = true,
             // Added tokens are split off before this engine sees the text, and NFC is applied by us per stretch.
-            PreTokenizer = new RegexPreTokenizer(Qwen2PreTokenization.SplitRegex(), specialTokens: null),
+            PreTokenizer = Qwen2PreTokenizer.Instance,
         };
         var tokenizer = new Qwen2Tokenizer(BpeTokenizer.Create(options), data.Vocabulary, data.AddedTokens, data.Source);
         if (logger is not null)
