@@ -90,9 +90,12 @@ internal static class TokenizerJsonParsing
         foreach (JsonProperty entry in vocab.EnumerateObject())
         {
             if ((vocabulary.Count & 0xFFFF) == 0) cancellationToken.ThrowIfCancellationRequested();
-            string location = key.Length == 0 ? $"key \"{entry.Name}\"" : $"{key}.\"{entry.Name}\"";
-            int id = ReadId(entry.Value, file, location);
-            BpeModelChecks.AddVocabularyEntry(vocabulary, tokensById, entry.Name, id, file, location);
+            string token = entry.Name;
+            string Location() => key.Length == 0 ? $"key \"{token}\"" : $"{key}.\"{token}\"";
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id))
+                throw new TokenizerFormatException(file, Location(), $"expected an integer token id, found {entry.Value.GetRawText()}.");
+            if (BpeModelChecks.TryAddVocabularyEntry(vocabulary, tokensById, token, id) is string problem)
+                throw new TokenizerFormatException(file, Location(), problem);
         }
         if (vocabulary.Count == 0)
             throw new TokenizerFormatException(file, key.Length == 0 ? null : key, "the vocabulary is empty.");

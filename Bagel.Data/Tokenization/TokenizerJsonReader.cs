@@ -34,7 +34,8 @@ internal static class TokenizerJsonReader
                 string location = $"added_tokens[{index++}]";
                 int id = TokenizerJsonParsing.ReadId(TokenizerJsonParsing.Required(entry, "id", path, location), path, $"{location}.id");
                 AddedToken token = TokenizerJsonParsing.ReadAddedToken(entry, id, path, location);
-                BpeModelChecks.AddAddedToken(added, vocabulary, tokensById, token, path, location);
+                if (BpeModelChecks.TryAddAddedToken(added, vocabulary, tokensById, token) is string problem)
+                    throw new TokenizerFormatException(path, location, problem);
             }
         }
         return new BpeModelData { Vocabulary = vocabulary, Merges = merges, AddedTokens = added, Source = path };
@@ -44,41 +45,46 @@ internal static class TokenizerJsonReader
     {
         TokenizerJsonParsing.Expect(mergesElement, JsonValueKind.Array, path, "model.merges");
         var merges = new List<string>(mergesElement.GetArrayLength());
-        var seen = new Dictionary<string, string>(merges.Capacity, StringComparer.Ordinal);
+        var firstIndexes = new Dictionary<string, int>(merges.Capacity, StringComparer.Ordinal);
         int index = 0;
         foreach (JsonElement merge in mergesElement.EnumerateArray())
         {
             if ((index & 0xFFFF) == 0) cancellationToken.ThrowIfCancellationRequested();
-            string location = $"model.merges[{index++}]";
             var (left, right) = merge.ValueKind switch
             {
-                JsonValueKind.String => SplitMergeString(merge.GetString()!, path, location),
-                JsonValueKind.Array => ReadMergePair(merge, path, location),
-                _ => throw new TokenizerFormatException(path, location, $"expected \"left right\" or [\"left\", \"right\"], found {merge.GetRawText()}."),
+                JsonValueKind.String => SplitMergeString(merge.GetString()!, path, index),
+                JsonValueKind.Array => ReadMergePair(merge, path, index),
+                _ => throw new TokenizerFormatException(path, DescribeMerge(index), $"expected \"left right\" or [\"left\", \"right\"], found {merge.GetRawText()}."),
             };
-            BpeModelChecks.AddMerge(merges, seen, vocabulary, left, right, path, location);
+            if (BpeModelChecks.TryAddMerge(merges, firstIndexes, vocabulary, left, right, index, DescribeMerge) is string problem)
+                throw new TokenizerFormatException(path, DescribeMerge(index), problem);
+            index++;
         }
         return merges;
     }
 
-    private static (string Left, string Right) SplitMergeString(string merge, string path, string location)
+    private static string DescribeMerge(int index) => $"model.merges[{index}]";
+
+    private static (string Left, string Right) SplitMergeString(string merge, string path, int index)
     {
         string[] parts = merge.Split(' ');
         if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
-            throw new TokenizerFormatException(path, location, $"\"{merge}\" is not a merge; it must be two tokens separated by one space.");
+            throw new TokenizerFormatException(path, DescribeMerge(index), $"\"{merge}\" is not a merge; it must be two tokens separated by one space.");
         return (parts[0], parts[1]);
     }
 
-    private static (string Left, string Right) ReadMergePair(JsonElement pair, string path, string location)
+    private static (string Left, string Right) ReadMergePair(JsonElement pair, string path, int index)
     {
         if (pair.GetArrayLength() != 2)
-            throw new TokenizerFormatException(path, location, $"a merge pair must hold exactly two tokens, found {pair.GetRawText()}.");
-        string left = TokenizerJsonParsing.ReadString(pair[0], path, $"{location}[0]");
-        string right = TokenizerJsonParsing.ReadString(pair[1], path, $"{location}[1]");
+            throw new TokenizerFormatException(path, DescribeMerge(index), $"a merge pair must hold exactly two tokens, found {pair.GetRawText()}.");
+        if (pair[0].ValueKind != JsonValueKind.String || pair[1].ValueKind != JsonValueKind.String)
+            throw new TokenizerFormatException(path, DescribeMerge(index), $"a merge pair must hold two strings, found {pair.GetRawText()}.");
+        string left = pair[0].GetString()!;
+        string right = pair[1].GetString()!;
         // Byte-level tokens never hold a raw space (it is written 'Ġ'), and the merge list handed to the BPE engine
         // uses a space as the separator; a pair holding one cannot belong to this vocabulary.
         if (left.Length == 0 || right.Length == 0 || left.Contains(' ') || right.Contains(' '))
-            throw new TokenizerFormatException(path, location, $"merge pair {pair.GetRawText()} holds an empty token or a raw space, which byte-level BPE never produces.");
+            throw new TokenizerFormatException(path, DescribeMerge(index), $"merge pair {pair.GetRawText()} holds an empty token or a raw space, which byte-level BPE never produces.");
         return (left, right);
     }
 }

@@ -36,7 +36,7 @@ internal static class VocabMergesReader
     {
         string text = Encoding.UTF8.GetString(TokenizerJsonParsing.ReadAllBytes(mergesPath));
         var merges = new List<string>(vocabulary.Count);
-        var seen = new Dictionary<string, string>(vocabulary.Count, StringComparer.Ordinal);
+        var firstLines = new Dictionary<string, int>(vocabulary.Count, StringComparer.Ordinal);
         int lineNumber = 0;
         foreach (ReadOnlySpan<char> rawLine in text.AsSpan().EnumerateLines())
         {
@@ -46,15 +46,18 @@ internal static class VocabMergesReader
             // Blank lines (the file's final newline among them) are skipped, as Qwen2's own loader does.
             if (line.IsEmpty) continue;
             if (lineNumber == 1 && line.StartsWith(VersionHeaderPrefix, StringComparison.Ordinal)) continue;
-            string location = $"line {lineNumber}";
             int space = line.IndexOf(' ');
             if (space <= 0 || space == line.Length - 1 || line[(space + 1)..].Contains(' '))
-                throw new TokenizerFormatException(mergesPath, location,
+                throw new TokenizerFormatException(mergesPath, DescribeLine(lineNumber),
                     $"\"{line}\" is not a merge; each line must be two tokens separated by one space.");
-            BpeModelChecks.AddMerge(merges, seen, vocabulary, line[..space].ToString(), line[(space + 1)..].ToString(), mergesPath, location);
+            string? problem = BpeModelChecks.TryAddMerge(
+                merges, firstLines, vocabulary, line[..space].ToString(), line[(space + 1)..].ToString(), lineNumber, DescribeLine);
+            if (problem is not null) throw new TokenizerFormatException(mergesPath, DescribeLine(lineNumber), problem);
         }
         return merges;
     }
+
+    private static string DescribeLine(int lineNumber) => $"line {lineNumber}";
 
     private static void ReadAddedTokensDecoder(
         string configPath, Dictionary<string, int> vocabulary, Dictionary<int, string> tokensById, List<AddedToken> added,
@@ -70,7 +73,8 @@ internal static class VocabMergesReader
             string location = $"{key}.\"{entry.Name}\"";
             int id = TokenizerJsonParsing.ParseIdKey(entry.Name, configPath, location);
             AddedToken token = TokenizerJsonParsing.ReadAddedToken(entry.Value, id, configPath, location);
-            BpeModelChecks.AddAddedToken(added, vocabulary, tokensById, token, configPath, location);
+            if (BpeModelChecks.TryAddAddedToken(added, vocabulary, tokensById, token) is string problem)
+                throw new TokenizerFormatException(configPath, location, problem);
         }
     }
 }

@@ -143,6 +143,32 @@ public sealed class Qwen2TokenizerTests(Qwen2TokenizerFixture fixture)
     }
 
     [Fact]
+    public void MergingAgreesWithAPlainReferenceBpeOnShuffledVectorTextAndLongWords()
+    {
+        string folder = Qwen2TokenizerFixture.FolderPath;
+        var reference = new ReferenceBpe(Path.Combine(folder, Qwen2Tokenizer.VocabFileName), Path.Combine(folder, Qwen2Tokenizer.MergesFileName));
+        // Words of the vectors (Khmer, Bulgarian, Chinese, emoji, code, digits, odd spaces) recombined at random.
+        string[] words = [.. TokenizerTestVectors.Load().SelectMany(v => v.Input.Split(' ')).Where(w => w.Length > 0).Distinct()];
+        var random = new Random(7);
+        for (int sample = 0; sample < 300; sample++)
+        {
+            string text = string.Join(random.Next(4) == 0 ? "  " : " ", Enumerable.Range(0, random.Next(1, 12)).Select(_ => words[random.Next(words.Length)]));
+            AssertMatchesReference(reference, text);
+        }
+        // Long words, beyond the library's word cache (15 characters), and long punctuation and space runs.
+        string letters = new([.. Enumerable.Range(0, 400).Select(_ => "abcdefghijklmnopqrstuvwxyzéü"[random.Next(28)])]);
+        string hanzi = new([.. Enumerable.Range(0, 200).Select(_ => (char)random.Next(0x4E00, 0x9FA5))]);
+        foreach (string text in (string[])[letters, " " + letters, hanzi, new string('=', 300), new string(' ', 300) + "x", "x" + new string('\n', 50)])
+            AssertMatchesReference(reference, text);
+    }
+
+    private void AssertMatchesReference(ReferenceBpe reference, string text)
+    {
+        int[] expected = [.. Qwen2PreTokenizer.Split(text).SelectMany(p => reference.EncodePiece(text.Substring(p.Offset, p.Length)))];
+        Assert.Equal(expected, Tokenizer.Encode(text));
+    }
+
+    [Fact]
     public void ParallelEncodesEqualSerialEncodes()
     {
         var vectors = TokenizerTestVectors.Load();
