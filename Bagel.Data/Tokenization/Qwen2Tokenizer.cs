@@ -120,42 +120,33 @@ public sealed partial class Qwen2Tokenizer
     }
 
     /// <summary>
-    /// Decodes ids back to text: the bytes of BPE tokens are joined and read as UTF-8 (an incomplete or invalid
-    /// sequence becomes U+FFFD, as Hugging Face's <c>errors="replace"</c>), and added tokens give their text.
+    /// Decodes ids back to text the way Hugging Face's byte-level decoder does: every token becomes bytes (a BPE token
+    /// through the byte-level alphabet; an added token the same way when all its characters are in that alphabet,
+    /// otherwise as its own UTF-8), and the joined bytes are read as UTF-8, an incomplete or invalid sequence
+    /// becoming U+FFFD (<c>errors="replace"</c>). For Qwen2's added tokens this gives their text unchanged.
     /// </summary>
     /// <param name="ids">The ids; each must be a token of this tokenizer.</param>
     /// <param name="skipSpecialTokens">Leave out special tokens (default false, as Hugging Face's default).</param>
     /// <exception cref="ArgumentOutOfRangeException">An id is not a token of this tokenizer.</exception>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false)
     {
-        var text = new StringBuilder(ids.Length * 4);
-        byte[] pending = ArrayPool<byte>.Shared.Rent(Math.Max(64, ids.Length * 8));
-        int pendingLength = 0;
+        byte[] bytes = ArrayPool<byte>.Shared.Rent(Math.Max(64, ids.Length * 8));
+        int length = 0;
         try
         {
             foreach (int id in ids)
             {
                 string token = GetToken(id);
-                AddedToken? added = _addedById[id];
-                if (added is not null)
-                {
-                    FlushUtf8(text, pending, ref pendingLength);
-                    if (!(skipSpecialTokens && added.Special)) text.Append(added.Content);
-                    continue;
-                }
-                if (pendingLength + token.Length > pending.Length) Grow(ref pending, pendingLength + token.Length);
-                foreach (char c in token)
-                {
-                    // Checked at load: every vocabulary character is in the byte-level alphabet.
-                    ByteLevelAlphabet.TryToByte(c, out pending[pendingLength++]);
-                }
+                if (skipSpecialTokens && _addedById[id] is { Special: true }) continue;
+                // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
+                if (length + 3 * token.Length > bytes.Length) Grow(ref bytes, length + 3 * token.Length);
+                length += AppendTokenBytes(token, bytes.AsSpan(length));
             }
-            FlushUtf8(text, pending, ref pendingLength);
-            return text.ToString();
+            return Encoding.UTF8.GetString(bytes, 0, length);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(pending);
+            ArrayPool<byte>.Shared.Return(bytes);
         }
     }
 
@@ -230,18 +221,25 @@ public sealed partial class Qwen2Tokenizer
     private int CountOrdinaryText(ReadOnlySpan<char> text) =>
         text.IsEmpty ? 0 : _bpe.CountTokens(Qwen2PreTokenization.ToNfc(text), considerPreTokenization: true, considerNormalization: false);
 
-    private static void FlushUtf8(StringBuilder text, byte[] pending, ref int pendingLength)
+    /// <summary>
+    /// Writes the bytes <paramref name="token"/> stands for: through the byte-level alphabet when every character is
+    /// in it (always so for vocabulary tokens, checked at load), otherwise its UTF-8.
+    /// </summary>
+    private static int AppendTokenBytes(string token, Span<byte> destination)
     {
-        if (pendingLength == 0) return;
-        text.Append(Encoding.UTF8.GetString(pending, 0, pendingLength));
-        pendingLength = 0;
+        for (int i = 0; i < token.Length; i++)
+        {
+            if (!ByteLevelAlphabet.TryToByte(token[i], out destination[i]))
+                return Encoding.UTF8.GetBytes(token, destination);
+        }
+        return token.Length;
     }
 
-    private static void Grow(ref byte[] pending, int needed)
+    private static void Grow(ref byte[] buffer, int needed)
     {
-        byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, pending.Length * 2));
-        pending.CopyTo(larger, 0);
-        ArrayPool<byte>.Shared.Return(pending);
-        pending = larger;
+        byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, buffer.Length * 2));
+        buffer.CopyTo(larger, 0);
+        ArrayPool<byte>.Shared.Return(buffer);
+        buffer = larger;
     }
 }

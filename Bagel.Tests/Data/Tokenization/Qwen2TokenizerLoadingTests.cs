@@ -85,6 +85,19 @@ public sealed class Qwen2TokenizerLoadingTests(Qwen2TokenizerFixture fixture)
     }
 
     [Fact]
+    public void AddedTokensDecodeAsHuggingFacesByteLevelDecoderDoes()
+    {
+        // Hugging Face maps an added token through the byte-level alphabet when every character is in it ('é' is
+        // the alphabet's character for byte 0xE9, a lone invalid byte), and uses its UTF-8 otherwise (' ' is not).
+        using var files = new TinyTokenizerFiles().WriteDefault(
+            new AddedToken(259, "<é>", Special: false), new AddedToken(260, "<a b>", Special: false));
+        Qwen2Tokenizer tokenizer = Qwen2Tokenizer.FromFolder(files.Folder, cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal([259, 260], tokenizer.Encode("<é><a b>"));
+        Assert.Equal("<\uFFFD><a b>", tokenizer.Decode([259, 260]));
+    }
+
+    [Fact]
     public void MissingFolderIsNamed()
     {
         string folder = Path.Combine(Path.GetTempPath(), "bagel-no-such-folder-" + Guid.NewGuid().ToString("N"));
