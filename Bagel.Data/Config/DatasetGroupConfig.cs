@@ -1,38 +1,6 @@
+using Bagel.Data.Images;
+
 namespace Bagel.Data.Config;
-
-/// <summary>
-/// The <c>image_transform_args</c> / <c>vit_image_transform_args</c> block of a dataset group (the reference's
-/// <c>ImageTransform</c> arguments, same names and defaults).
-/// </summary>
-public sealed record ImageTransformArgs
-{
-    /// <summary>The reference's default <c>max_pixels</c>: 14·14·9·1024 = 1,806,336.</summary>
-    public const long DefaultMaxPixels = 14 * 14 * 9 * 1024;
-
-    /// <summary>Both output sides are multiples of this (<c>image_stride</c>): 16 for VAE images, 14 for ViT images.</summary>
-    public required int ImageStride { get; init; }
-
-    /// <summary>The long edge is shrunk to at most this (<c>max_image_size</c>).</summary>
-    public required int MaxImageSize { get; init; }
-
-    /// <summary>The short edge is grown to at least this (<c>min_image_size</c>); it wins over the max.</summary>
-    public required int MinImageSize { get; init; }
-
-    /// <summary>Pixel budget per image, divided by the sample's image count (<c>max_pixels</c>; default 1,806,336).</summary>
-    public long MaxPixels { get; init; } = DefaultMaxPixels;
-
-    /// <summary>Per-channel normalisation mean (<c>image_mean</c>; default 0.5, 0.5, 0.5).</summary>
-    public IReadOnlyList<double> ImageMean { get; init; } = [0.5, 0.5, 0.5];
-
-    /// <summary>Per-channel normalisation std (<c>image_std</c>; default 0.5, 0.5, 0.5).</summary>
-    public IReadOnlyList<double> ImageStd { get; init; } = [0.5, 0.5, 0.5];
-
-    /// <summary>
-    /// The largest side the resize rule can produce: the final clamp keeps the long edge near <see cref="MaxImageSize"/>,
-    /// and the stride rounding (round half to even) can move it up by less than half a stride.
-    /// </summary>
-    public int LargestOutputSide => Math.Max(ImageStride, (int)Math.Round((double)MaxImageSize / ImageStride, MidpointRounding.ToEven) * ImageStride);
-}
 
 /// <summary>The <c>frame_sampler_args</c> block (VLM video lines; video itself is a counted skip in Bagel.NET).</summary>
 public sealed record FrameSamplerArgs
@@ -66,10 +34,10 @@ public sealed record DatasetGroupConfig
     public bool IsMandatory { get; init; }
 
     /// <summary><c>image_transform_args</c>: the main transform (VAE stream for T2I/edit, ViT stream for VLM).</summary>
-    public required ImageTransformArgs ImageTransform { get; init; }
+    public required ImageTransformOptions ImageTransform { get; init; }
 
     /// <summary><c>vit_image_transform_args</c>: the ViT copy of condition images (required for edit).</summary>
-    public ImageTransformArgs? VitImageTransform { get; init; }
+    public ImageTransformOptions? VitImageTransform { get; init; }
 
     /// <summary><c>frame_sampler_args</c> (required for VLM, as in the reference).</summary>
     public FrameSamplerArgs? FrameSampler { get; init; }

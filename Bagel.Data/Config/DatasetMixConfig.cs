@@ -1,3 +1,5 @@
+using Bagel.Data.Images;
+
 namespace Bagel.Data.Config;
 
 /// <summary>The model's limits on image sizes, checked at start-up (the reference only fails later with a device assert).</summary>
@@ -92,18 +94,24 @@ public sealed class DatasetMixConfig
         }
         if (errors.Count > 0) throw new DataConfigAggregateException(errors);
 
-        void Check(ImageTransformArgs args, string key, bool vit)
+        void Check(ImageTransformOptions args, string key, bool vit)
         {
-            int side = args.LargestOutputSide;
             int stride = vit ? limits.VitPatchSize : limits.VaeImageDownsample;
             int limit = vit ? limits.VitMaxNumPatchPerSide : limits.MaxLatentSize;
             string limitName = vit ? "vit_max_num_patch_per_side" : "max_latent_size";
             if (args.ImageStride != stride)
+            {
                 errors.Add(new DataConfigException(SourceFile, key + ".image_stride", $"is {args.ImageStride}, but the {(vit ? "ViT" : "VAE")} stream needs stride {stride}."));
-            else if (side / stride > limit)
-                errors.Add(new DataConfigException(SourceFile, key + ".max_image_size",
-                    $"max_image_size {args.MaxImageSize} gives images up to {side} px = {side / stride} {(vit ? "patches" : "latent tokens")} per side, " +
-                    $"but {limitName} is {limit} (at most {limit * stride} px). Lower max_image_size or raise {limitName}."));
+                return;
+            }
+            try
+            {
+                args.EnsureFitsPositionGrid(limit, limitName);
+            }
+            catch (ArgumentException ex)
+            {
+                errors.Add(new DataConfigException(SourceFile, key + ".max_image_size", ex.Message));
+            }
         }
     }
 
@@ -163,7 +171,7 @@ public sealed class DatasetMixConfig
         return child;
     }
 
-    private static ImageTransformArgs? ReadTransform(ConfigNode? node)
+    private static ImageTransformOptions? ReadTransform(ConfigNode? node)
     {
         if (node is null) return null;
         node.RejectUnknownKeys(TransformKeys, node.Path);
@@ -175,24 +183,24 @@ public sealed class DatasetMixConfig
             return value is >= 1 ? (int)value : null;
         }
         int? stride = Positive("image_stride"), max = Positive("max_image_size"), min = Positive("min_image_size");
-        long maxPixels = node.Child("max_pixels")?.Integer() ?? ImageTransformArgs.DefaultMaxPixels;
-        if (maxPixels < 1) node.Child("max_pixels")!.Error($"must be 1 or more, found {maxPixels}.");
-        IReadOnlyList<double> Triple(string key)
+        long maxPixels = node.Child("max_pixels")?.Integer() ?? ImageTransformOptions.ReferenceMaxPixels;
+        if (maxPixels is < 1 or > int.MaxValue) node.Child("max_pixels")!.Error($"must be between 1 and {int.MaxValue}, found {maxPixels}.");
+        IReadOnlyList<float> Triple(string key)
         {
-            if (node.Child(key) is not { } child) return [0.5, 0.5, 0.5];
-            var values = child.Items().Select(i => i.Number()).OfType<double>().ToList();
+            if (node.Child(key) is not { } child) return [0.5f, 0.5f, 0.5f];
+            var values = child.Items().Select(i => i.Number()).OfType<double>().Select(v => (float)v).ToList();
             if (values.Count != 3) child.Error($"needs 3 numbers (one per RGB channel), found {values.Count}.");
             if (key == "image_std" && values.Any(v => v <= 0)) child.Error("every std must be positive.");
-            return values.Count == 3 ? values : [0.5, 0.5, 0.5];
+            return values.Count == 3 ? values : [0.5f, 0.5f, 0.5f];
         }
-        IReadOnlyList<double> mean = Triple("image_mean"), std = Triple("image_std");
-        if (stride is null || max is null || min is null) return null;
-        return new ImageTransformArgs
+        IReadOnlyList<float> mean = Triple("image_mean"), std = Triple("image_std");
+        if (stride is null || max is null || min is null || maxPixels is < 1 or > int.MaxValue) return null;
+        return new ImageTransformOptions
         {
             ImageStride = stride.Value,
             MaxImageSize = max.Value,
             MinImageSize = min.Value,
-            MaxPixels = maxPixels,
+            MaxPixels = (int)maxPixels,
             ImageMean = mean,
             ImageStd = std,
         };
