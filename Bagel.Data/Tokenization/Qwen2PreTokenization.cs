@@ -27,6 +27,27 @@ internal static class Qwen2PreTokenization
         return text.ToString().Normalize(NormalizationForm.FormC);
     }
 
+    /// <summary>
+    /// Rejects text holding a lone UTF-16 surrogate (usually a broken "\\ud83d" escape in a JSON caption). It is not
+    /// Unicode text: Hugging Face cannot encode it either, and ICU's normaliser would fail on it less clearly.
+    /// </summary>
+    public static void ThrowIfInvalidUtf16(ReadOnlySpan<char> text, string parameterName)
+    {
+        int offset = 0;
+        while (text[offset..].IndexOfAnyInRange('\uD800', '\uDFFF') is int found and >= 0)
+        {
+            int i = offset + found;
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                offset = i + 2;
+                continue;
+            }
+            throw new ArgumentException(
+                $"The text holds a lone UTF-16 surrogate (U+{(int)text[i]:X4}) at index {i}, so it is not valid Unicode and cannot be tokenized; repair or drop it.",
+                parameterName);
+        }
+    }
+
     private static bool ProbeNfc()
     {
         try

@@ -56,6 +56,9 @@ public sealed class Qwen2PreTokenizerTests
         Assert.Equal(expected, SplitWithScanner(text));
 
     [Fact]
-    public void ALoneSurrogateIsTreatedAsPunctuation() =>
-        Assert.Equal(["ab", "\uD800!", " c"], SplitWithScanner("ab\uD800! c"));
+    public void ALoneSurrogateIsTreatedAsPunctuation()
+    {
+        string text = "ab" + (char)0xD800 + "! c";
+        Assert.Equal(["ab", text[2..4], " c"], SplitWithScanner(text));
+    }
 }
