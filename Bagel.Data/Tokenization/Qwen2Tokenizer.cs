@@ -70,7 +70,7 @@ public sealed partial class Qwen2Tokenizer
     /// application runs with <c>InvariantGlobalization</c> (no ICU); text is then encoded as given, which differs from
     /// Hugging Face only for text that is not already in NFC form (for example decomposed accents).
     /// </summary>
-    public static bool IsNormalizationAvailable => Qwen2PreTokenization.IsNfcAvailable;
+    public static bool IsNormalizationAvailable => Qwen2Normalization.IsNfcAvailable;
 
     /// <summary>Encodes <paramref name="text"/> to token ids. No BOS or EOS is added.</summary>
     /// <param name="text">The text; added-token text inside it (such as <c>&lt;|im_start|&gt;</c>) becomes that token.</param>
@@ -92,7 +92,7 @@ public sealed partial class Qwen2Tokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(destination);
-        Qwen2PreTokenization.ThrowIfInvalidUtf16(text, nameof(text));
+        Qwen2Normalization.ThrowIfInvalidUtf16(text, nameof(text));
         Regex? addedPattern = _addedMatcher.Pattern;
         if (addedPattern is null)
         {
@@ -115,7 +115,7 @@ public sealed partial class Qwen2Tokenizer
     public int CountTokens(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        Qwen2PreTokenization.ThrowIfInvalidUtf16(text, nameof(text));
+        Qwen2Normalization.ThrowIfInvalidUtf16(text, nameof(text));
         Regex? addedPattern = _addedMatcher.Pattern;
         if (addedPattern is null) return CountOrdinaryText(text);
         int count = 0, position = 0;
@@ -223,11 +223,11 @@ public sealed partial class Qwen2Tokenizer
     private void EncodeOrdinaryText(ReadOnlySpan<char> text, List<int> destination)
     {
         if (text.IsEmpty) return;
-        destination.AddRange(_bpe.EncodeToIds(Qwen2PreTokenization.ToNfc(text), considerPreTokenization: true, considerNormalization: false));
+        destination.AddRange(_bpe.EncodeToIds(Qwen2Normalization.ToNfc(text), considerPreTokenization: true, considerNormalization: false));
     }
 
     private int CountOrdinaryText(ReadOnlySpan<char> text) =>
-        text.IsEmpty ? 0 : _bpe.CountTokens(Qwen2PreTokenization.ToNfc(text), considerPreTokenization: true, considerNormalization: false);
+        text.IsEmpty ? 0 : _bpe.CountTokens(Qwen2Normalization.ToNfc(text), considerPreTokenization: true, considerNormalization: false);
 
     /// <summary>
     /// Writes the bytes <paramref name="token"/> stands for: through the byte-level alphabet when every character is

@@ -35,10 +35,10 @@ internal static class TokenizerJsonPipelineCheck
         }
         if (element.ValueKind != JsonValueKind.Object) return;
         if (element.TryGetProperty("pattern", out JsonElement pattern) && pattern.ValueKind == JsonValueKind.Object
-            && pattern.TryGetProperty("Regex", out JsonElement regex) && regex.GetString() != Qwen2PreTokenization.SplitPattern)
+            && pattern.TryGetProperty("Regex", out JsonElement regex) && regex.GetString() != Qwen2PreTokenizer.SplitPattern)
         {
             throw new TokenizerFormatException(path, $"{key}.pattern.Regex",
-                $"the split pattern is not Qwen2's; Qwen2Tokenizer applies only {Qwen2PreTokenization.SplitPattern}");
+                $"the split pattern is not Qwen2's; Qwen2Tokenizer applies only {Qwen2PreTokenizer.SplitPattern}");
         }
         foreach (JsonProperty property in element.EnumerateObject())
         {

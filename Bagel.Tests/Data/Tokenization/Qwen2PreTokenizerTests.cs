@@ -19,7 +19,7 @@ public sealed class Qwen2PreTokenizerTests
     [Fact]
     public void SplitsBmpTextExactlyAsThePatternDoes()
     {
-        var pattern = new Regex(Qwen2PreTokenization.SplitPattern, RegexOptions.CultureInvariant);
+        var pattern = new Regex(Qwen2PreTokenizer.SplitPattern, RegexOptions.CultureInvariant);
         var random = new Random(20260124);
         var text = new StringBuilder();
         for (int sample = 0; sample < 3000; sample++)

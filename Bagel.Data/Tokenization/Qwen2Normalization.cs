@@ -3,16 +3,11 @@ using System.Text;
 namespace Bagel.Data.Tokenization;
 
 /// <summary>
-/// The Qwen2 text pipeline before BPE, as in its tokenizer.json: NFC normalisation, then the split pattern below
-/// (contractions, letters with one optional leading non-letter, single digits, punctuation runs, newlines, spaces),
-/// which <see cref="Qwen2PreTokenizer"/> implements.
+/// The first step of Qwen2's text pipeline (tokenizer.json <c>normalizer</c>: NFC), and the check that the text is
+/// valid UTF-16 at all. <see cref="Qwen2PreTokenizer"/> does the next step.
 /// </summary>
-internal static class Qwen2PreTokenization
+internal static class Qwen2Normalization
 {
-    /// <summary>Qwen2's pre-tokenizer pattern (tokenizer.json <c>pre_tokenizer.pretokenizers[0].pattern.Regex</c>).</summary>
-    public const string SplitPattern =
-        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
     /// <summary>
     /// True when this process can NFC-normalise non-ASCII text. It cannot under
     /// <c>InvariantGlobalization</c> (no ICU): there <see cref="string.Normalize(NormalizationForm)"/> returns its
