@@ -6,7 +6,8 @@ using Microsoft.ML.Tokenizers;
 namespace Bagel.Data.Tokenization;
 
 /// <summary>
-/// Qwen2's pre-tokenizer split (<see cref="Qwen2PreTokenization.SplitPattern"/>) as a hand-written scanner over
+/// Qwen2's pre-tokenizer split (<see cref="SplitPattern"/>: contractions, letters with one optional leading
+/// non-letter, single digits, punctuation runs, newlines, spaces) as a hand-written scanner over
 /// Unicode code points. A .NET <see cref="System.Text.RegularExpressions.Regex"/> would see the two UTF-16 halves of
 /// a character above U+FFFF (a CJK Extension B ideograph, a mathematical letter or digit) as two non-letters, while
 /// Hugging Face's regex engine sees one letter or digit; this scanner sees what Hugging Face sees. On text inside the
@@ -14,6 +15,10 @@ namespace Bagel.Data.Tokenization;
 /// </summary>
 internal sealed class Qwen2PreTokenizer : PreTokenizer
 {
+    /// <summary>Qwen2's pre-tokenizer pattern (tokenizer.json <c>pre_tokenizer.pretokenizers[0].pattern.Regex</c>).</summary>
+    public const string SplitPattern =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
     /// <summary>The shared instance.</summary>
     public static Qwen2PreTokenizer Instance { get; } = new();
 

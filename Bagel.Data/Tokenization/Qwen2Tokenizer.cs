@@ -9,8 +9,9 @@ namespace Bagel.Data.Tokenization;
 /// <summary>
 /// The Qwen2 / Qwen2.5 byte-level BPE tokenizer, producing the same ids as Hugging Face's <c>Qwen2TokenizerFast</c>
 /// with its defaults: no BOS/EOS is added, and added-token text in the input (such as <c>&lt;|im_end|&gt;</c>) is
-/// matched as that token (<c>split_special_tokens=false</c>). Ordinary text is NFC-normalised, split with Qwen2's
-/// pre-tokenizer regex, mapped to bytes and merged by rank.
+/// matched as that token (<c>split_special_tokens=false</c>). Ordinary text is NFC-normalised, split as Qwen2's
+/// pre-tokenizer pattern splits it (over code points, like Hugging Face's regex engine), mapped to UTF-8 bytes and
+/// merged by rank (Microsoft.ML.Tokenizers' BPE engine).
 /// </summary>
 /// <remarks>
 /// Load one with <see cref="FromFolder"/>. An instance is immutable and thread-safe: data-loader workers share one.
@@ -50,14 +51,15 @@ public sealed partial class Qwen2Tokenizer
 
     /// <summary>
     /// The number of distinct token ids, BPE vocabulary and added tokens together: Hugging Face's <c>len(tokenizer)</c>
-    /// (151,665 for Qwen2.5). The model's embedding must have at least this many rows.
+    /// (151,665 for Qwen2.5). The model's embedding must have at least this many rows. (Were the ids to have gaps,
+    /// which Qwen2's never do, the largest id + 1 would exceed it.)
     /// </summary>
     public int Count { get; }
 
     /// <summary>The number of BPE vocabulary entries, added tokens excluded (151,643 for Qwen2.5).</summary>
     public int VocabularySize => _vocabulary.Count;
 
-    /// <summary>The added tokens (22 special tokens for Qwen2.5), in the order the files list them.</summary>
+    /// <summary>The added tokens, in the order the files list them (22 for Qwen2.5: 14 special, 8 tool-call and fill-in-the-middle tokens that are not).</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; }
 
     /// <summary>The file or files this tokenizer was loaded from.</summary>
@@ -68,13 +70,15 @@ public sealed partial class Qwen2Tokenizer
     /// application runs with <c>InvariantGlobalization</c> (no ICU); text is then encoded as given, which differs from
     /// Hugging Face only for text that is not already in NFC form (for example decomposed accents).
     /// </summary>
-    public static bool IsNormalizationAvailable => Qwen2PreTokenization.IsNfcAvailable;
+    public static bool IsNormalizationAvailable => Qwen2Normalization.IsNfcAvailable;
 
     /// <summary>Encodes <paramref name="text"/> to token ids. No BOS or EOS is added.</summary>
     /// <param name="text">The text; added-token text inside it (such as <c>&lt;|im_start|&gt;</c>) becomes that token.</param>
     /// <returns>The ids; empty for empty text.</returns>
+    /// <exception cref="ArgumentException"><paramref name="text"/> holds a lone UTF-16 surrogate.</exception>
     public int[] Encode(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>(text.Length / 3 + 4);
         Encode(text, ids);
         return [.. ids];
@@ -83,10 +87,12 @@ public sealed partial class Qwen2Tokenizer
     /// <summary>Encodes <paramref name="text"/> and appends the ids to <paramref name="destination"/>.</summary>
     /// <param name="text">The text to encode.</param>
     /// <param name="destination">The list that receives the ids, after anything it already holds.</param>
+    /// <exception cref="ArgumentException"><paramref name="text"/> holds a lone UTF-16 surrogate.</exception>
     public void Encode(string text, List<int> destination)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(destination);
+        Qwen2Normalization.ThrowIfInvalidUtf16(text, nameof(text));
         Regex? addedPattern = _addedMatcher.Pattern;
         if (addedPattern is null)
         {
@@ -105,9 +111,11 @@ public sealed partial class Qwen2Tokenizer
 
     /// <summary>The number of ids <see cref="Encode(string)"/> returns for <paramref name="text"/>, without building them.</summary>
     /// <param name="text">The text to measure.</param>
+    /// <exception cref="ArgumentException"><paramref name="text"/> holds a lone UTF-16 surrogate.</exception>
     public int CountTokens(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        Qwen2Normalization.ThrowIfInvalidUtf16(text, nameof(text));
         Regex? addedPattern = _addedMatcher.Pattern;
         if (addedPattern is null) return CountOrdinaryText(text);
         int count = 0, position = 0;
@@ -215,11 +223,11 @@ public sealed partial class Qwen2Tokenizer
     private void EncodeOrdinaryText(ReadOnlySpan<char> text, List<int> destination)
     {
         if (text.IsEmpty) return;
-        destination.AddRange(_bpe.EncodeToIds(Qwen2PreTokenization.ToNfc(text), considerPreTokenization: true, considerNormalization: false));
+        destination.AddRange(_bpe.EncodeToIds(Qwen2Normalization.ToNfc(text), considerPreTokenization: true, considerNormalization: false));
     }
 
     private int CountOrdinaryText(ReadOnlySpan<char> text) =>
-        text.IsEmpty ? 0 : _bpe.CountTokens(Qwen2PreTokenization.ToNfc(text), considerPreTokenization: true, considerNormalization: false);
+        text.IsEmpty ? 0 : _bpe.CountTokens(Qwen2Normalization.ToNfc(text), considerPreTokenization: true, considerNormalization: false);
 
     /// <summary>
     /// Writes the bytes <paramref name="token"/> stands for: through the byte-level alphabet when every character is

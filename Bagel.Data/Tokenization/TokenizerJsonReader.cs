@@ -5,7 +5,8 @@ namespace Bagel.Data.Tokenization;
 /// <summary>
 /// Reads a Hugging Face <c>tokenizer.json</c>: <c>model.vocab</c>, <c>model.merges</c> (either "left right" strings
 /// or ["left", "right"] pairs, as newer versions of the tokenizers library write) and <c>added_tokens</c>.
-/// The normaliser and pre-tokenizer sections are not read: <see cref="Qwen2Tokenizer"/> always applies Qwen2's.
+/// The normaliser and pre-tokenizer sections are only checked to be Qwen2's (<see cref="TokenizerJsonPipelineCheck"/>):
+/// <see cref="Qwen2Tokenizer"/> always applies Qwen2's.
 /// </summary>
 internal static class TokenizerJsonReader
 {
@@ -19,6 +20,7 @@ internal static class TokenizerJsonReader
         JsonElement model = TokenizerJsonParsing.Expect(TokenizerJsonParsing.Required(root, "model", path, ""), JsonValueKind.Object, path, "model");
         if (model.TryGetProperty("type", out JsonElement type) && type.ValueKind == JsonValueKind.String && type.GetString() != BpeModelType)
             throw new TokenizerFormatException(path, "model.type", $"the model is \"{type.GetString()}\", not \"{BpeModelType}\"; Qwen2Tokenizer loads only byte-level BPE.");
+        TokenizerJsonPipelineCheck.Check(root, path);
 
         var (vocabulary, tokensById) = TokenizerJsonParsing.ReadVocabulary(
             TokenizerJsonParsing.Required(model, "vocab", path, "model"), path, "model.vocab", cancellationToken);

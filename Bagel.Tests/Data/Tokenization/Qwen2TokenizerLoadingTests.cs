@@ -182,6 +182,8 @@ public sealed class Qwen2TokenizerLoadingTests(Qwen2TokenizerFixture fixture)
     [InlineData("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [7]}}", "model.merges[0]", "expected")]
     [InlineData("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "model.merges[0]", "\"ab\"")]
     [InlineData("{\"added_tokens\": [{\"content\": \"<x>\"}], \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "added_tokens[0].id", "missing")]
+    [InlineData("{\"normalizer\": {\"type\": \"Lowercase\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "normalizer.type", "only NFC")]
+    [InlineData("{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\s+\"}}]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "pre_tokenizer.pretokenizers[0].pattern.Regex", "not Qwen2's")]
     public void MalformedTokenizerJsonNamesTheKey(string json, string location, string messagePart)
     {
         using var files = new TinyTokenizerFiles();

@@ -126,6 +126,19 @@ public sealed class Qwen2TokenizerTests(Qwen2TokenizerFixture fixture)
         Assert.Contains($"id {id}", e.Message);
     }
 
+    [Theory]
+    // The surrogate is passed as a number: test-case serialisation would replace a lone surrogate inside a string.
+    [InlineData("ab", 0xD800, "c", 2)]
+    [InlineData("\U0001F999 ", 0xDC00, "", 3)]
+    [InlineData("x", 0xD83D, "", 1)]
+    public void TextWithALoneSurrogateIsRejectedNamingTheIndex(string before, int surrogate, string after, int index)
+    {
+        string text = before + (char)surrogate + after;
+        var e = Assert.Throws<ArgumentException>(() => Tokenizer.Encode(text));
+        Assert.Contains($"index {index}", e.Message);
+        Assert.Throws<ArgumentException>(() => Tokenizer.CountTokens(text));
+    }
+
     [Fact]
     public void UnknownTokenLookUpFailsClearly()
     {

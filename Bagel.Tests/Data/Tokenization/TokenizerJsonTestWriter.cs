@@ -6,6 +6,10 @@ namespace Bagel.Tests.Data.Tokenization;
 /// <summary>Writes a tokenizer.json in Hugging Face's layout (the parts Qwen2's has) from vocab, merges and added tokens.</summary>
 internal static class TokenizerJsonTestWriter
 {
+    /// <summary>The split regex of Qwen2's published tokenizer.json, written out here independently of the library.</summary>
+    public const string Qwen2SplitRegex =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
     /// <param name="path">Where to write.</param>
     /// <param name="vocabJson">The vocab.json object, copied verbatim as model.vocab.</param>
     /// <param name="merges">The merges in rank order, as (left, right).</param>
@@ -35,6 +39,25 @@ internal static class TokenizerJsonTestWriter
         json.WriteEndArray();
         json.WriteStartObject("normalizer");
         json.WriteString("type", "NFC");
+        json.WriteEndObject();
+        json.WriteStartObject("pre_tokenizer");
+        json.WriteString("type", "Sequence");
+        json.WriteStartArray("pretokenizers");
+        json.WriteStartObject();
+        json.WriteString("type", "Split");
+        json.WriteStartObject("pattern");
+        json.WriteString("Regex", Qwen2SplitRegex);
+        json.WriteEndObject();
+        json.WriteString("behavior", "Isolated");
+        json.WriteBoolean("invert", false);
+        json.WriteEndObject();
+        json.WriteStartObject();
+        json.WriteString("type", "ByteLevel");
+        json.WriteBoolean("add_prefix_space", false);
+        json.WriteBoolean("trim_offsets", false);
+        json.WriteBoolean("use_regex", false);
+        json.WriteEndObject();
+        json.WriteEndArray();
         json.WriteEndObject();
         json.WriteStartObject("model");
         json.WriteString("type", "BPE");
