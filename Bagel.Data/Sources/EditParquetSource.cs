@@ -16,7 +16,6 @@ namespace Bagel.Data.Sources;
 public sealed class EditParquetSource : RawSampleSource
 {
     private readonly List<(string File, int RowGroup)> _units = [];
-    private IReadOnlyList<(string File, int RowGroup)> _workerUnits = [];
 
     private EditParquetSource(string group, ILogger? logger) : base(group, logger)
     {
@@ -54,22 +53,23 @@ public sealed class EditParquetSource : RawSampleSource
     }
 
     /// <inheritdoc />
-    protected override void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
-        _workerUnits = UnitSharding.Slice(_units, Comparer<(string File, int RowGroup)>.Create((a, b) =>
+    protected override object ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
+        UnitSharding.Slice(_units, Comparer<(string File, int RowGroup)>.Create((a, b) =>
         {
             int c = string.CompareOrdinal(a.File, b.File);
             return c != 0 ? c : a.RowGroup.CompareTo(b.RowGroup);
         }), randomBelow, slice, Group);
 
     /// <inheritdoc />
-    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
+    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(object units, WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var workerUnits = (IReadOnlyList<(string File, int RowGroup)>)units;
         int unitStart = resumeAfter is null ? 0 : (int)resumeAfter[0];
         long rowStart = resumeAfter is null ? 0 : resumeAfter[1] + 1;
-        for (int unit = unitStart; unit < _workerUnits.Count; unit++)
+        for (int unit = unitStart; unit < workerUnits.Count; unit++)
         {
-            var (path, rowGroup) = _workerUnits[unit];
+            var (path, rowGroup) = workerUnits[unit];
             string where = $"{path} row group {rowGroup}";
             IList<Dictionary<string, object>>? rows = null;
             try

@@ -19,7 +19,6 @@ public sealed class ImageFolderSource : RawSampleSource
 
     private readonly List<string> _images;
     private readonly Dictionary<string, string>? _captions;
-    private IReadOnlyList<string> _workerImages = [];
 
     /// <summary>Creates the source.</summary>
     /// <param name="group">The group name.</param>
@@ -44,17 +43,18 @@ public sealed class ImageFolderSource : RawSampleSource
     public override int UnitCount => _images.Count;
 
     /// <inheritdoc />
-    protected override void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
-        _workerImages = UnitSharding.Slice(_images, StringComparer.Ordinal, randomBelow, slice, Group);
+    protected override object ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
+        UnitSharding.Slice(_images, StringComparer.Ordinal, randomBelow, slice, Group);
 
     /// <inheritdoc />
-    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
+    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(object units, WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        for (int index = resumeAfter is null ? 0 : (int)resumeAfter[0] + 1; index < _workerImages.Count; index++)
+        var workerImages = (IReadOnlyList<string>)units;
+        for (int index = resumeAfter is null ? 0 : (int)resumeAfter[0] + 1; index < workerImages.Count; index++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            string image = _workerImages[index];
+            string image = workerImages[index];
             string? caption;
             if (_captions is not null)
             {

@@ -49,14 +49,14 @@ public abstract class RawSampleSource
     {
         ArgumentNullException.ThrowIfNull(slice);
         ArgumentNullException.ThrowIfNull(skips);
-        ShardUnits(slice, randomBelow);
+        object units = ShardUnits(slice, randomBelow);
         if (resumeAfter is not null && resumeAfter.Kind != PositionKind)
             throw new ArgumentException($"Resume position {resumeAfter} of group '{Group}' is a {resumeAfter.Kind} position; this source records {PositionKind} positions.", nameof(resumeAfter));
         IReadOnlyList<long>? start = resumeAfter?.Indexes;
         while (true)
         {
             bool any = false;
-            await foreach (var sample in ReadPassAsync(slice, start, skips, cancellationToken).ConfigureAwait(false))
+            await foreach (var sample in ReadPassAsync(units, slice, start, skips, cancellationToken).ConfigureAwait(false))
             {
                 any = true;
                 yield return sample;
@@ -68,17 +68,43 @@ public abstract class RawSampleSource
         }
     }
 
-    /// <summary>Computes this worker's units (see <see cref="UnitSharding"/>); called once before reading.</summary>
+    /// <summary>
+    /// Reads the one record at <paramref name="position"/> of a worker's slice (to refill a packer buffer on resume),
+    /// or null when that record is now bad (counted in <paramref name="skips"/>).
+    /// </summary>
+    /// <param name="slice">Which rank and worker.</param>
+    /// <param name="randomBelow">The data-seeded shuffle generator, as for <see cref="ReadAsync"/>.</param>
+    /// <param name="position">The record's position.</param>
+    /// <param name="skips">Where bad records are counted.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <returns>The record, or null.</returns>
+    public async Task<RawSample?> ReadAtAsync(WorkerSlice slice, Func<int, int> randomBelow, SourcePosition position, DataSkipCounters skips, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(position);
+        if (position.Kind != PositionKind)
+            throw new ArgumentException($"Position {position} of group '{Group}' is a {position.Kind} position; this source records {PositionKind} positions.", nameof(position));
+        object units = ShardUnits(slice, randomBelow);
+        long[] before = [.. position.Indexes];
+        before[^1] -= 1; // "resume after the previous row" reads exactly this row first
+        await foreach (var sample in ReadPassAsync(units, slice, before, skips, cancellationToken).ConfigureAwait(false))
+            return sample.Index.Position.Equals(position) ? sample : null;
+        return null;
+    }
+
+    /// <summary>Computes a worker's units (see <see cref="UnitSharding"/>). Called per read, so one source instance
+    /// serves several workers at once.</summary>
     /// <param name="slice">Which rank and worker.</param>
     /// <param name="randomBelow">The data-seeded shuffle generator.</param>
-    protected abstract void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow);
+    /// <returns>The worker's units, passed back to <see cref="ReadPassAsync"/>.</returns>
+    protected abstract object ShardUnits(WorkerSlice slice, Func<int, int> randomBelow);
 
     /// <summary>Reads one pass over the worker's units, starting after <paramref name="resumeAfter"/> when given.</summary>
+    /// <param name="units">What <see cref="ShardUnits"/> returned for this worker.</param>
     /// <param name="slice">Which rank and worker.</param>
     /// <param name="resumeAfter">The last consumed position, or null to start at the beginning.</param>
     /// <param name="skips">Where bad records are counted.</param>
     /// <param name="cancellationToken">Stops the pass.</param>
     /// <returns>The records of the pass.</returns>
-    protected abstract IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips, CancellationToken cancellationToken);
+    protected abstract IAsyncEnumerable<RawSample> ReadPassAsync(object units, WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips, CancellationToken cancellationToken);
 
 }

@@ -13,7 +13,6 @@ namespace Bagel.Data.Sources;
 public sealed class T2IParquetSource : RawSampleSource
 {
     private readonly List<string> _files;
-    private IReadOnlyList<string> _workerFiles = [];
 
     /// <summary>Creates the source from the dataset folders of a group.</summary>
     /// <param name="group">The group name.</param>
@@ -37,19 +36,20 @@ public sealed class T2IParquetSource : RawSampleSource
     public override int UnitCount => _files.Count;
 
     /// <inheritdoc />
-    protected override void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
-        _workerFiles = UnitSharding.Slice(_files, StringComparer.Ordinal, randomBelow, slice, Group);
+    protected override object ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
+        UnitSharding.Slice(_files, StringComparer.Ordinal, randomBelow, slice, Group);
 
     /// <inheritdoc />
-    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
+    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(object units, WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var workerFiles = (IReadOnlyList<string>)units;
         int fileStart = resumeAfter is null ? 0 : (int)resumeAfter[0];
         int groupStart = resumeAfter is null ? 0 : (int)resumeAfter[1];
         long rowStart = resumeAfter is null ? 0 : resumeAfter[2] + 1;
-        for (int fileIndex = fileStart; fileIndex < _workerFiles.Count; fileIndex++)
+        for (int fileIndex = fileStart; fileIndex < workerFiles.Count; fileIndex++)
         {
-            string path = _workerFiles[fileIndex];
+            string path = workerFiles[fileIndex];
             FileStream? stream = null;
             int rowGroups = 0;
             try

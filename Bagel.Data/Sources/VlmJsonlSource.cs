@@ -15,7 +15,6 @@ public sealed class VlmJsonlSource : RawSampleSource
 {
     private readonly List<Line> _lines = [];
     private readonly List<(string Jsonl, string ImageDir)> _files = [];
-    private IReadOnlyList<Line> _workerLines = [];
 
     /// <summary>Creates the source.</summary>
     /// <param name="group">The group name.</param>
@@ -57,21 +56,22 @@ public sealed class VlmJsonlSource : RawSampleSource
     public override int UnitCount => _lines.Count;
 
     /// <inheritdoc />
-    protected override void ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
-        _workerLines = UnitSharding.Slice(_lines, Comparer<Line>.Create((a, b) => a.File != b.File ? a.File.CompareTo(b.File) : a.Number.CompareTo(b.Number)),
+    protected override object ShardUnits(WorkerSlice slice, Func<int, int> randomBelow) =>
+        UnitSharding.Slice(_lines, Comparer<Line>.Create((a, b) => a.File != b.File ? a.File.CompareTo(b.File) : a.Number.CompareTo(b.Number)),
                                           randomBelow, slice, Group);
 
     /// <inheritdoc />
-    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
+    protected override async IAsyncEnumerable<RawSample> ReadPassAsync(object units, WorkerSlice slice, IReadOnlyList<long>? resumeAfter, DataSkipCounters skips,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var workerLines = (IReadOnlyList<Line>)units;
         var streams = new Dictionary<int, FileStream>();
         try
         {
-            for (int index = resumeAfter is null ? 0 : (int)resumeAfter[0] + 1; index < _workerLines.Count; index++)
+            for (int index = resumeAfter is null ? 0 : (int)resumeAfter[0] + 1; index < workerLines.Count; index++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                Line line = _workerLines[index];
+                Line line = workerLines[index];
                 var (jsonl, imageDir) = _files[line.File];
                 if (!streams.TryGetValue(line.File, out var stream)) streams[line.File] = stream = File.OpenRead(jsonl);
                 stream.Position = line.Offset;
