@@ -145,6 +145,17 @@ public sealed class PackedBatchValidationTests : IDisposable
     }
 
     [Fact]
+    public void AllTensorsLiveOnOneDevice()
+    {
+        using var batch = new PackedBatch([SampleLayout.FromSplits(new AttentionSplit(2, AttentionMode.Causal))],
+            torch.empty(2, ScalarType.Int64, device: torch.META), torch.tensor(new long[] { 0, 1 }), torch.tensor(new long[] { 0, 1 }),
+            null, null, null, [new SampleDataIndex("g", 0, SourcePosition.Vlm(0))]);
+        var ex = Assert.Throws<PackedBatchValidationException>(() => batch.Validate());
+        Assert.Equal("packed_text_ids", ex.Field);
+        Assert.Contains("meta", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PaddedImagesAreFloat32WithThreeChannels()
     {
         using PackedBatch valid = _examples.ValidBuilder().Build();
