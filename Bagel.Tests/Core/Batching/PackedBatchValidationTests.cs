@@ -115,8 +115,8 @@ public sealed class PackedBatchValidationTests : IDisposable
     public void EveryNoisyLatentSlotCarriesTheMseLoss() => Invalid("mse_loss_indexes", b => b.MseLossIndexes.RemoveAt(3));
 
     [Fact]
-    public void NoisyLatentsLieInNoiseSplits() =>
-        Invalid("mse_loss_indexes", b => b.Samples[0] = SampleLayout.FromSplits(new(5, AttentionMode.Causal), new(6, AttentionMode.Full)));
+    public void NoisyLatentsLieInImageSplits() =>
+        Invalid("mse_loss_indexes", b => b.Samples[0] = SampleLayout.FromSplits(new(5, AttentionMode.Causal), new(6, AttentionMode.Causal)));
 
     [Fact]
     public void VitPatchCountMatchesTheSeqlens() => Invalid("vit_token_seqlens", b => b.VitTokenSeqlens[0] = 5);
