@@ -131,7 +131,7 @@ public sealed class PackedBatch : IDisposable
     /// <summary>
     /// Checks internal consistency and throws <see cref="PackedBatchValidationException"/> naming the first bad
     /// field: lengths and shapes, dtypes, index ranges and ascending order, split lengths summing to sample lengths,
-    /// text/ViT/VAE positions partitioning 0..N−1, MSE positions = noisy latent slots, one timestep per image, and
+    /// text/ViT/VAE positions partitioning 0..N−1, MSE positions = noisy latent slots inside image splits, one timestep per image, and
     /// the model limits when given. Reads the tensors on the host (copies them there when on CUDA), so call it
     /// before moving the batch in hot paths.
     /// </summary>

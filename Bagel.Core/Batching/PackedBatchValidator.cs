@@ -149,8 +149,10 @@ internal static class PackedBatchValidator
         {
             if (!noisy.Contains(position))
                 throw new PackedBatchValidationException("mse_loss_indexes", $"position {position} is not a latent slot with a finite timestep (noisy image token).");
-            if (modeAt[position] != AttentionMode.Noise)
-                throw new PackedBatchValidationException("mse_loss_indexes", $"position {position} lies in a {modeAt[position]} split; noisy latent tokens lie in noise splits.");
+            // Noisy images form noise splits; the reference's video frames with loss form full splits, so only
+            // causal (text) splits are impossible here.
+            if (modeAt[position] == AttentionMode.Causal)
+                throw new PackedBatchValidationException("mse_loss_indexes", $"position {position} lies in a causal split; noisy latent tokens lie in image (noise or full) splits.");
         }
         if (mse.Length != noisy.Count)
             throw new PackedBatchValidationException("mse_loss_indexes", $"holds {mse.Length} positions, but {noisy.Count} latent slots have a finite timestep; every noisy latent token carries the MSE loss.");

@@ -7,7 +7,7 @@ namespace Bagel.Core.Randomness;
 /// <param name="Scalar">The scalar generator's state.</param>
 /// <param name="TorchGenerator">The raw state bytes of the source's torch CPU generator (libtorch's mt19937 state,
 /// about 5 KB; base64 in JSON), or null while no tensor has been drawn.</param>
-public sealed record RandomSourceState(ulong Seed, ScalarRngState Scalar, byte[]? TorchGenerator)
+public sealed record RandomSourceState(ulong Seed, ScalarRngState Scalar, byte[]? TorchGenerator = null)
 {
     /// <inheritdoc />
     public bool Equals(RandomSourceState? other) =>

@@ -115,8 +115,8 @@ public sealed class PackedBatchValidationTests : IDisposable
     public void EveryNoisyLatentSlotCarriesTheMseLoss() => Invalid("mse_loss_indexes", b => b.MseLossIndexes.RemoveAt(3));
 
     [Fact]
-    public void NoisyLatentsLieInNoiseSplits() =>
-        Invalid("mse_loss_indexes", b => b.Samples[0] = SampleLayout.FromSplits(new(5, AttentionMode.Causal), new(6, AttentionMode.Full)));
+    public void NoisyLatentsLieInImageSplits() =>
+        Invalid("mse_loss_indexes", b => b.Samples[0] = SampleLayout.FromSplits(new(5, AttentionMode.Causal), new(6, AttentionMode.Causal)));
 
     [Fact]
     public void VitPatchCountMatchesTheSeqlens() => Invalid("vit_token_seqlens", b => b.VitTokenSeqlens[0] = 5);
@@ -142,6 +142,17 @@ public sealed class PackedBatchValidationTests : IDisposable
         var ex = Assert.Throws<PackedBatchValidationException>(() => batch.Validate());
         Assert.Equal("packed_text_ids", ex.Field);
         Assert.Contains("Int32", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AllTensorsLiveOnOneDevice()
+    {
+        using var batch = new PackedBatch([SampleLayout.FromSplits(new AttentionSplit(2, AttentionMode.Causal))],
+            torch.empty(2, ScalarType.Int64, device: torch.META), torch.tensor(new long[] { 0, 1 }), torch.tensor(new long[] { 0, 1 }),
+            null, null, null, [new SampleDataIndex("g", 0, SourcePosition.Vlm(0))]);
+        var ex = Assert.Throws<PackedBatchValidationException>(() => batch.Validate());
+        Assert.Equal("packed_text_ids", ex.Field);
+        Assert.Contains("meta", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
