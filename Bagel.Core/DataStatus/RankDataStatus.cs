@@ -52,4 +52,10 @@ public sealed record RankDataStatus
 
     /// <summary>torch's global CPU generator state on this rank (<see cref="TorchGlobalRandom.GetState"/>), or null.</summary>
     public byte[]? TorchGlobalRngState { get; init; }
+
+    /// <summary>
+    /// The data worker whose batch is consumed next: batches are taken from the workers in turn, as the reference's
+    /// DataLoader does, so a resume must continue the rotation where it stopped (default 0).
+    /// </summary>
+    public int NextWorker { get; init; }
 }
