@@ -21,6 +21,9 @@ namespace Bagel.Data.Example;
 /// </summary>
 public sealed class ExampleDataWriter
 {
+    // Keep '<image>' and non-ASCII readable in the JSONL and captions, as the reference's files are (still valid JSON).
+    private static readonly JsonSerializerOptions PlainJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly ILogger _logger;
 
     /// <summary>Creates the writer; the options are validated here.</summary>
@@ -99,7 +102,7 @@ public sealed class ExampleDataWriter
                 var random = new ExampleRandom(o.Seed, ExampleStream.T2I, first + row);
                 var scene = ExampleScene.Random(ref random, o.MinImageSide, o.MaxImageSide);
                 var captions = new JsonObject { ["short"] = scene.ShortCaption, ["long"] = scene.LongCaption };
-                return new T2IRow { Image = run.Encode(scene, o.T2IImageFormat, ExampleStream.T2I, first + row, 0), Captions = captions.ToJsonString() };
+                return new T2IRow { Image = run.Encode(scene, o.T2IImageFormat, ExampleStream.T2I, first + row, 0), Captions = captions.ToJsonString(PlainJson) };
             }).ConfigureAwait(false);
         }
         return (long)o.T2IFiles * o.T2IRowsPerFile;
@@ -180,7 +183,7 @@ public sealed class ExampleDataWriter
             conversations.Add(new JsonObject { ["from"] = "human", ["value"] = followUp });
             conversations.Add(new JsonObject { ["from"] = "gpt", ["value"] = followAnswer });
         }
-        return new JsonObject { ["id"] = $"bagel-example-{line:D6}", ["image"] = imageName, ["conversations"] = conversations }.ToJsonString();
+        return new JsonObject { ["id"] = $"bagel-example-{line:D6}", ["image"] = imageName, ["conversations"] = conversations }.ToJsonString(PlainJson);
     }
 
     private static void Publish(string temp, string final)
