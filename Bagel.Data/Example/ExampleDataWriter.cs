@@ -54,7 +54,9 @@ public sealed class ExampleDataWriter
             throw new DataConfigException(null, $"{nameof(ExampleDataOptions)}.{nameof(ExampleDataOptions.OutputFolder)}",
                 $"'{final}' already exists; choose another folder or set Overwrite (--force) to replace it.");
         string parent = Path.GetDirectoryName(final) ?? throw new DataConfigException(null, nameof(ExampleDataOptions.OutputFolder), $"'{final}' has no parent folder.");
+        bool createdParent = !Directory.Exists(parent);
         Directory.CreateDirectory(parent);
+        bool published = false;
         // A sibling, so the final rename stays on one file system and is atomic.
         string temp = Path.Combine(parent, $".{Path.GetFileName(final)}.partial-{Environment.ProcessId}-{Guid.NewGuid():N}");
         var clock = Stopwatch.StartNew();
@@ -70,6 +72,7 @@ public sealed class ExampleDataWriter
             await run.WriteTextAsync(ExampleDataLayout.MixConfigFile, ExampleConfigFiles.Mix(Options)).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
             Publish(temp, final);
+            published = true;
             var summary = new ExampleDataSummary(final, Path.Combine(final, ExampleDataLayout.DatasetInfoFile), Path.Combine(final, ExampleDataLayout.MixConfigFile),
                 t2iRows, editRows, editImages, vlmLines, run.Files, run.Bytes);
             ExampleDataLog.Finished(_logger, final, summary.Files, summary.Bytes / (1024.0 * 1024.0), clock.Elapsed.TotalSeconds);
@@ -78,6 +81,8 @@ public sealed class ExampleDataWriter
         finally
         {
             if (Directory.Exists(temp)) TryDelete(temp);
+            // A failed write also removes the parent folder it created, when nothing else went there meanwhile.
+            if (!published && createdParent && Directory.Exists(parent) && !Directory.EnumerateFileSystemEntries(parent).Any()) TryDelete(parent);
         }
     }
 

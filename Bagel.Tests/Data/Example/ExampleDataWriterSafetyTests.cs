@@ -53,7 +53,7 @@ public sealed class ExampleDataWriterSafetyTests
             seen.Add(p);
             if (p.FilesWritten == 3) cts.Cancel();
         });
-        var writer = new ExampleDataWriter(Small(Path.Combine(dir.Path, "bagel_example")));
+        var writer = new ExampleDataWriter(Small(Path.Combine(dir.Path, "new-parent", "bagel_example")));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => writer.WriteAsync(progress, cts.Token));
 
@@ -85,6 +85,17 @@ public sealed class ExampleDataWriterSafetyTests
         var error = Assert.Throws<DataConfigAggregateException>(() => new ExampleDataWriter(options));
         Assert.Equal(["ExampleDataOptions.T2IFiles", "ExampleDataOptions.EditMaxChainLength", "ExampleDataOptions.JpegQuality"],
                      error.Errors.Select(e => e.KeyPath));
+    }
+
+    [Fact]
+    public void LargePresetHasTheReferenceShape()
+    {
+        var large = ExampleDataOptions.Large("big");
+        large.Validate();
+        Assert.Equal((1000, 1000, 1000), (large.T2IFiles * large.T2IRowsPerFile, large.EditFiles * large.EditRowsPerFile, large.VlmLines));
+        Assert.Equal((10, 10), (large.EditFiles, large.EditRowsPerFile / large.EditRowsPerRowGroup));
+        Assert.Equal((1024, 1024, ExampleImageFormat.Jpeg), (large.MinImageSide, large.MaxImageSide, large.T2IImageFormat));
+        Assert.Equal(10 + 10 + 1 + 1000 + 1 + 2, ExampleDataWriter.TotalFiles(large));
     }
 
     [Fact]

@@ -139,6 +139,33 @@ public sealed class ExampleDataWriterTests(ExampleDatasetFixture data) : IClassF
         Assert.Equal(Enumerable.Range(0, o.EditFiles).Select(k => Path.Combine("..", "seedxedit_multi", $"chunk_{k}.parquet")), keys);
     }
 
+    [Fact]
+    public async Task ColumnTypesAreTheReferenceArrowTypes()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using (var t2i = await Parquet.ParquetReader.CreateAsync(Path.Combine(data.Folder, "t2i", "chunk_0.parquet"), cancellationToken: ct))
+        {
+            var fields = t2i.Schema.Fields.Cast<Parquet.Schema.DataField>().ToList();
+            Assert.Equal(["image", "captions"], fields.Select(f => f.Name));
+            Assert.Equal(["binary", "string"], fields.Select(ArrowType));
+        }
+        await using var edit = await Parquet.ParquetReader.CreateAsync(Path.Combine(data.Folder, ExampleDataLayout.EditFolder, "chunk_0.parquet"), cancellationToken: ct);
+        var images = Assert.IsType<Parquet.Schema.ListField>(edit.Schema.Fields[0]);
+        var instructions = Assert.IsType<Parquet.Schema.ListField>(edit.Schema.Fields[1]);
+        Assert.Equal(("image_list", "instruction_list"), (images.Name, instructions.Name));
+        Assert.Equal("binary", ArrowType(Assert.IsType<Parquet.Schema.DataField>(images.Item)));
+        var inner = Assert.IsType<Parquet.Schema.ListField>(instructions.Item);
+        Assert.Equal("string", ArrowType(Assert.IsType<Parquet.Schema.DataField>(inner.Item)));
+    }
+
+    // Parquet.Net reports byte arrays and UTF-8 strings as ReadOnlyMemory of byte / char when reading a schema.
+    private static string ArrowType(Parquet.Schema.DataField field) => field.ClrType switch
+    {
+        var t when t == typeof(byte[]) || t == typeof(ReadOnlyMemory<byte>) => "binary",
+        var t when t == typeof(string) || t == typeof(ReadOnlyMemory<char>) => "string",
+        var t => t.Name,
+    };
+
     private static async Task<List<RawSample>> ReadOnePassAsync(RawSampleSource source, int expected)
     {
         var samples = await TakeAsync(source.ReadAsync(WorkerSlice.Single, Seeded(1), null, new DataSkipCounters(), TestContext.Current.CancellationToken), expected);
