@@ -1,31 +1,18 @@
 using Bagel.Data.Config;
 using Bagel.Tests.Infrastructure;
-using Parquet;
-using Parquet.Serialization;
+using Bagel.Tests.Data.Sources;
 
 namespace Bagel.Tests.Data.Config;
 
 public sealed class ParquetInfoTests
 {
-    private sealed class Row
-    {
-        public byte[]? image { get; set; }
-        public string? captions { get; set; }
-    }
-
-    private static async Task WriteShardAsync(string path, int rows, int rowGroupSize)
-    {
-        var data = Enumerable.Range(0, rows).Select(i => new Row { image = [(byte)i, 1, 2], captions = $"{{\"c\": \"row {i}\"}}" }).ToList();
-        await ParquetSerializer.SerializeAsync(data, path, new ParquetOptions { RowGroupSize = rowGroupSize }, cancellationToken: TestContext.Current.CancellationToken);
-    }
-
     [Fact]
     public async Task WriterCountsRowGroupsAndLookupIsPathIndependent()
     {
         using var dir = new TempDirectory();
         string shards = dir.Folder("bagel_example/editing/seedxedit_multi");
-        await WriteShardAsync(Path.Combine(shards, "chunk_0.parquet"), rows: 5, rowGroupSize: 2);
-        await WriteShardAsync(Path.Combine(shards, "chunk_1.parquet"), rows: 4, rowGroupSize: 4);
+        await T2IParquetSourceTests.WriteShardAsync(Path.Combine(shards, "chunk_0.parquet"), firstId: 0, rows: 5, rowGroupSize: 2);
+        await T2IParquetSourceTests.WriteShardAsync(Path.Combine(shards, "chunk_1.parquet"), firstId: 5, rows: 4, rowGroupSize: 4);
         string json = Path.Combine(dir.Path, "bagel_example/editing/parquet_info/seedxedit_multi.json");
 
         int written = await ParquetInfo.WriteForFolderAsync(shards, json, cancellationToken: TestContext.Current.CancellationToken);

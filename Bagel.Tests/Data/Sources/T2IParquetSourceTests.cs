@@ -3,6 +3,7 @@ using Bagel.Data.Sources;
 using Bagel.Tests.Infrastructure;
 using Parquet;
 using Parquet.Serialization;
+using static Bagel.Tests.Data.Sources.SourceTestHelpers;
 
 namespace Bagel.Tests.Data.Sources;
 
@@ -19,23 +20,6 @@ public sealed class T2IParquetSourceTests
     {
         var data = Enumerable.Range(firstId, rows).Select(i => new T2IRow { image = [(byte)i, 7], captions = $"{{\"short\": \"caption {i}\"}}", extra = i }).ToList();
         await ParquetSerializer.SerializeAsync(data, path, new ParquetOptions { RowGroupSize = rowGroupSize });
-    }
-
-    private static Func<int, int> Seeded(int seed)
-    {
-        var random = new Random(seed);
-        return n => random.Next(n);
-    }
-
-    private static async Task<List<RawSample>> TakeAsync(IAsyncEnumerable<RawSample> source, int count)
-    {
-        var list = new List<RawSample>();
-        await foreach (var s in source)
-        {
-            list.Add(s);
-            if (list.Count == count) break;
-        }
-        return list;
     }
 
     [Fact]
