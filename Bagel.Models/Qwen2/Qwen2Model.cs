@@ -40,6 +40,9 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
     /// <summary>The token embedding (<c>embed_tokens</c>), for the composite that scatters text embeddings into the pack.</summary>
     public Embedding EmbedTokens => embed_tokens;
 
+    /// <summary>The RoPE tables (<c>rotary_emb</c>; no state-dict entries).</summary>
+    public Qwen2RotaryEmbedding RotaryEmbedding => rotary_emb;
+
     /// <summary>The decoder layers.</summary>
     public IReadOnlyList<Qwen2PackedDecoderLayer> Layers => [.. layers];
 

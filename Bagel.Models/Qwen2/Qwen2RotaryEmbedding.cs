@@ -3,13 +3,19 @@ using TorchSharp;
 namespace Bagel.Models.Qwen2;
 
 /// <summary>
-/// Default RoPE (model.md §2.5): <c>inv_freq[i] = 1 / theta^(2i/hd)</c> (a non-persistent buffer, so casting the
-/// module to bf16 rounds it exactly as the reference's FSDP buffer cast does), <c>freqs = pos ⊗ inv_freq</c> in fp32,
-/// <c>emb = concat(freqs, freqs)</c>, cos/sin in fp32 then cast to the hidden-state dtype.
+/// Default RoPE (model.md §2.5): <c>inv_freq[i] = 1 / theta^(2i/hd)</c> computed once in fp32,
+/// <c>freqs = pos ⊗ inv_freq</c> in fp32, <c>emb = concat(freqs, freqs)</c>, cos/sin in fp32 then cast to the
+/// hidden-state dtype.
 /// </summary>
+/// <remarks>
+/// <c>inv_freq</c> is not a registered buffer: TorchSharp 0.107's <c>Module.to</c> skips non-persistent buffers, and
+/// a persistent one would add a key the reference's state dict lacks. Instead the fp32 values are kept as numbers and
+/// materialized on the device of the position ids; <see cref="InvFreqDType"/> follows <c>Module.to(dtype)</c>, so
+/// casting the model to bf16 rounds the frequencies to bf16 exactly as the reference's FSDP buffer cast does.
+/// </remarks>
 public sealed class Qwen2RotaryEmbedding : torch.nn.Module<torch.Tensor, torch.ScalarType, (torch.Tensor Cos, torch.Tensor Sin)>
 {
-    private const string InvFreqName = "inv_freq";
+    private readonly float[] _invFreq;
 
     /// <summary>Creates the embedding for head dimension <paramref name="headDim"/>.</summary>
     /// <param name="headDim">hd (even).</param>
@@ -18,13 +24,18 @@ public sealed class Qwen2RotaryEmbedding : torch.nn.Module<torch.Tensor, torch.S
     {
         using var scope = torch.NewDisposeScope();
         var exponents = torch.arange(0, headDim, 2, dtype: torch.int64).to(torch.float32) / headDim;
-        var inv_freq = (1.0 / torch.pow(ropeTheta, exponents)).MoveToOuterDisposeScope();
-        register_buffer(InvFreqName, inv_freq, persistent: false);
+        _invFreq = (1.0 / torch.pow(ropeTheta, exponents)).data<float>().ToArray();
         RegisterComponents();
     }
 
-    /// <summary>The inverse frequencies [hd/2] (in the module's buffer dtype).</summary>
-    public torch.Tensor InvFreq => get_buffer(InvFreqName)!;
+    /// <summary>The dtype <c>inv_freq</c> is rounded to before use (the reference's buffer dtype). Default float32;
+    /// set by <c>Module.to(dtype)</c> on a floating dtype (bf16 reproduces the reference's FSDP training run).</summary>
+    public torch.ScalarType InvFreqDType { get; set; } = torch.float32;
+
+    /// <summary>The inverse frequencies [hd/2] in <see cref="InvFreqDType"/>, on <paramref name="device"/> (default CPU).</summary>
+    /// <param name="device">Where to create them.</param>
+    /// <returns>A new tensor.</returns>
+    public torch.Tensor InvFreq(torch.Device? device = null) => torch.tensor(_invFreq, device: device).to(InvFreqDType);
 
     /// <summary>cos and sin for every position.</summary>
     /// <param name="position_ids">[L] int64 RoPE positions.</param>
@@ -34,12 +45,30 @@ public sealed class Qwen2RotaryEmbedding : torch.nn.Module<torch.Tensor, torch.S
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var freqs = position_ids.to(torch.float32).unsqueeze(1) * InvFreq.to(torch.float32).unsqueeze(0);
+        var inv_freq = InvFreq(position_ids.device).to(torch.float32);
+        var freqs = position_ids.to(torch.float32).unsqueeze(1) * inv_freq.unsqueeze(0);
         var emb = torch.cat([freqs, freqs], -1);
         var cos = emb.cos().to(dtype).MoveToOuterDisposeScope();
         var sin = emb.sin().to(dtype).MoveToOuterDisposeScope();
         return (cos, sin);
     }
+
+    /// <inheritdoc />
+    protected override torch.nn.Module _to(torch.ScalarType dtype, bool non_blocking)
+    {
+        if (IsRealFloatingPoint(dtype)) InvFreqDType = dtype;
+        return base._to(dtype, non_blocking);
+    }
+
+    /// <inheritdoc />
+    protected override torch.nn.Module _to(torch.Device device, torch.ScalarType dtype, bool non_blocking)
+    {
+        if (IsRealFloatingPoint(dtype)) InvFreqDType = dtype;
+        return base._to(device, dtype, non_blocking);
+    }
+
+    private static bool IsRealFloatingPoint(torch.ScalarType dtype) =>
+        dtype is torch.ScalarType.Float16 or torch.ScalarType.BFloat16 or torch.ScalarType.Float32 or torch.ScalarType.Float64;
 
     /// <summary><c>concat(−x[hd/2:], x[:hd/2])</c> over the last dimension.</summary>
     /// <param name="x">[..., hd].</param>

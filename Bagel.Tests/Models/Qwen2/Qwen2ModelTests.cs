@@ -56,6 +56,21 @@ public sealed class Qwen2ModelTests
     }
 
     [Fact]
+    public void A_bf16_model_keeps_bf16_throughout_and_stays_near_the_f32_result()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var model = new Qwen2ForCausalLM(Qwen2Fixtures.Tiny(), new torch.Generator(8));
+        var sequence = torch.randn([10, 16], generator: new torch.Generator(2));
+        var full = model.forward(Input(sequence, routed: true));
+        model.to(torch.bfloat16);
+        var half = model.forward(Input(sequence.to(torch.bfloat16), routed: true));
+        Assert.Equal(torch.bfloat16, half.dtype);
+        Assert.Equal(torch.bfloat16, model.Model.RotaryEmbedding.InvFreqDType); // the FSDP buffer-cast quirk follows Module.to
+        double error = (half.to(torch.float32) - full).abs().max().item<float>();
+        Assert.True(error < 0.05 * full.abs().max().item<float>(), $"bf16 differs from f32 by {error}");
+    }
+
+    [Fact]
     public void A_mot_model_without_und_indexes_says_what_to_pass()
     {
         using var model = new Qwen2ForCausalLM(Qwen2Fixtures.Tiny());

@@ -10,7 +10,7 @@ public sealed class Qwen2RotaryEmbeddingTests
     {
         using var scope = torch.NewDisposeScope();
         using var rope = new Qwen2RotaryEmbedding(8, 1_000_000);
-        float[] invFreq = rope.InvFreq.data<float>().ToArray();
+        float[] invFreq = rope.InvFreq().data<float>().ToArray();
         Assert.Equal(4, invFreq.Length);
         for (int i = 0; i < 4; i++)
             Assert.Equal(1.0 / Math.Pow(1_000_000, 2.0 * i / 8), invFreq[i], 1e-7);
@@ -28,6 +28,20 @@ public sealed class Qwen2RotaryEmbeddingTests
             }
         }
         Assert.Empty(rope.state_dict()); // inv_freq is not saved
+    }
+
+    [Fact]
+    public void Casting_the_module_to_bf16_rounds_the_inverse_frequencies_as_the_fsdp_buffer_cast_does()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var rope = new Qwen2RotaryEmbedding(16, 1_000_000);
+        var exact = rope.InvFreq();
+        rope.to(torch.bfloat16);
+        Assert.Equal(torch.bfloat16, rope.InvFreqDType);
+        Assert.True(rope.InvFreq().Equals(exact.to(torch.bfloat16)));
+        var (cos, _) = rope.forward(torch.tensor(new long[] { 1000 }), torch.bfloat16);
+        var expected = (exact.to(torch.bfloat16).to(torch.float32) * 1000).cos().to(torch.bfloat16);
+        Assert.True(cos.narrow(1, 0, 8).squeeze(0).Equals(expected));
     }
 
     [Fact]
