@@ -168,7 +168,7 @@ def save_safetensors(path, tensors):
 
 
 # ---- tiny config and a packed batch as the packer lays it out ----------------------------------------------------
-CONFIG = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+CONFIG = dict(vocab_size=32, hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
               num_key_value_heads=2, hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6,
               rope_theta=1000000.0, tie_word_embeddings=False, qk_norm=True)
 # Each sample: (length, mode, kind) splits. kind: text (und), vit (und), vae (markers und, latents gen).
@@ -274,7 +274,7 @@ def run(layer_module, freeze_und, grad_names):
 
 
 shared = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight",
-          "model.norm.weight", "lm_head.weight"]
+          "model.norm.weight"]
 mot_grads = shared + ["model.layers.0.self_attn.q_proj_moe_gen.weight", "model.layers.1.mlp_moe_gen.down_proj.weight",
                       "model.layers.0.self_attn.k_norm_moe_gen.weight", "model.norm_moe_gen.weight"]
 runs = {

@@ -54,7 +54,7 @@ public sealed class Qwen2ReferenceFixtureTests
             AssertClose(want, grad ?? torch.zeros_like(want), GradientTolerance, $"{variant} {name}");
             checkedGradients++;
         }
-        Assert.True(checkedGradients >= 6);
+        Assert.True(checkedGradients >= 5, $"only {checkedGradients} gradients in the fixture");
     }
 
     [Theory]
