@@ -31,9 +31,9 @@ public static class PackedScaledDotProductAttention
         long length = query.shape[0], heads = query.shape[1], headDim = query.shape[2], kvHeads = key.shape[1];
         if (query.dim() != 3 || key.dim() != 3 || value.dim() != 3 || length != mask.TotalLength
             || key.shape[0] != length || value.shape[0] != length || kvHeads == 0 || heads % kvHeads != 0
-            || key.shape[2] != headDim || value.shape[1] != kvHeads)
+            || key.shape[2] != headDim || value.shape[1] != kvHeads || key.dtype != query.dtype || value.dtype != query.dtype)
             throw new ArgumentException(
-                $"Packed attention got q [{string.Join(", ", query.shape)}], k [{string.Join(", ", key.shape)}], v [{string.Join(", ", value.shape)}] for a pack of {mask.TotalLength} tokens; expected [L, heads, hd] and [L, kv_heads, hd] with heads a multiple of kv_heads.");
+                $"Packed attention got q [{string.Join(", ", query.shape)}], k [{string.Join(", ", key.shape)}], v [{string.Join(", ", value.shape)}] ({query.dtype}/{key.dtype}/{value.dtype}) for a pack of {mask.TotalLength} tokens; expected [L, heads, hd] and [L, kv_heads, hd] of one dtype with heads a multiple of kv_heads.");
         long groups = heads / kvHeads;
 
         using var scope = torch.NewDisposeScope();

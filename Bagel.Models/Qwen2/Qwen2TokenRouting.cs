@@ -31,7 +31,8 @@ public sealed record Qwen2TokenRouting(torch.Tensor Und, torch.Tensor Gen)
         ArgumentNullException.ThrowIfNull(gen);
         using var scope = torch.NewDisposeScope();
         long[] shape = [rows, .. und.shape[1..]];
-        var merged = torch.zeros(shape, und.dtype, und.device).index_copy(0, Und, und).index_copy(0, Gen, gen);
+        // In place into one fresh buffer (as the reference's index assignment): one [L, ...] allocation, not three.
+        var merged = torch.zeros(shape, und.dtype, und.device).index_copy_(0, Und, und).index_copy_(0, Gen, gen);
         return merged.MoveToOuterDisposeScope();
     }
 
