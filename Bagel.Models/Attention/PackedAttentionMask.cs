@@ -1,0 +1,108 @@
+using Bagel.Core.Batching;
+using TorchSharp;
+
+namespace Bagel.Models.Attention;
+
+/// <summary>
+/// The attention structure of one packed sequence (model.md §2.6): one boolean mask per sample, built once per
+/// forward and shared by every layer. A sample made only of causal splits carries no mask at all (plain causal
+/// attention).
+/// </summary>
+/// <remarks>
+/// Memory: the reference's SDPA path keeps one float mask of Ls x Ls per sample (then a bf16 copy); its flex path
+/// needs a compiled block mask. Here each sample holds Ls x Ls booleans (1 byte per entry, none for all-causal
+/// samples) and nothing ever spans two samples, so the footprint is sum(Ls²) bytes, never one N x N mask over the
+/// pack. Samples are the unit because tokens of different samples never attend to each other.
+/// </remarks>
+public sealed class PackedAttentionMask : IDisposable
+{
+    private readonly List<torch.Tensor?> _masks;
+
+    private PackedAttentionMask(IReadOnlyList<SampleLayout> samples, List<torch.Tensor?> masks)
+    {
+        Samples = samples;
+        _masks = masks;
+        SampleLengths = [.. samples.Select(s => (long)s.Length)];
+        TotalLength = SampleLengths.Sum();
+    }
+
+    /// <summary>The samples, in pack order.</summary>
+    public IReadOnlyList<SampleLayout> Samples { get; }
+
+    /// <summary>Tokens per sample (the reference's <c>sample_lens</c>).</summary>
+    public IReadOnlyList<long> SampleLengths { get; }
+
+    /// <summary>The number of tokens in the pack.</summary>
+    public long TotalLength { get; }
+
+    /// <summary>The boolean mask of sample <paramref name="sample"/> ([Ls, Ls], true = may attend; row = query),
+    /// or null when the sample is purely causal.</summary>
+    /// <param name="sample">The sample index.</param>
+    /// <returns>The mask, owned by this object.</returns>
+    public torch.Tensor? MaskOf(int sample) => _masks[sample];
+
+    /// <summary>Builds the per-sample masks of <paramref name="samples"/> on <paramref name="device"/>.</summary>
+    /// <param name="samples">The samples of the pack, in order; each length must equal the sum of its splits.</param>
+    /// <param name="device">Where the masks live (the device of the hidden states).</param>
+    /// <returns>The structure; dispose it after the forward (and backward) pass.</returns>
+    /// <exception cref="ArgumentException">A sample is empty or its length differs from the sum of its splits.</exception>
+    public static PackedAttentionMask Build(IReadOnlyList<SampleLayout> samples, torch.Device device)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        var masks = new List<torch.Tensor?>(samples.Count);
+        for (int i = 0; i < samples.Count; i++)
+        {
+            SampleLayout sample = samples[i];
+            int splitSum = sample.Splits.Sum(s => s.Length);
+            if (sample.Length <= 0 || splitSum != sample.Length || sample.Splits.Any(s => s.Length <= 0))
+                throw new ArgumentException(
+                    $"Sample {i} has length {sample.Length} but its splits sum to {splitSum} (or one is empty); fix the packer's split lengths.",
+                    nameof(samples));
+            masks.Add(sample.Splits.All(s => s.Mode == AttentionMode.Causal) ? null : BuildSampleMask(sample, device));
+        }
+        return new PackedAttentionMask(samples, masks);
+    }
+
+    /// <summary>
+    /// The rule of model.md §2.6 for one sample: key k is visible to query q iff (k ≤ q, or both lie in the same
+    /// full/noise split) and k is not in a noise split other than q's.
+    /// </summary>
+    /// <param name="sample">The sample.</param>
+    /// <param name="device">Where the mask is created.</param>
+    /// <returns>A boolean [Ls, Ls] mask, true where attention is allowed.</returns>
+    public static torch.Tensor BuildSampleMask(SampleLayout sample, torch.Device device)
+    {
+        ArgumentNullException.ThrowIfNull(sample);
+        var splitId = new long[sample.Length];
+        var isBlock = new bool[sample.Length];
+        var isNoise = new bool[sample.Length];
+        int cursor = 0;
+        for (int s = 0; s < sample.Splits.Count; s++)
+        {
+            AttentionSplit split = sample.Splits[s];
+            for (int t = 0; t < split.Length; t++, cursor++)
+            {
+                splitId[cursor] = s;
+                isBlock[cursor] = split.Mode != AttentionMode.Causal;
+                isNoise[cursor] = split.Mode == AttentionMode.Noise;
+            }
+        }
+        using var scope = torch.NewDisposeScope();
+        var split_id = torch.tensor(splitId, device: device);
+        var block = torch.tensor(isBlock, device: device);
+        var noise = torch.tensor(isNoise, device: device);
+        var position = torch.arange(sample.Length, device: device);
+        var causal = position.unsqueeze(1).ge(position.unsqueeze(0));
+        var same_split = split_id.unsqueeze(1).eq(split_id.unsqueeze(0));
+        var inside_block = same_split.logical_and(block.unsqueeze(1));
+        var hidden_noise = noise.unsqueeze(0).logical_and(same_split.logical_not());
+        return causal.logical_or(inside_block).logical_and(hidden_noise.logical_not()).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (torch.Tensor? mask in _masks) mask?.Dispose();
+        _masks.Clear();
+    }
+}

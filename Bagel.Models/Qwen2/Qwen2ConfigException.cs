@@ -1,0 +1,10 @@
+namespace Bagel.Models.Qwen2;
+
+/// <summary>A Qwen2 config.json is unreadable, lacks a field, or asks for something this port does not support.</summary>
+public sealed class Qwen2ConfigException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">What is wrong, naming the file and key, and what to do.</param>
+    /// <param name="inner">The underlying error, if any.</param>
+    public Qwen2ConfigException(string message, Exception? inner = null) : base(message, inner) { }
+}

@@ -1,0 +1,88 @@
+using Bagel.Models.Attention;
+using TorchSharp;
+using TorchSharp.Modules;
+
+namespace Bagel.Models.Qwen2;
+
+/// <summary>
+/// The packed Qwen2 backbone (the reference's <c>Qwen2Model.forward_train</c>): RoPE tables and the per-sample
+/// attention structure are built once and shared by all layers; the final norm is per expert with MoE/MoT.
+/// Returns the final-normed hidden states [L, H].
+/// </summary>
+public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
+{
+#pragma warning disable IDE1006 // checkpoint key names
+    private readonly Embedding embed_tokens;
+    private readonly ModuleList<Qwen2PackedDecoderLayer> layers;
+    private readonly Qwen2RMSNorm norm;
+    private readonly Qwen2RMSNorm? norm_moe_gen;
+    private readonly Qwen2RotaryEmbedding rotary_emb;
+#pragma warning restore IDE1006
+
+    /// <summary>Creates the backbone with freshly initialized weights (see <see cref="Qwen2Initialization"/>).</summary>
+    /// <param name="config">The backbone config (validated here).</param>
+    public Qwen2Model(Qwen2Config config) : base(nameof(Qwen2Model))
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        embed_tokens = torch.nn.Embedding(config.VocabSize, config.HiddenSize);
+        layers = new ModuleList<Qwen2PackedDecoderLayer>([.. Enumerable.Range(0, config.NumHiddenLayers).Select(_ => Qwen2PackedDecoderLayer.Create(config))]);
+        norm = new Qwen2RMSNorm(config.HiddenSize, config.RmsNormEps);
+        if (config.UseMoe) norm_moe_gen = new Qwen2RMSNorm(config.HiddenSize, config.RmsNormEps);
+        rotary_emb = new Qwen2RotaryEmbedding(config.HeadDim, config.RopeTheta);
+        RegisterComponents();
+    }
+
+    /// <summary>The config this backbone was built from.</summary>
+    public Qwen2Config Config { get; }
+
+    /// <summary>The token embedding (<c>embed_tokens</c>), for the composite that scatters text embeddings into the pack.</summary>
+    public Embedding EmbedTokens => embed_tokens;
+
+    /// <summary>The RoPE tables (<c>rotary_emb</c>; no state-dict entries).</summary>
+    public Qwen2RotaryEmbedding RotaryEmbedding => rotary_emb;
+
+    /// <summary>The decoder layers.</summary>
+    public IReadOnlyList<Qwen2PackedDecoderLayer> Layers => [.. layers];
+
+    /// <inheritdoc />
+    public override torch.Tensor forward(Qwen2PackedInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var scope = torch.NewDisposeScope();
+        var packed_sequence = input.PackedSequence;
+        CheckLengths(input);
+        Qwen2TokenRouting? routing = input.PackedUndTokenIndexes is { } und
+            ? new Qwen2TokenRouting(und, input.PackedGenTokenIndexes ?? torch.empty(0, torch.int64, und.device))
+            : null;
+        if (Config.UseMoe && routing is null)
+            throw new Qwen2InputException($"layer_module {Config.LayerModule} needs PackedUndTokenIndexes (text and ViT positions).");
+
+        if (Config.FreezeUnd)
+            packed_sequence = routing is null ? packed_sequence.detach() : routing.DetachUnd(packed_sequence);
+
+        var (cos, sin) = rotary_emb.forward(input.PackedPositionIds, packed_sequence.dtype);
+        using PackedAttentionMask attention_mask = PackedAttentionMask.Build(input.Samples, packed_sequence.device);
+        foreach (Qwen2PackedDecoderLayer decoder_layer in layers)
+        {
+            var layer_input = new Qwen2LayerInput(packed_sequence, attention_mask, cos, sin, Config.UseMoe ? routing : null);
+            packed_sequence = decoder_layer.forward(layer_input);
+        }
+
+        if (!Config.UseMoe) return norm.forward(packed_sequence).MoveToOuterDisposeScope();
+        var und_rows = norm.forward(routing!.SelectUnd(packed_sequence));
+        if (Config.FreezeUnd) und_rows = und_rows.detach();
+        var gen_rows = norm_moe_gen!.forward(routing.SelectGen(packed_sequence));
+        return routing.Merge(und_rows, gen_rows, packed_sequence.shape[0]).MoveToOuterDisposeScope();
+    }
+
+    private static void CheckLengths(Qwen2PackedInput input)
+    {
+        long length = input.PackedSequence.shape[0];
+        long samples = input.Samples.Sum(s => (long)s.Length);
+        if (input.PackedSequence.dim() != 2 || samples != length || input.PackedPositionIds.shape[0] != length)
+            throw new Qwen2InputException(
+                $"The packed sequence has shape [{string.Join(", ", input.PackedSequence.shape)}], the samples sum to {samples} tokens and there are {input.PackedPositionIds.shape[0]} position ids; all three lengths must agree.");
+    }
+}
