@@ -51,14 +51,16 @@ public static class AttentionMasks
                 isCausal[position] = sample.Splits[s].Mode == AttentionMode.Causal;
             }
         }
-        Tensor ids = torch.tensor(splitIds);
+        Device target = device ?? torch.CPU;
+        Tensor ids = torch.tensor(splitIds, device: target);
         Tensor sameSplit = ids.unsqueeze(1).eq(ids.unsqueeze(0));
-        Tensor causal = torch.ones(length, length, ScalarType.Bool).tril();
-        Tensor keyNoise = torch.tensor(isNoise).unsqueeze(0);
-        Tensor keyBidirectional = torch.tensor(isCausal).logical_not().unsqueeze(0);
+        Tensor positions = torch.arange(length, device: target);
+        Tensor causal = positions.unsqueeze(1).ge(positions.unsqueeze(0));
+        Tensor keyNoise = torch.tensor(isNoise, device: target).unsqueeze(0);
+        Tensor keyBidirectional = torch.tensor(isCausal, device: target).logical_not().unsqueeze(0);
         Tensor allowed = causal.logical_or(sameSplit.logical_and(keyBidirectional))
                                .logical_and(keyNoise.logical_and(sameSplit.logical_not()).logical_not());
-        return allowed.to(device ?? torch.CPU).MoveToOuterDisposeScope();
+        return allowed.MoveToOuterDisposeScope();
     }
 
     private static (int Split, AttentionMode Mode) SplitOf(SampleLayout sample, int position)

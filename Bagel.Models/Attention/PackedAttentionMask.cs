@@ -58,45 +58,9 @@ public sealed class PackedAttentionMask : IDisposable
                 throw new ArgumentException(
                     $"Sample {i} has length {sample.Length} but its splits sum to {splitSum} (or one is empty); fix the packer's split lengths.",
                     nameof(samples));
-            masks.Add(sample.Splits.All(s => s.Mode == AttentionMode.Causal) ? null : BuildSampleMask(sample, device));
+            masks.Add(sample.Splits.All(s => s.Mode == AttentionMode.Causal) ? null : AttentionMasks.BuildDense(sample, device)); // the rule of model.md 2.6, one sample at a time
         }
         return new PackedAttentionMask(samples, masks);
-    }
-
-    /// <summary>
-    /// The rule of model.md §2.6 for one sample: key k is visible to query q iff (k ≤ q, or both lie in the same
-    /// full/noise split) and k is not in a noise split other than q's.
-    /// </summary>
-    /// <param name="sample">The sample.</param>
-    /// <param name="device">Where the mask is created.</param>
-    /// <returns>A boolean [Ls, Ls] mask, true where attention is allowed.</returns>
-    public static torch.Tensor BuildSampleMask(SampleLayout sample, torch.Device device)
-    {
-        ArgumentNullException.ThrowIfNull(sample);
-        var splitId = new long[sample.Length];
-        var isBlock = new bool[sample.Length];
-        var isNoise = new bool[sample.Length];
-        int cursor = 0;
-        for (int s = 0; s < sample.Splits.Count; s++)
-        {
-            AttentionSplit split = sample.Splits[s];
-            for (int t = 0; t < split.Length; t++, cursor++)
-            {
-                splitId[cursor] = s;
-                isBlock[cursor] = split.Mode != AttentionMode.Causal;
-                isNoise[cursor] = split.Mode == AttentionMode.Noise;
-            }
-        }
-        using var scope = torch.NewDisposeScope();
-        var split_id = torch.tensor(splitId, device: device);
-        var block = torch.tensor(isBlock, device: device);
-        var noise = torch.tensor(isNoise, device: device);
-        var position = torch.arange(sample.Length, device: device);
-        var causal = position.unsqueeze(1).ge(position.unsqueeze(0));
-        var same_split = split_id.unsqueeze(1).eq(split_id.unsqueeze(0));
-        var inside_block = same_split.logical_and(block.unsqueeze(1));
-        var hidden_noise = noise.unsqueeze(0).logical_and(same_split.logical_not());
-        return causal.logical_or(inside_block).logical_and(hidden_noise.logical_not()).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />

@@ -13,7 +13,7 @@ public sealed class PackedAttentionMaskTests
     {
         // causal 2 | noise 2 | causal 1 : row = query, column = key.
         var sample = SampleLayout.FromSplits(new(2, AttentionMode.Causal), new(2, AttentionMode.Noise), new(1, AttentionMode.Causal));
-        using var mask = PackedAttentionMask.BuildSampleMask(sample, torch.CPU);
+        using var mask = AttentionMasks.BuildDense(sample, torch.CPU);
         bool[,] expected =
         {
             { true, false, false, false, false },
@@ -33,7 +33,7 @@ public sealed class PackedAttentionMaskTests
                 foreach (AttentionMode c in Modes)
                 {
                     var sample = SampleLayout.FromSplits(new(2, a), new(3, b), new(2, c));
-                    using var mask = PackedAttentionMask.BuildSampleMask(sample, torch.CPU);
+                    using var mask = AttentionMasks.BuildDense(sample, torch.CPU);
                     AssertMask(NaivePackedAttention.DenseMask([sample]), mask);
                 }
     }
