@@ -12,6 +12,16 @@ internal static class ProcessMemory
     public static long PeakResidentBytes() => Read("VmHWM:");
 
     /// <summary>Bytes as MiB with one decimal.</summary>
+    /// <summary>Resets the peak (VmHWM) to the current RSS (Linux: writing 5 to /proc/self/clear_refs) and returns it in MiB.</summary>
+    public static double ResetPeak()
+    {
+        File.WriteAllText("/proc/self/clear_refs", "5");
+        return PeakMiB();
+    }
+
+    /// <summary>The peak RSS (VmHWM) in MiB.</summary>
+    public static double PeakMiB() => PeakResidentBytes() / 1048576.0;
+
     public static string Mib(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
 
     private static long Read(string field)
