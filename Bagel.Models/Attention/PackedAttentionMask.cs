@@ -63,6 +63,15 @@ public sealed class PackedAttentionMask : IDisposable
         return new PackedAttentionMask(samples, masks);
     }
 
+    /// <summary>
+    /// Hands the masks to the caller's dispose scope, so they outlive the forward pass that built them (activation
+    /// checkpointing recomputes layers in the backward pass and needs them then).
+    /// </summary>
+    public void MoveToOuterDisposeScope()
+    {
+        foreach (torch.Tensor? mask in _masks) mask?.MoveToOuterDisposeScope();
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

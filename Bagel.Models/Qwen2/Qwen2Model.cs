@@ -1,4 +1,5 @@
 using Bagel.Models.Attention;
+using Bagel.Models.Memory;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -43,6 +44,12 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
     /// <summary>The RoPE tables (<c>rotary_emb</c>; no state-dict entries).</summary>
     public Qwen2RotaryEmbedding RotaryEmbedding => rotary_emb;
 
+    /// <summary>
+    /// Recompute each decoder layer in the backward pass instead of keeping its activations (activation checkpointing;
+    /// default false). Gradients are the same; memory drops to one input per layer, time rises by about one forward.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>The decoder layers.</summary>
     public IReadOnlyList<Qwen2PackedDecoderLayer> Layers => [.. layers];
 
@@ -63,11 +70,32 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
             packed_sequence = routing is null ? packed_sequence.detach() : routing.DetachUnd(packed_sequence);
 
         var (cos, sin) = rotary_emb.forward(input.PackedPositionIds, packed_sequence.dtype);
-        using PackedAttentionMask attention_mask = PackedAttentionMask.Build(input.Samples, packed_sequence.device);
-        foreach (Qwen2PackedDecoderLayer decoder_layer in layers)
+        PackedAttentionMask attention_mask = PackedAttentionMask.Build(input.Samples, packed_sequence.device);
+        bool checkpoint = GradientCheckpointing && training && torch.is_grad_enabled();
+        try
         {
-            var layer_input = new Qwen2LayerInput(packed_sequence, attention_mask, cos, sin, Config.UseMoe ? routing : null);
-            packed_sequence = decoder_layer.forward(layer_input);
+            foreach (Qwen2PackedDecoderLayer decoder_layer in layers)
+            {
+                var layer_input = new Qwen2LayerInput(packed_sequence, attention_mask, cos, sin, Config.UseMoe ? routing : null);
+                packed_sequence = checkpoint
+                    ? ActivationCheckpoint.Apply(x => decoder_layer.forward(layer_input with { PackedSequence = x }), packed_sequence)
+                    : decoder_layer.forward(layer_input);
+            }
+        }
+        finally
+        {
+            if (checkpoint)
+            {
+                // The backward pass recomputes the layers with these inputs: keep them alive in the caller's scope.
+                attention_mask.MoveToOuterDisposeScope();
+                cos.MoveToOuterDisposeScope();
+                sin.MoveToOuterDisposeScope();
+                routing?.Gen.MoveToOuterDisposeScope();
+            }
+            else
+            {
+                attention_mask.Dispose();
+            }
         }
 
         if (!Config.UseMoe) return norm.forward(packed_sequence).MoveToOuterDisposeScope();
