@@ -25,6 +25,10 @@ public sealed class MlpConnector : nn.Module<Tensor, Tensor>
         register_module("fc2", _fc2);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {

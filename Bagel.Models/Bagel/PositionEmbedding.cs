@@ -26,6 +26,10 @@ public sealed class PositionEmbedding : nn.Module<Tensor, Tensor>
         register_parameter("pos_embed", _posEmbed);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <summary>G, positions per side.</summary>
     public int MaxNumPatchPerSide { get; }
 

@@ -32,6 +32,10 @@ public sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
         register_module("mlp", _mlp);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <summary>Embeds timesteps.</summary>
     /// <param name="t">[N] timesteps (one per latent token), float.</param>
     /// <returns>[N, H] embeddings, in the MLP's dtype.</returns>

@@ -34,6 +34,10 @@ public sealed class FluxAutoEncoder : nn.Module
         eval();
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <summary>The shape this autoencoder was built with.</summary>
     public FluxVaeConfig Config { get; }
 

@@ -33,6 +33,10 @@ public sealed class VaeAttentionBlock : nn.Module<Tensor, Tensor>
         register_module("proj_out", _projOut);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {

@@ -48,6 +48,10 @@ public sealed class VaeDecoder : nn.Module<Tensor, Tensor>
         register_module("conv_out", _convOut);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <summary>Decodes unscaled latents [B, z_channels, h, w] to images [B, out_channels, h·f, w·f].</summary>
     /// <param name="z">Latents in the decoder's own space (already divided by the scale and shifted back).</param>
     /// <returns>The images, nominally in [−1, 1].</returns>

@@ -48,6 +48,10 @@ public sealed class VaeEncoder : nn.Module<Tensor, Tensor>
         register_module("conv_out", _convOut);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <summary>Encodes images [B, in_channels, H, W] to moments [B, 2·z_channels, H/f, W/f].</summary>
     /// <param name="x">The images, normalized to [−1, 1].</param>
     /// <returns>The posterior moments: mean channels first, then log-variance channels.</returns>

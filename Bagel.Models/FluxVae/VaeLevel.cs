@@ -27,6 +27,10 @@ public sealed class VaeLevel : nn.Module<Tensor, Tensor>
         if (resample is not null) register_module(resampleName, resample);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
@@ -57,6 +61,10 @@ public sealed class VaeMidBlock : nn.Module<Tensor, Tensor>
         register_module("attn_1", _attn1);
         register_module("block_2", _block2);
     }
+
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
 
     /// <inheritdoc />
     public override Tensor forward(Tensor x)

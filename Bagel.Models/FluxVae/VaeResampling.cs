@@ -18,6 +18,10 @@ public sealed class VaeDownsample : nn.Module<Tensor, Tensor>
         register_module("conv", _conv);
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
@@ -39,6 +43,10 @@ public sealed class VaeUpsample : nn.Module<Tensor, Tensor>
         _conv = VaeLayers.Conv3x3(channels, channels);
         register_module("conv", _conv);
     }
+
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
 
     /// <inheritdoc />
     public override Tensor forward(Tensor x)

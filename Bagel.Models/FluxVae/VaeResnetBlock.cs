@@ -37,6 +37,10 @@ public sealed class VaeResnetBlock : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
+    /// also registering the private fields under their C# names.</summary>
+    protected override void RegisterComponents() { }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
