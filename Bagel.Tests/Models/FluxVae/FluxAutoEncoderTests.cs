@@ -94,6 +94,22 @@ public sealed class FluxAutoEncoderTests
     }
 
     [Fact]
+    public void EncodeMoments_PackPaddingChangesTheSmallerImagesLatent()
+    {
+        // model.md 4.1: GroupNorm statistics, the global mid attention and the receptive fields see the padding, so an
+        // image encoded inside the padded pack differs from the same image encoded alone. This is why EncodePacked
+        // encodes the padded batch, as the reference does.
+        using FluxAutoEncoder vae = ReferenceFixtures.LoadTinyVae();
+        using Tensor images = ReferenceFixtures.Read(ReferenceFixtures.TinyIo, "padded_images");
+        using Tensor packed = ReferenceFixtures.Read(ReferenceFixtures.TinyIo, "moments");
+        using Tensor alone = images[..1, .., .., ..16];
+        using Tensor aloneMoments = vae.EncodeMoments(alone);
+        using Tensor packedCrop = packed[..1, .., .., ..8];
+        using Tensor difference = (aloneMoments - packedCrop).abs().max();
+        Assert.True(difference.item<float>() > 1e-3f, $"padding should change the latent; max difference {difference.item<float>()}");
+    }
+
+    [Fact]
     public void Encode_RejectsImagesNotDivisibleByTheDownsampleFactor()
     {
         using var vae = new FluxAutoEncoder(ReferenceFixtures.TinyConfig());

@@ -57,6 +57,7 @@ internal static class ReferenceFixtures
         Tensor e = expected.to(ScalarType.Float64), a = actual.to(ScalarType.Float64);
         double scale = e.abs().max().item<double>();
         double error = (a - e).abs().max().item<double>() / Math.Max(scale, double.Epsilon);
+        TestContext.Current.TestOutputHelper?.WriteLine($"{what}: max relative error {error:E3}");
         Assert.True(error <= tolerance, $"{what}: max relative error {error:E3} exceeds {tolerance:E1} (scale {scale:G4}).");
         return error;
     }
