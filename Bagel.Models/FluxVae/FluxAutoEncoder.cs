@@ -12,7 +12,10 @@ namespace Bagel.Models.FluxVae;
 /// (<c>encoder.*</c>, <c>decoder.*</c>). Always frozen: the constructor turns off every parameter's gradient and puts
 /// the module in eval mode, and encoding and decoding run under no_grad. <see cref="Encode"/> samples the posterior
 /// and maps it to BAGEL's latent space, <c>scale·(z − shift)</c>; <see cref="Decode"/> undoes that map.
+/// Computation runs in the parameters' dtype (float32 as loaded); the posterior sum is float32.
 /// </summary>
+// Unfinished: the reference encodes under bf16 autocast (convolutions in bf16, GroupNorm and exp in fp32, model.md §10);
+// that precision map is not emulated here, so a bf16 comparison must convert the whole module or accept fp32 latents.
 public sealed class FluxAutoEncoder : nn.Module
 {
     private readonly VaeEncoder _encoder;
@@ -127,6 +130,20 @@ public sealed class FluxAutoEncoder : nn.Module
             latents.Add(image[.., ..(int)rows, ..(int)cols].contiguous());
         }
         return latents;
+    }
+
+    /// <summary><see cref="EncodePacked(VaeImageFields, IRandomSource, int)"/> for a whole packed batch.</summary>
+    /// <param name="batch">The pack; it must hold VAE images.</param>
+    /// <param name="random">The posterior noise source.</param>
+    /// <param name="latentPatchSize">Latent pixels per token side (default 2).</param>
+    /// <returns>One cropped latent per VAE image, in sequence order; the caller owns them.</returns>
+    /// <exception cref="FluxVaeException">The batch has no VAE images.</exception>
+    public IReadOnlyList<Tensor> EncodePacked(PackedBatch batch, IRandomSource random, int latentPatchSize = 2)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        VaeImageFields fields = batch.Vae ?? throw new FluxVaeException(
+            "The packed batch holds no VAE images (PackedBatch.Vae is null); encode only packs with generation images.");
+        return EncodePacked(fields, random, latentPatchSize);
     }
 
     /// <summary>The reference's <c>decode</c>: <c>decoder(z / scale + shift)</c>.</summary>
