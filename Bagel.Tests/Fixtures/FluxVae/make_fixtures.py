@@ -129,7 +129,7 @@ def half_exact_(model):
 torch.manual_seed(1234)
 
 # ---------------- FLUX autoencoder, tiny configuration ----------------
-VAE = dict(resolution=16, in_channels=3, downsample=2, ch=32, out_ch=3, ch_mult=[1, 2], num_res_blocks=1,
+VAE = dict(resolution=16, in_channels=3, downsample=2, ch=32, out_ch=3, ch_mult=[2, 1], num_res_blocks=1,
            z_channels=4, scale_factor=0.3611, shift_factor=0.1159)
 ae = AutoEncoder(AutoEncoderParams(**VAE)).eval()
 with torch.no_grad():
