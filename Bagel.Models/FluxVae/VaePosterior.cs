@@ -1,0 +1,34 @@
+using Bagel.Core.Randomness;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bagel.Models.FluxVae;
+
+/// <summary>
+/// The reference's <c>DiagonalGaussian</c> with <c>sample=True</c>, the posterior BAGEL trains with: the moments split
+/// on the channel axis into mean (first half) and log-variance (second half), and the latent is the <b>sampled</b>
+/// <c>mean + exp(0.5·logvar)·n</c>, n ~ N(0, 1) drawn like the mean (its dtype and device) through
+/// <see cref="IRandomSource"/>. The sum is formed in float32 (the reference's autocast keeps exp and z in fp32).
+/// </summary>
+public static class VaePosterior
+{
+    /// <summary>Draws a latent from the posterior described by <paramref name="moments"/>.</summary>
+    /// <param name="moments">[B, 2·z, h, w] encoder output.</param>
+    /// <param name="random">The source of n (one standard normal tensor shaped like the mean).</param>
+    /// <returns>The unscaled latent [B, z, h, w], float32.</returns>
+    /// <exception cref="FluxVaeException">The moments are not 4-D with an even channel count.</exception>
+    public static Tensor Sample(Tensor moments, IRandomSource random)
+    {
+        ArgumentNullException.ThrowIfNull(moments);
+        ArgumentNullException.ThrowIfNull(random);
+        if (moments.dim() != 4 || moments.shape[1] % 2 != 0)
+            throw new FluxVaeException(
+                $"VAE posterior moments must be [B, 2·z, h, w] with an even channel count; got [{string.Join(", ", moments.shape)}].");
+        using var scope = NewDisposeScope();
+        Tensor[] halves = moments.chunk(2, dim: 1);
+        Tensor mean = halves[0], logvar = halves[1];
+        Tensor noise = random.NextStandardNormalTensor(mean.shape, mean.dtype, mean.device);
+        Tensor std = logvar.to(ScalarType.Float32).mul(0.5).exp();
+        return mean.to(ScalarType.Float32).add(std.mul(noise.to(ScalarType.Float32))).MoveToOuterDisposeScope();
+    }
+}
