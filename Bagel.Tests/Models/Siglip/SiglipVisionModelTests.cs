@@ -67,4 +67,24 @@ public sealed class SiglipVisionModelTests
         Assert.False(a.allclose(b, rtol: 0, atol: 0));
         Assert.True(a.allclose(b, rtol: 0.05, atol: 0.05));
     }
+
+    [Fact]
+    public void A_bf16_tower_keeps_the_residual_in_bf16_and_returns_fp32_layer_norm_output()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(4);
+        using var full = new SiglipVisionModel(Tiny);
+        using var half = new SiglipVisionModel(Tiny);
+        half.load_state_dict(full.state_dict());
+        half.to(torch.bfloat16);
+        var tokens = torch.randn(7, 588);
+        var positions = torch.tensor(new long[] { 0, 1, 3, 4, 0, 1, 2 });
+        var seqlens = torch.tensor(new long[] { 4, 3 });
+
+        var reference = full.Forward(tokens, positions, seqlens);
+        var output = half.Forward(tokens, positions, seqlens);
+
+        Assert.Equal(torch.float32, output.dtype); // post_layernorm is an fp32 op under the reference's autocast
+        SiglipFixtures.AssertClose(reference, output, 0.05, "bf16 tower vs f32 tower");
+    }
 }
