@@ -16,7 +16,7 @@ public sealed class SiglipVisionEmbeddings : torch.nn.Module<torch.Tensor, torch
     private readonly Embedding position_embedding;
 #pragma warning restore IDE1006
 
-    /// <summary>Creates the embeddings with PyTorch's default init (the loaders overwrite them).</summary>
+    /// <summary>Creates the embeddings (PyTorch's default init; <see cref="SiglipVisionModel"/> then applies <see cref="SiglipInitialization"/>).</summary>
     /// <param name="config">The tower config.</param>
     public SiglipVisionEmbeddings(SiglipVisionConfig config) : base(nameof(SiglipVisionEmbeddings))
     {

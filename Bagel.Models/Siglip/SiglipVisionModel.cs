@@ -10,15 +10,14 @@ namespace Bagel.Models.Siglip;
 /// form; load Hugging Face SigLIP files with <see cref="SiglipCheckpointLoader.LoadHuggingFace"/>.
 /// </summary>
 /// <remarks>Runs in its parameters' dtype (tokens are cast to it); LayerNorms compute and return fp32, as under the
-/// reference's bf16 autocast, so the output is fp32. Parameters start at PyTorch's default init (the reference
-/// always loads SigLIP weights, model.md §8).</remarks>
+/// reference's bf16 autocast, so the output is fp32.</remarks>
 public sealed class SiglipVisionModel : torch.nn.Module<VitImageFields, torch.Tensor>
 {
 #pragma warning disable IDE1006 // checkpoint key names
     private readonly SiglipVisionTransformer vision_model;
 #pragma warning restore IDE1006
 
-    /// <summary>Creates the tower.</summary>
+    /// <summary>Creates the tower with the reference's initial weights (<see cref="SiglipInitialization"/>).</summary>
     /// <param name="config">The tower config, after <see cref="SiglipVisionConfig.WithBagelOverrides"/>.</param>
     /// <exception cref="SiglipConfigException">The config is invalid or asks for the 2D RoPE variant (<c>rope</c> true).</exception>
     public SiglipVisionModel(SiglipVisionConfig config) : base(nameof(SiglipVisionModel))
@@ -30,6 +29,7 @@ public sealed class SiglipVisionModel : torch.nn.Module<VitImageFields, torch.Te
         Config = config;
         vision_model = new SiglipVisionTransformer(config);
         RegisterComponents();
+        SiglipInitialization.Apply(this);
     }
 
     /// <summary>The config this tower was built from.</summary>

@@ -210,3 +210,17 @@ with open(f"{OUT}/state_dict.json", "w") as f:
     json.dump({"vit_model." + k: list(v.shape) for k, v in model.state_dict().items()}, f, indent=1)
     f.write("\n")
 print("tokens", list(tokens.shape), "output", list(out.shape), "params", len(model.state_dict()))
+
+# ---- initialization: the reference's _init_weights on a tower built from a config (model.md 8.2) --------------------
+# transformers' PreTrainedModel.post_init -> init_weights -> apply(_init_weights) on a fresh model; replicated here.
+PreTrainedModel.post_init = lambda self: self.apply(self._init_weights)
+torch.manual_seed(5)
+INIT_CONFIG = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4, image_size=140,
+                   patch_size=14, rope=False)
+fresh = SiglipVisionModel(SiglipVisionConfig(**INIT_CONFIG))
+fresh.vision_model.embeddings.convert_conv2d_to_linear(fresh.config)
+with open(f"{OUT}/init_stats.json", "w") as f:
+    json.dump({"config": INIT_CONFIG,
+               "stats": {k: {"mean": v.mean().item(), "std": v.std().item(), "max_abs": v.abs().max().item()}
+                         for k, v in fresh.state_dict().items()}}, f, indent=1)
+    f.write("\n")
