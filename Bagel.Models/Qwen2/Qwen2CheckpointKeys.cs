@@ -2,7 +2,7 @@ namespace Bagel.Models.Qwen2;
 
 /// <summary>
 /// Key maps between checkpoint names and <see cref="Qwen2ForCausalLM"/>'s state dict (<c>model.*</c>,
-/// <c>lm_head.weight</c>), for <see cref="Bagel.Core.StateDicts.StateDictLoadOptions.KeyMap"/> (model.md §7).
+/// <c>lm_head.weight</c>), for <see cref="global::Bagel.Core.StateDicts.StateDictLoadOptions.KeyMap"/> (model.md §7).
 /// </summary>
 public static class Qwen2CheckpointKeys
 {

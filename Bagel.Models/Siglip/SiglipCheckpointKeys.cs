@@ -4,7 +4,7 @@ namespace Bagel.Models.Siglip;
 
 /// <summary>
 /// Key maps between checkpoint names and <see cref="SiglipVisionModel"/>'s state dict (<c>vision_model.*</c>), for
-/// <see cref="Bagel.Core.StateDicts.StateDictLoadOptions.KeyMap"/> (model.md §7).
+/// <see cref="global::Bagel.Core.StateDicts.StateDictLoadOptions.KeyMap"/> (model.md §7).
 /// </summary>
 public static class SiglipCheckpointKeys
 {

@@ -9,7 +9,7 @@ namespace Bagel.Models.Siglip;
 /// </summary>
 /// <remarks>
 /// One fused SDPA call per image without any mask: every patch sees every patch of its own image, so no mask is
-/// needed (unlike <see cref="Bagel.Models.Attention.PackedScaledDotProductAttention"/>, whose per-sample masks
+/// needed (unlike <see cref="global::Bagel.Models.Attention.PackedScaledDotProductAttention"/>, whose per-sample masks
 /// encode the LLM's causal/full/noise splits and would only add an all-true Ls × Ls mask here).
 /// </remarks>
 public static class SiglipVarlenAttention
