@@ -13,7 +13,7 @@ namespace Bagel.Benchmarks;
 /// CPU figures of the packed Qwen2 MoT backbone: forward+backward time, tokens/s, peak RSS and MFU (the reference's
 /// FLOP formula over the matmul FLOP/s this process measures), and the packed per-sample attention against a
 /// dense-mask baseline (one N x N mask over the whole pack) at 2k and 4k tokens.
-/// Unfinished: activation checkpointing (issue 5, item 7) is not built yet, so its on/off ratio is not printed.
+/// Each measurement runs in a fresh child process, so freed memory of an earlier one does not hide a peak.
 /// </summary>
 internal static class ModelBenchmark
 {
@@ -29,24 +29,58 @@ internal static class ModelBenchmark
         double peakFlops = MeasureMatmulFlops();
         Console.WriteLine($"matmul 2048x2048 f32: {peakFlops / 1e9:F1} GFLOP/s (the MFU denominator)");
 
-        var config = new Qwen2Config
+        var config = Config(layers);
+        List<SampleLayout> samples = Pack(tokens);
+        double flops = TrainingFlops(config, samples);
+        var (seconds, peakMiB) = StepInChild(tokens, layers, repeats, checkpointing: false);
+        var (ckptSeconds, ckptPeakMiB) = StepInChild(tokens, layers, repeats, checkpointing: true);
+        Console.WriteLine($"MoT backbone, hidden 896, {layers} layers, {tokens}-token pack ({samples.Count} samples): " +
+                          $"forward+backward {seconds:F2} s, {tokens / seconds:F0} tokens/s, peak RSS {peakMiB:F0} MiB, " +
+                          $"{flops / seconds / 1e9:F1} GFLOP/s achieved, MFU {100 * flops / seconds / peakFlops:F1}%");
+        Console.WriteLine($"activation checkpointing on: forward+backward {ckptSeconds:F2} s, peak RSS {ckptPeakMiB:F0} MiB " +
+                          $"(time ratio on/off {ckptSeconds / seconds:F2}x, peak memory ratio on/off {ckptPeakMiB / peakMiB:F2}x)");
+
+        foreach (int n in new[] { 2048, 4096 })
         {
-            HiddenSize = 896, NumHiddenLayers = layers, NumAttentionHeads = 14, NumKeyValueHeads = 2, IntermediateSize = 4864,
-            VocabSize = 151936,
-        }.WithBagelOverrides(Qwen2LayerModule.Qwen2MoTDecoderLayer);
-        using var model = new Qwen2Model(config);
+            var (packedTime, packedMiB) = AttentionInChild(n, dense: false);
+            var (denseTime, denseMiB) = AttentionInChild(n, dense: true);
+            // Mask memory is deterministic: per-sample boolean masks (sum of L_s^2 bytes) against one float N x N mask
+            // plus its boolean source; the measured peak also includes the attention kernels' own buffers and allocator noise.
+            double packedMaskMiB = Pack(n).Sum(s => (double)s.Length * s.Length) / 1048576.0;
+            double denseMaskMiB = (double)n * n * (sizeof(float) + sizeof(bool)) / 1048576.0;
+            Console.WriteLine($"attention fwd+bwd at {n} tokens: packed per-sample {packedTime * 1e3:F0} ms, masks {packedMaskMiB:F1} MiB, measured peak +{packedMiB:F0} MiB; " +
+                              $"dense N x N mask {denseTime * 1e3:F0} ms, mask {denseMaskMiB:F1} MiB, measured peak +{denseMiB:F0} MiB " +
+                              $"(time dense/packed {denseTime / packedTime:F2}x, mask memory dense/packed {denseMaskMiB / packedMaskMiB:F1}x)");
+        }
+        return 0;
+    }
+
+    private static Qwen2Config Config(int layers) => new Qwen2Config
+    {
+        HiddenSize = 896, NumHiddenLayers = layers, NumAttentionHeads = 14, NumKeyValueHeads = 2, IntermediateSize = 4864, VocabSize = 151936,
+    }.WithBagelOverrides(Qwen2LayerModule.Qwen2MoTDecoderLayer);
+
+    /// <summary>The hidden subcommand that times forward+backward of the backbone in a fresh process.</summary>
+    public const string StepProbeCommand = "model-step-probe";
+
+    public static int RunStepProbe(string[] args)
+    {
+        int tokens = int.Parse(args[0], CultureInfo.InvariantCulture), layers = int.Parse(args[1], CultureInfo.InvariantCulture);
+        int repeats = int.Parse(args[2], CultureInfo.InvariantCulture);
+        TorchRuntime.EnsureLoaded();
+        torch.manual_seed(0);
+        using var model = new Qwen2Model(Config(layers)) { GradientCheckpointing = args[3] == "on" };
+        model.train();
         List<SampleLayout> samples = Pack(tokens);
         using var positions = torch.cat([.. samples.Select(s => Positions(s))]);
         var (und, gen) = Routing(samples);
         using var undIndex = torch.tensor(und);
         using var genIndex = torch.tensor(gen);
-
-        ProcessMemory.ResetPeak();
         double seconds = double.MaxValue;
         for (int r = 0; r <= repeats; r++)
         {
             using var scope = torch.NewDisposeScope();
-            var input = torch.randn(tokens, config.HiddenSize).requires_grad_(true);
+            var input = torch.randn(tokens, model.Config.HiddenSize).requires_grad_(true);
             var watch = Stopwatch.StartNew();
             var output = model.forward(new Qwen2PackedInput(input, samples, positions, undIndex, genIndex));
             output.square().mean().backward();
@@ -54,21 +88,23 @@ internal static class ModelBenchmark
             model.zero_grad();
             if (r > 0) seconds = Math.Min(seconds, watch.Elapsed.TotalSeconds); // r = 0 warms up
         }
-        double flops = TrainingFlops(config, samples);
-        Console.WriteLine($"MoT backbone, hidden 896, {layers} layers, {tokens}-token pack ({samples.Count} samples): " +
-                          $"forward+backward {seconds:F2} s, {tokens / seconds:F0} tokens/s, peak RSS {ProcessMemory.PeakMiB():F0} MiB, " +
-                          $"{flops / seconds / 1e9:F1} GFLOP/s achieved, MFU {100 * flops / seconds / peakFlops:F1}%");
-
-        foreach (int n in new[] { 2048, 4096 })
-        {
-            var (packedTime, packedMiB) = AttentionInChild(n, dense: false);
-            var (denseTime, denseMiB) = AttentionInChild(n, dense: true);
-            Console.WriteLine($"attention fwd+bwd at {n} tokens: packed per-sample {packedTime * 1e3:F0} ms / peak +{packedMiB:F0} MiB, " +
-                              $"dense N x N mask {denseTime * 1e3:F0} ms / peak +{denseMiB:F0} MiB " +
-                              $"(time ratio {denseTime / packedTime:F2}x, memory ratio {denseMiB / Math.Max(1, packedMiB):F2}x)");
-        }
-        Console.WriteLine("activation checkpointing: not built yet (issue 5, item 7); no on/off ratio to report.");
+        Console.WriteLine(FormattableString.Invariant($"{seconds} {ProcessMemory.PeakMiB()}"));
         return 0;
+    }
+
+    private static (double Seconds, double PeakMiB) StepInChild(int tokens, int layers, int repeats, bool checkpointing) =>
+        Child(StepProbeCommand, tokens.ToString(CultureInfo.InvariantCulture), layers.ToString(CultureInfo.InvariantCulture),
+              repeats.ToString(CultureInfo.InvariantCulture), checkpointing ? "on" : "off");
+
+    private static (double, double) Child(params string[] arguments)
+    {
+        var info = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (string a in arguments) info.ArgumentList.Add(a);
+        using var child = Process.Start(info)!;
+        string[] parts = child.StandardOutput.ReadToEnd().Trim().Split(' ');
+        child.WaitForExit();
+        if (child.ExitCode != 0 || parts.Length != 2) throw new InvalidOperationException($"'{string.Join(' ', arguments)}' failed (exit {child.ExitCode}).");
+        return (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture));
     }
 
     /// <summary>Samples of 512 tokens: a 30-token caption (causal), a noisy 16x16 latent image (noise), and a 28-token
@@ -166,15 +202,8 @@ internal static class ModelBenchmark
         return 0;
     }
 
-    private static (double Seconds, double PeakMiB) AttentionInChild(int tokens, bool dense)
-    {
-        var info = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (string a in new[] { AttentionProbeCommand, tokens.ToString(CultureInfo.InvariantCulture), dense ? "dense" : "packed" }) info.ArgumentList.Add(a);
-        using var child = Process.Start(info)!;
-        string[] parts = child.StandardOutput.ReadToEnd().Trim().Split(' ');
-        child.WaitForExit();
-        return (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture));
-    }
+    private static (double Seconds, double PeakMiB) AttentionInChild(int tokens, bool dense) =>
+        Child(AttentionProbeCommand, tokens.ToString(CultureInfo.InvariantCulture), dense ? "dense" : "packed");
 
     private static (double Seconds, double PeakMiB) Attention(int tokens, bool dense)
     {

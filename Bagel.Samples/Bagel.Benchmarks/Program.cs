@@ -7,8 +7,9 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
                        "Options: --folder DIR (default: a new folder under /tmp), --tensors N (512), --tensor-mb M (4), --keep.",
                        false, SafeTensorsBenchmark.Run),
     ["model"] = ("Packed Qwen2 MoT backbone (hidden 896, MoT) forward+backward on CPU: seconds, tokens/s, peak RSS, MFU; packed vs " +
-                 "dense-mask attention at 2k and 4k tokens. Options: --tokens N (4096), --layers L (4), --repeats R (2).",
+                 "dense-mask attention at 2k and 4k tokens; activation checkpointing on vs off. Options: --tokens N (4096), --layers L (4), --repeats R (2).",
                  false, ModelBenchmark.Run),
+    [ModelBenchmark.StepProbeCommand] = ("(internal) time one forward+backward of the backbone in a fresh process.", true, ModelBenchmark.RunStepProbe),
     [ModelBenchmark.AttentionProbeCommand] = ("(internal) time one attention variant in a fresh process.", true, ModelBenchmark.RunAttentionProbe),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
