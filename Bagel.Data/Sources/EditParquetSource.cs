@@ -89,7 +89,7 @@ public sealed class EditParquetSource : RawSampleSource
         {
             var (path, rowGroup) = workerUnits[unit];
             string where = $"{path} row group {rowGroup}";
-            IList<Dictionary<string, object>>? rows = null;
+            RowGroupRows? rows = null;
             try
             {
                 await using var stream = File.OpenRead(path);
@@ -99,17 +99,16 @@ public sealed class EditParquetSource : RawSampleSource
             {
                 skips.Skip(Group, SkipReason.CorruptParquet, where, $"cannot read the row group: {ex.Message}");
             }
-            if (rows is not null && rows.Count > 0 && (!rows[0].ContainsKey("image_list") || !rows[0].ContainsKey("instruction_list")))
+            if (rows is not null && (!rows.Columns.Contains("image_list") || !rows.Columns.Contains("instruction_list")))
             {
-                skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image_list' and 'instruction_list'; found: {string.Join(", ", rows[0].Keys)}.");
+                skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image_list' and 'instruction_list'; found: {string.Join(", ", rows.Columns)}.");
                 rows = null;
             }
-            for (long row = rowStart; rows is not null && row < rows.Count; row++)
+            for (int row = (int)rowStart; rows is not null && row < rows.Rows.Count; row++)
             {
-                var cells = rows[(int)row];
                 string origin = $"{where} row {row}";
-                var images = ParquetFiles.List(cells["image_list"]);
-                var instructions = ParquetFiles.List(cells["instruction_list"]);
+                var images = ParquetFiles.List(rows.Cell(row, "image_list"));
+                var instructions = ParquetFiles.List(rows.Cell(row, "instruction_list"));
                 if (images is null || instructions is null)
                 {
                     skips.Skip(Group, SkipReason.BadParquetSchema, origin, "'image_list' and 'instruction_list' must be lists.");
