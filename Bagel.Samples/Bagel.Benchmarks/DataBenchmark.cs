@@ -188,9 +188,15 @@ internal static class DataBenchmark
         DataPipeline pipeline = factory.CreateFromFilesAsync(datasetInfo, mixConfig).GetAwaiter().GetResult();
         const int firstMark = 1000;
         (long Hwm, long Rss)? atFirst = null;
+        long nextMark = firstMark;
         var (read, _, seconds) = Read(pipeline, samples, n =>
         {
-            if (atFirst is null && n >= firstMark) atFirst = (ProcessMemory.PeakResidentBytes(), ProcessMemory.ResidentBytes());
+            if (n < nextMark) return;
+            if (atFirst is null) atFirst = (ProcessMemory.PeakResidentBytes(), ProcessMemory.ResidentBytes());
+            // The trend between the two reported points tells warm-up (levels off) from a leak (keeps climbing).
+            Console.WriteLine($"  {n,8} samples: peak RSS {ProcessMemory.Mib(ProcessMemory.PeakResidentBytes())}, current RSS {ProcessMemory.Mib(ProcessMemory.ResidentBytes())}, " +
+                              $"managed heap {ProcessMemory.Mib(GC.GetTotalMemory(false))}");
+            nextMark *= 2;
         });
         long hwm = ProcessMemory.PeakResidentBytes(), rss = ProcessMemory.ResidentBytes();
         Console.WriteLine($"memory (mixed example data, 2 workers, {read} samples in {seconds:F1} s):");
