@@ -47,6 +47,9 @@ internal static class DataBenchmark
         try
         {
             Console.WriteLine($"data benchmark: {Environment.ProcessorCount} logical CPU(s), .NET {Environment.Version}, datasets under {folder}");
+#if DEBUG
+            Console.WriteLine("WARNING: a Debug build (no JIT optimisation): managed decode and resize run several times slower; run 'dotnet run -c Release' for figures.");
+#endif
             ExampleDataSummary small = Write(new ExampleDataOptions { OutputFolder = Path.Combine(folder, "small"), Overwrite = true });
             ExampleDataSummary large = Write(LargeOptions(Path.Combine(folder, "large1024"), options.LargeCount));
 

@@ -150,6 +150,37 @@ public sealed class DataPipelineFactoryTests(ExampleDatasetFixture data) : IClas
         Assert.Equal(5, pipeline.Groups.Single().Source.UnitCount);
     }
 
+    [Fact]
+    public async Task ShuffleLinesPicksTheVlmLinesFromShuffleSeedNotFromDataSeed()
+    {
+        using var fixture = new PipelineFixture();
+        var registry = DatasetInfoRegistry.Load(data.Summary.DatasetInfoPath);
+        var vlm = DatasetMixConfig.Load(data.Summary.MixConfigPath, registry).Groups.Single(g => g.Name == DatasetGroupKinds.VlmSft);
+        async Task<long[]> LinesAsync(DatasetGroupConfig group, long dataSeed)
+        {
+            var factory = new DataPipelineFactory(fixture.Tokenizer, new DataPipelineOptions { NumWorkers = 1, DataSeed = dataSeed, Packing = SmallPacks });
+            DataPipeline pipeline = await factory.CreateAsync(registry, new DatasetMixConfig([group]), cancellationToken: TestContext.Current.CancellationToken);
+            var source = pipeline.Groups.Single().Source;
+            var raws = await SourceTestHelpers.TakeAsync(source.ReadAsync(WorkerSlice.Single, SourceTestHelpers.Seeded(1), null, new DataSkipCounters(),
+                TestContext.Current.CancellationToken), source.UnitCount);
+            return [.. raws.Select(r => ((VlmPayload)r.Payload).LineNumber).Order()];
+        }
+        var five = vlm with { NumUsedData = [5] };
+
+        long[] firstFive = [1, 2, 3, 4, 5];
+
+        long[] picked = await LinesAsync(five, dataSeed: 1);
+        long[] otherDataSeed = await LinesAsync(five, dataSeed: 2);
+        long[] otherShuffleSeed = await LinesAsync(five with { ShuffleSeed = 5 }, dataSeed: 1);
+        long[] unshuffled = await LinesAsync(five with { ShuffleLines = false }, dataSeed: 1);
+
+        Assert.Equal(5, picked.Length);
+        Assert.NotEqual(firstFive, picked);          // shuffled before truncation
+        Assert.Equal(picked, otherDataSeed);         // data_seed does not change the pick
+        Assert.NotEqual(picked, otherShuffleSeed);
+        Assert.Equal(firstFive, unshuffled);
+    }
+
     private sealed class CountingBuilder
     {
         private int _calls;
