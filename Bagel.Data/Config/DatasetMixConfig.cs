@@ -81,14 +81,17 @@ public sealed class DatasetMixConfig
     /// over <c>14·vit_max_num_patch_per_side</c> would index past the position tables (the reference's issue #131).
     /// </summary>
     /// <param name="limits">The model's limits.</param>
+    /// <param name="vitMainStreamGroups">Application-registered groups whose <c>image_transform_args</c> feed the ViT
+    /// (as <c>vlm_sft</c>'s do); every other group's main transform is checked as a VAE stream.</param>
     /// <exception cref="DataConfigAggregateException">Every offending setting, each naming both values.</exception>
-    public void ValidateAgainst(ModelImageLimits limits)
+    public void ValidateAgainst(ModelImageLimits limits, IEnumerable<string>? vitMainStreamGroups = null)
     {
         ArgumentNullException.ThrowIfNull(limits);
+        var vitGroups = new HashSet<string>(vitMainStreamGroups ?? [], StringComparer.Ordinal) { DatasetGroupKinds.VlmSft };
         var errors = new List<DataConfigException>();
         foreach (var group in Groups)
         {
-            bool mainIsVit = group.Name == DatasetGroupKinds.VlmSft;
+            bool mainIsVit = vitGroups.Contains(group.Name);
             Check(group.ImageTransform, $"{group.Name}.image_transform_args", mainIsVit);
             if (group.VitImageTransform is { } vit) Check(vit, $"{group.Name}.vit_image_transform_args", true);
         }

@@ -83,6 +83,20 @@ public sealed class ParquetInfo
     }
 
     /// <summary>
+    /// Builds a lookup from facts already known, keyed by full path (for example the merged parquet_info of several
+    /// datasets, resolved shard by shard so that one dataset's file-name fallback cannot match another's shards).
+    /// </summary>
+    /// <param name="shards">Shard path to facts; a path given twice keeps its last facts.</param>
+    /// <returns>The lookup.</returns>
+    public static ParquetInfo FromFacts(IEnumerable<KeyValuePair<string, ParquetShardInfo>> shards)
+    {
+        ArgumentNullException.ThrowIfNull(shards);
+        var info = new ParquetInfo();
+        foreach (var (shard, facts) in shards) info.Add(Path.GetFullPath(shard), facts);
+        return info;
+    }
+
+    /// <summary>
     /// Writes the parquet_info JSON for every <c>*.parquet</c> file of a folder (sorted by name), atomically.
     /// </summary>
     /// <param name="shardFolder">The folder of shards.</param>

@@ -60,6 +60,9 @@ public sealed class DataPipeline
     /// <summary>The skip counters.</summary>
     public DataSkipCounters Skips => _skips;
 
+    /// <summary>The dataset groups, in configuration order (their sources tell how many units each has).</summary>
+    public IReadOnlyList<DataGroup> Groups => _groups;
+
     private int WorkerCount => Math.Max(1, _options.NumWorkers);
 
     /// <summary>Streams batches forever (the caller disposes each batch), starting from <paramref name="resume"/> when given.</summary>

@@ -16,7 +16,7 @@ namespace Bagel.Data.Samples;
 /// The random draws (caption and wording choices, the edit chain's start/end and coin flip) go through the given
 /// <see cref="IRandomSource"/> in the reference's order.
 /// </summary>
-public sealed class SampleBuilder
+public sealed class SampleBuilder : ISampleBuilder
 {
     private readonly Qwen2Tokenizer _tokenizer;
     private readonly ImageDecoder _decoder;
@@ -240,7 +240,8 @@ public sealed class SampleBuilder
         }
         catch (ImageDecodeException ex)
         {
-            throw new SkipException(ToReason(ex.Failure), ex.Message, path);
+            // The message names the image file; the warning's origin stays the record (a VLM line's file and number).
+            throw new SkipException(ToReason(ex.Failure), ex.Message);
         }
     }
 

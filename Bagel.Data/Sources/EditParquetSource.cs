@@ -33,19 +33,37 @@ public sealed class EditParquetSource : RawSampleSource
     /// <param name="numUsedData">Files taken from each folder.</param>
     /// <param name="parquetInfo">The merged parquet_info of the group's datasets, or null to read footers.</param>
     /// <param name="logger">For messages.</param>
+    /// <param name="skips">When given, a shard whose footer cannot be read (a corrupt file that parquet_info does not
+    /// describe) is a counted <see cref="SkipReason.CorruptParquet"/> skip contributing no row group; when null it
+    /// throws <see cref="DataConfigException"/>.</param>
     /// <param name="cancellationToken">Stops the listing.</param>
     /// <returns>The source.</returns>
     public static async Task<EditParquetSource> CreateAsync(string group, IReadOnlyList<string> dataDirectories, IReadOnlyList<long> numUsedData,
-        ParquetInfo? parquetInfo, ILogger? logger = null, CancellationToken cancellationToken = default)
+        ParquetInfo? parquetInfo, ILogger? logger = null, DataSkipCounters? skips = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(dataDirectories);
         ArgumentNullException.ThrowIfNull(numUsedData);
         var source = new EditParquetSource(group, logger);
+        var unreadable = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (folder, used) in dataDirectories.Zip(numUsedData))
         {
             foreach (string file in ParquetFiles.Select(folder, used, group))
             {
-                ParquetShardInfo facts = parquetInfo?.Find(file) ?? await ParquetInfo.ReadFooterAsync(file, cancellationToken).ConfigureAwait(false);
+                if (unreadable.Contains(file)) continue;
+                ParquetShardInfo? facts = parquetInfo?.Find(file);
+                if (facts is null)
+                {
+                    try
+                    {
+                        facts = await ParquetInfo.ReadFooterAsync(file, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (DataConfigException ex) when (skips is not null)
+                    {
+                        unreadable.Add(file);
+                        skips.Skip(group, SkipReason.CorruptParquet, file, $"cannot list its row groups, so the whole file is left out: {ex.Message}");
+                        continue;
+                    }
+                }
                 for (int rowGroup = 0; rowGroup < facts.NumRowGroups; rowGroup++) source._units.Add((file, rowGroup));
             }
         }
@@ -71,7 +89,7 @@ public sealed class EditParquetSource : RawSampleSource
         {
             var (path, rowGroup) = workerUnits[unit];
             string where = $"{path} row group {rowGroup}";
-            IList<Dictionary<string, object>>? rows = null;
+            RowGroupRows? rows = null;
             try
             {
                 await using var stream = File.OpenRead(path);
@@ -81,17 +99,16 @@ public sealed class EditParquetSource : RawSampleSource
             {
                 skips.Skip(Group, SkipReason.CorruptParquet, where, $"cannot read the row group: {ex.Message}");
             }
-            if (rows is not null && rows.Count > 0 && (!rows[0].ContainsKey("image_list") || !rows[0].ContainsKey("instruction_list")))
+            if (rows is not null && (!rows.Columns.Contains("image_list") || !rows.Columns.Contains("instruction_list")))
             {
-                skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image_list' and 'instruction_list'; found: {string.Join(", ", rows[0].Keys)}.");
+                skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image_list' and 'instruction_list'; found: {string.Join(", ", rows.Columns)}.");
                 rows = null;
             }
-            for (long row = rowStart; rows is not null && row < rows.Count; row++)
+            for (int row = (int)rowStart; rows is not null && row < rows.Rows.Count; row++)
             {
-                var cells = rows[(int)row];
                 string origin = $"{where} row {row}";
-                var images = ParquetFiles.List(cells["image_list"]);
-                var instructions = ParquetFiles.List(cells["instruction_list"]);
+                var images = ParquetFiles.List(rows.Cell(row, "image_list"));
+                var instructions = ParquetFiles.List(rows.Cell(row, "instruction_list"));
                 if (images is null || instructions is null)
                 {
                     skips.Skip(Group, SkipReason.BadParquetSchema, origin, "'image_list' and 'instruction_list' must be lists.");

@@ -27,11 +27,11 @@ internal static class ParquetFiles
     }
 
     /// <summary>Reads one row group's rows as column-name dictionaries (only that row group is in memory).</summary>
-    public static async Task<IList<Dictionary<string, object>>> ReadRowGroupAsync(Stream stream, int rowGroup, CancellationToken cancellationToken)
+    public static async Task<RowGroupRows> ReadRowGroupAsync(Stream stream, int rowGroup, CancellationToken cancellationToken)
     {
         stream.Position = 0;
         var result = await ParquetSerializer.DeserializeUntypedAsync(stream, ReadOptions, rowGroup, cancellationToken).ConfigureAwait(false);
-        return result.Data;
+        return new RowGroupRows(result.Data, result.Schema.Fields.Select(f => f.Name).ToHashSet(StringComparer.Ordinal));
     }
 
     /// <summary>The number of row groups of an open file.</summary>
@@ -69,4 +69,16 @@ internal static class ParquetFiles
         System.Collections.IEnumerable items => items.Cast<object?>().ToList(),
         _ => null,
     };
+}
+
+/// <summary>
+/// One row group as read: its rows and the file's top-level column names. A row's dictionary omits a column whose
+/// cell is null, so columns are checked against the schema and cells read with <see cref="Cell"/>.
+/// </summary>
+/// <param name="Rows">The rows.</param>
+/// <param name="Columns">The top-level column names of the file's schema.</param>
+internal sealed record RowGroupRows(IList<Dictionary<string, object>> Rows, IReadOnlySet<string> Columns)
+{
+    /// <summary>A cell, or null when it is null (absent from the row's dictionary).</summary>
+    public object? Cell(int row, string column) => Rows[row].TryGetValue(column, out object? value) ? value : null;
 }

@@ -74,7 +74,7 @@ public sealed class T2IParquetSource : RawSampleSource
                 for (int rowGroup = groupStart; rowGroup < rowGroups; rowGroup++)
                 {
                     string where = $"{path} row group {rowGroup}";
-                    IList<Dictionary<string, object>>? rows = null;
+                    RowGroupRows? rows = null;
                     try
                     {
                         rows = await ParquetFiles.ReadRowGroupAsync(stream, rowGroup, cancellationToken).ConfigureAwait(false);
@@ -83,16 +83,15 @@ public sealed class T2IParquetSource : RawSampleSource
                     {
                         skips.Skip(Group, SkipReason.CorruptParquet, where, $"cannot read the row group: {ex.Message}");
                     }
-                    if (rows is not null && rows.Count > 0 && (!rows[0].ContainsKey("image") || !rows[0].ContainsKey("captions")))
+                    if (rows is not null && (!rows.Columns.Contains("image") || !rows.Columns.Contains("captions")))
                     {
-                        skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image' and 'captions'; found: {string.Join(", ", rows[0].Keys)}.");
+                        skips.Skip(Group, SkipReason.BadParquetSchema, where, $"needs columns 'image' and 'captions'; found: {string.Join(", ", rows.Columns)}.");
                         rows = null;
                     }
-                    for (long row = rowStart; rows is not null && row < rows.Count; row++)
+                    for (int row = (int)rowStart; rows is not null && row < rows.Rows.Count; row++)
                     {
-                        var cells = rows[(int)row];
                         yield return new RawSample(new SampleDataIndex(Group, slice.Worker, SourcePosition.T2I(fileIndex, rowGroup, row)), $"{where} row {row}",
-                            new T2IPayload(ParquetFiles.Bytes(cells["image"]), ParquetFiles.Text(cells["captions"])));
+                            new T2IPayload(ParquetFiles.Bytes(rows.Cell(row, "image")), ParquetFiles.Text(rows.Cell(row, "captions"))));
                     }
                     rowStart = 0;
                 }

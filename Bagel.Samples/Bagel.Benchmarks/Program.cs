@@ -11,6 +11,11 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
                  false, ModelBenchmark.Run),
     [ModelBenchmark.StepProbeCommand] = ("(internal) time one forward+backward of the backbone in a fresh process.", true, ModelBenchmark.RunStepProbe),
     [ModelBenchmark.AttentionProbeCommand] = ("(internal) time one attention variant in a fresh process.", true, ModelBenchmark.RunAttentionProbe),
+    ["data"] = ("Samples/s and tokens/s of decode + transform + pack per source kind with 1 and 2 workers, on the example data and on " +
+                "1024x1024 JPEGs; SkiaSharp vs PIL decode rates; peak RSS after 1,000 and 10,000 samples. Options: --samples N (400), " +
+                "--large-samples N (48), --large-count N (100), --rss-samples N (10000), --tokenizer DIR, --folder DIR, --keep, --no-python.",
+                false, DataBenchmark.Run),
+    [DataBenchmark.MemoryCommand] = ("(internal) read the mixed example data, printing RSS after 1,000 and N samples.", true, DataBenchmark.RunMemory),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
 
