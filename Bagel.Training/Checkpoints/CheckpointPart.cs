@@ -18,11 +18,8 @@ public sealed record CheckpointPart(string FileName, Action<string, Cancellation
     public static CheckpointPart Model(torch.nn.Module module, StateDictSaveOptions? options = null) =>
         new(CheckpointLayout.ModelFileName, (path, ct) => StateDictSaver.SaveFile(module, path, options, ct));
 
-    /// <summary><c>ema.safetensors</c> from an <see cref="EmaModel"/>.</summary>
-    public static CheckpointPart Ema(EmaModel ema) => new(CheckpointLayout.EmaFileName, (path, ct) => ema.Save(path, ct));
-
-    /// <summary><c>ema.safetensors</c> from <see cref="EmaTensors"/>.</summary>
-    public static CheckpointPart Ema(EmaTensors ema) => new(CheckpointLayout.EmaFileName, (path, ct) => ema.Save(path, ct));
+    /// <summary><c>ema.safetensors</c> from an <see cref="EmaModel"/> or <see cref="EmaTensors"/>.</summary>
+    public static CheckpointPart Ema(IExponentialMovingAverage ema) => new(CheckpointLayout.EmaFileName, (path, ct) => ema.Save(path, ct));
 
     /// <summary>The AdamW state.</summary>
     public static CheckpointPart Optimizer(AdamW optimizer) =>

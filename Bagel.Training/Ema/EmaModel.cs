@@ -11,7 +11,7 @@ namespace Bagel.Training.Ema;
 /// twin requires grad. Buffers are copied at creation and never averaged (the reference averages FSDP flat parameters
 /// only). The copy is never trained: its parameters do not require grad and it stays in eval mode.
 /// </summary>
-public sealed class EmaModel : IDisposable
+public sealed class EmaModel : IExponentialMovingAverage, IDisposable
 {
     /// <summary>File name in a checkpoint folder (the reference's layout).</summary>
     public const string FileName = "ema.safetensors";
@@ -87,6 +87,10 @@ public sealed class EmaModel : IDisposable
     /// <summary>Loads EMA weights from <paramref name="path"/> (strict unless <paramref name="strict"/> is false, as the reference's non-strict load).</summary>
     public StateDictLoadReport Load(string path, bool strict = true, ILogger? logger = null, CancellationToken cancellationToken = default) =>
         StateDictLoader.Load(Module, path, new StateDictLoadOptions { Strict = strict, Logger = logger }, cancellationToken);
+
+    /// <inheritdoc />
+    public void LoadWeights(string path, Func<string, string?>? keyMap = null, ILogger? logger = null) =>
+        StateDictLoader.Load(Module, path, new StateDictLoadOptions { Strict = false, KeyMap = keyMap, Logger = logger });
 
     /// <summary>Disposes the EMA module.</summary>
     public void Dispose() => Module.Dispose();

@@ -8,7 +8,7 @@ namespace Bagel.Training.Ema;
 /// EMA as a list of tensors, for loops that do not want a second module: one cloned tensor per named live parameter,
 /// averaged with <see cref="EmaUpdate"/> and saved as safetensors under the parameter names.
 /// </summary>
-public sealed class EmaTensors : IDisposable
+public sealed class EmaTensors : IExponentialMovingAverage, IDisposable
 {
     private readonly (string Name, torch.Tensor Ema, torch.Tensor Live)[] _entries;
 
@@ -46,6 +46,18 @@ public sealed class EmaTensors : IDisposable
         {
             if (!reader.Contains(name)) throw new EmaMismatchException($"{path} has no tensor '{name}'.");
             reader.CopyInto(name, ema);
+        }
+    }
+
+    /// <inheritdoc />
+    public void LoadWeights(string path, Func<string, string?>? keyMap = null, Microsoft.Extensions.Logging.ILogger? logger = null)
+    {
+        using SafeTensorsReader reader = SafeTensorsReader.Open(path);
+        var byName = _entries.ToDictionary(e => e.Name, e => e.Ema, StringComparer.Ordinal);
+        foreach (SafeTensorInfo info in reader.Tensors)
+        {
+            string? name = keyMap is null ? info.Name : keyMap(info.Name);
+            if (name is not null && byName.TryGetValue(name, out torch.Tensor? ema)) reader.CopyInto(info.Name, ema);
         }
     }
 
