@@ -1,3 +1,4 @@
+using Bagel.Tests.Core.Randomness;
 using Bagel.Core.DataStatus;
 using Bagel.Core.Native;
 using Bagel.Core.Randomness;
@@ -14,6 +15,8 @@ using static TorchSharp.torch.nn;
 
 namespace Bagel.Tests.Training.Checkpoints;
 
+// Seeds or draws from torch's process-wide generator: runs alone, as the other global-RNG tests.
+[Collection(nameof(TorchGlobalRandomTests))]
 public sealed class CheckpointWriterTests : IDisposable
 {
     private readonly TempDirectory _root = new();

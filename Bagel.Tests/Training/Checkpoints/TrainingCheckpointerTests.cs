@@ -1,3 +1,4 @@
+using Bagel.Tests.Core.Randomness;
 using Bagel.Core.DataStatus;
 using Bagel.Core.Native;
 using Bagel.Tests.Infrastructure;
@@ -8,6 +9,8 @@ using TorchSharp.Modules;
 
 namespace Bagel.Tests.Training.Checkpoints;
 
+// Seeds or draws from torch's process-wide generator: runs alone, as the other global-RNG tests.
+[Collection(nameof(TorchGlobalRandomTests))]
 public sealed class TrainingCheckpointerTests : IDisposable
 {
     private readonly TempDirectory _root = new();

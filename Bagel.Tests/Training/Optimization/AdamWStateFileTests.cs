@@ -1,3 +1,4 @@
+using Bagel.Tests.Core.Randomness;
 using Bagel.Core.Native;
 using Bagel.Tests.Infrastructure;
 using Bagel.Training.Checkpoints;
@@ -9,6 +10,8 @@ using static TorchSharp.torch.nn;
 
 namespace Bagel.Tests.Training.Optimization;
 
+// Seeds or draws from torch's process-wide generator: runs alone, as the other global-RNG tests.
+[Collection(nameof(TorchGlobalRandomTests))]
 public sealed class AdamWStateFileTests
 {
     public AdamWStateFileTests() => TorchRuntime.EnsureLoaded();

@@ -1,3 +1,4 @@
+using Bagel.Tests.Core.Randomness;
 using Bagel.Core.Native;
 using Bagel.Tests.Core.StateDicts;
 using TorchSharp;
@@ -5,6 +6,8 @@ using TorchSharp.Modules;
 
 namespace Bagel.Tests.Training.Optimization;
 
+// Seeds or draws from torch's process-wide generator: runs alone, as the other global-RNG tests.
+[Collection(nameof(TorchGlobalRandomTests))]
 public sealed class OptimizerStepperTests
 {
     public OptimizerStepperTests() => TorchRuntime.EnsureLoaded();
