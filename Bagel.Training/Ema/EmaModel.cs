@@ -54,13 +54,22 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
     {
         ArgumentNullException.ThrowIfNull(live);
         ArgumentNullException.ThrowIfNull(factory);
+        EmaUpdate.CheckDecay(decay);
         torch.nn.Module module = factory();
         if (ReferenceEquals(module, live)) throw new ArgumentException("The factory returned the live module itself; it must build a new instance.", nameof(factory));
-        var ema = new EmaModel(module, live, decay);
-        ema.CopyFrom(live);
-        foreach (Parameter parameter in module.parameters()) parameter.requires_grad = false;
-        module.eval();
-        return ema;
+        try
+        {
+            var ema = new EmaModel(module, live, decay);
+            ema.CopyFrom(live);
+            foreach (Parameter parameter in module.parameters()) parameter.requires_grad = false;
+            module.eval();
+            return ema;
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Copies every parameter and buffer of <paramref name="source"/> into the EMA module.</summary>

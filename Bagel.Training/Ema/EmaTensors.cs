@@ -16,6 +16,7 @@ public sealed class EmaTensors : IExponentialMovingAverage, IDisposable
     public EmaTensors(IEnumerable<(string Name, Parameter Parameter)> parameters, double decay = EmaModel.DefaultDecay)
     {
         ArgumentNullException.ThrowIfNull(parameters);
+        EmaUpdate.CheckDecay(decay);
         Decay = decay;
         using var noGrad = torch.no_grad();
         _entries = [.. parameters.Select(p => (p.Name, p.Parameter.detach().clone().DetachFromDisposeScope(), (torch.Tensor)p.Parameter))];

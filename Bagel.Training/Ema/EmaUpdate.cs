@@ -14,7 +14,7 @@ public static class EmaUpdate
     public static int Apply(IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)> pairs, double decay)
     {
         ArgumentNullException.ThrowIfNull(pairs);
-        if (!(decay is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(decay), decay, "EMA decay must be in [0, 1].");
+        CheckDecay(decay);
         int updated = 0;
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
@@ -26,5 +26,11 @@ public static class EmaUpdate
             updated++;
         }
         return updated;
+    }
+
+    /// <summary>Throws unless <paramref name="decay"/> is in [0, 1].</summary>
+    public static void CheckDecay(double decay)
+    {
+        if (!(decay is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(decay), decay, "EMA decay (the 'ema' option) must be in [0, 1].");
     }
 }

@@ -126,4 +126,15 @@ public sealed class EmaModelTests
         restored.Load(path);
         foreach (string name in tensors.Names) Assert.True(tensors[name].Equals(restored[name]), name);
     }
+
+    [Fact]
+    public void ADecayOutsideZeroToOneIsRefusedBeforeTheFactoryRuns()
+    {
+        using var scope = torch.NewDisposeScope();
+        bool built = false;
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => EmaModel.Create(NewModel(1), () => { built = true; return NewModel(2); }, decay: 1.5));
+
+        Assert.False(built);
+    }
 }
