@@ -14,13 +14,15 @@ public sealed class TrainingCheckpointer
     private readonly CheckpointWriter _writer;
     private readonly TrainingComponents _components;
     private readonly ILogger? _logger;
+    private readonly TimeProvider _time;
 
-    /// <summary>Creates the checkpointer.</summary>
-    public TrainingCheckpointer(CheckpointWriter writer, TrainingComponents components, ILogger? logger = null)
+    /// <summary>Creates the checkpointer; <paramref name="timeProvider"/> stamps <see cref="TrainState.SavedAt"/> (default the system clock).</summary>
+    public TrainingCheckpointer(CheckpointWriter writer, TrainingComponents components, ILogger? logger = null, TimeProvider? timeProvider = null)
     {
         _writer = writer ?? throw new ArgumentNullException(nameof(writer));
         _components = components ?? throw new ArgumentNullException(nameof(components));
         _logger = logger;
+        _time = timeProvider ?? TimeProvider.System;
     }
 
     /// <summary>Writes the checkpoint of <see cref="TrainProgress.CompletedSteps"/> with the data status, if any.</summary>
@@ -38,7 +40,7 @@ public sealed class TrainingCheckpointer
         if (dataStatus is not null) parts.Add(CheckpointPart.DataStatus(dataStatus with { Step = progress.CompletedSteps }));
         if (_components.RunInfo is { } info) parts.Add(CheckpointPart.RunInfo(info));
         var state = new TrainState(TrainState.CurrentFormatVersion, progress.CompletedSteps, _components.Guard?.TotalSkipped ?? 0,
-            _components.Guard?.ConsecutiveSkipped ?? 0, progress.TokensSeen, progress.SamplesSeen, DateTimeOffset.UtcNow);
+            _components.Guard?.ConsecutiveSkipped ?? 0, progress.TokensSeen, progress.SamplesSeen, _time.GetUtcNow());
         return _writer.Save(state, parts, cancellationToken);
     }
 
