@@ -3,6 +3,8 @@ using TorchSharp;
 
 namespace Bagel.Training.Loop;
 
+// Unfinished: Trainer / TrainerBuilder (issue 6) are not written; they need the BAGEL model. This interface is their seam.
+
 /// <summary>
 /// The seam between the model and the training loop: what the loop needs from a model for one micro-batch.
 /// Unfinished: the BAGEL model in Bagel.Models implements this once it exists, and the <c>Trainer</c> /
