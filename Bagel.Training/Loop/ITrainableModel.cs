@@ -1,0 +1,37 @@
+using Bagel.Core.Batching;
+using TorchSharp;
+
+namespace Bagel.Training.Loop;
+
+// Unfinished: Trainer / TrainerBuilder (issue 6) are not written; they need the BAGEL model. This interface is their seam.
+
+/// <summary>
+/// The seam between the model and the training loop: what the loop needs from a model for one micro-batch.
+/// Unfinished: the BAGEL model in Bagel.Models implements this once it exists, and the <c>Trainer</c> /
+/// <c>TrainerBuilder</c> (issue 6) that drives it is not written yet. The loop it is meant for, in the reference's
+/// order (training.md 5.4), uses only pieces of this assembly around the call to <see cref="Forward"/>:
+/// <list type="number">
+/// <item><c>ResumePlanner.Plan</c> → <c>TrainingCheckpointer.Restore</c> (weights, EMA, optimizer, schedule, RNG, data status, start step);</item>
+/// <item>per micro-batch: <see cref="Forward"/> → <c>TrainingLoss.Combine</c> → <c>Total.backward()</c>; <c>ThroughputWindow.Add</c>;</item>
+/// <item>at an accumulation boundary: <c>OptimizerStepper.Step</c> (clip, NaN guard, AdamW, schedule, EMA, zero grad);</item>
+/// <item>every <c>log_every</c>: <c>TrainLogLine.Format</c> through <c>TrainingLog.Step</c>, <c>StepMetricsFactory.Create</c> to each <c>IMetricSink</c>;</item>
+/// <item>every <c>save_every</c> and at the end: <c>TrainingCheckpointer.Save</c> with the data status.</item>
+/// </list>
+/// </summary>
+public interface ITrainableModel
+{
+    /// <summary>The trained module (its state dict is <c>model.safetensors</c>).</summary>
+    torch.nn.Module Module { get; }
+
+    /// <summary>A new instance of the same architecture, for the EMA copy (<c>EmaModel.Create</c>'s factory).</summary>
+    torch.nn.Module CreateTwin();
+
+    /// <summary>Runs one packed micro-batch and returns the unreduced losses.</summary>
+    ModelLossOutputs Forward(PackedBatch batch);
+}
+
+/// <summary>Unreduced losses of one micro-batch, as <c>TrainingLoss.Combine</c> takes them.</summary>
+/// <param name="CePerToken">CE per labelled token [N_ce]; null when <c>visual_und</c> is off.</param>
+/// <param name="CeTokenWeights">Per-token CE weights [N_ce] for <c>ce_loss_reweighting</c>; null otherwise.</param>
+/// <param name="MseSquaredError">Squared error per noisy latent token and channel [N_mse, C]; null when <c>visual_gen</c> is off.</param>
+public sealed record ModelLossOutputs(torch.Tensor? CePerToken, torch.Tensor? CeTokenWeights, torch.Tensor? MseSquaredError);

@@ -1,0 +1,29 @@
+using Bagel.Training.Options;
+
+namespace Bagel.Training.Optimization;
+
+/// <summary>AdamW settings; the defaults are the reference's (training.md 5.3).</summary>
+public sealed class AdamWOptions
+{
+    /// <summary>Base learning rate (the schedule multiplies it). Default <c>1e-4</c> (reference <c>lr</c>).</summary>
+    public double LearningRate { get; set; } = 1e-4;
+
+    /// <summary>β1. Default <c>0.9</c>.</summary>
+    public double Beta1 { get; set; } = 0.9;
+
+    /// <summary>β2. Default <c>0.95</c>.</summary>
+    public double Beta2 { get; set; } = 0.95;
+
+    /// <summary>ε. Default <c>1e-15</c>.</summary>
+    public double Eps { get; set; } = 1e-15;
+
+    /// <summary>Decoupled weight decay. Default <c>0</c> (the reference does not decay weights).</summary>
+    public double WeightDecay { get; set; }
+
+    /// <summary>The settings the reference derives from its training flags.</summary>
+    public static AdamWOptions FromTrainingOptions(TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new AdamWOptions { LearningRate = options.Lr, Beta1 = options.Beta1, Beta2 = options.Beta2, Eps = options.Eps };
+    }
+}

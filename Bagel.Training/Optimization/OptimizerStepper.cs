@@ -1,0 +1,68 @@
+using Bagel.Training.Ema;
+using Bagel.Training.Logging;
+using Bagel.Training.Schedules;
+using Microsoft.Extensions.Logging;
+using TorchSharp.Modules;
+
+namespace Bagel.Training.Optimization;
+
+/// <summary>
+/// The reference's accumulation boundary (training.md 5.4), independent of the model: clip the global gradient norm
+/// to <c>max_grad_norm</c>, optimizer step, scheduler step, EMA update, zero grads. A NaN or infinite loss or norm
+/// skips the optimizer and EMA updates (counted by the <see cref="NonFiniteStepGuard"/>) but still advances the
+/// schedule, so the learning rate stays tied to the step index.
+/// </summary>
+public sealed class OptimizerStepper
+{
+    private readonly AdamW _optimizer;
+    private readonly LearningRateScheduler _scheduler;
+    private readonly IExponentialMovingAverage? _ema;
+    private readonly double _maxGradNorm;
+    private readonly ILogger? _logger;
+
+    /// <summary>Creates the stepper. <paramref name="maxGradNorm"/> is the reference's <c>max_grad_norm</c> (default 1.0).</summary>
+    public OptimizerStepper(AdamW optimizer, LearningRateScheduler scheduler, IExponentialMovingAverage? ema, NonFiniteStepGuard guard,
+        double maxGradNorm = 1.0, ILogger? logger = null)
+    {
+        _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
+        _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
+        Guard = guard ?? throw new ArgumentNullException(nameof(guard));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxGradNorm);
+        _ema = ema;
+        _maxGradNorm = maxGradNorm;
+        _logger = logger;
+    }
+
+    /// <summary>The non-finite guard (its counters go into the train state).</summary>
+    public NonFiniteStepGuard Guard { get; }
+
+    /// <summary>Finishes step <paramref name="stepIndex"/> after backward; <paramref name="loss"/> is the step's total loss.</summary>
+    /// <exception cref="NonFiniteLossException">Too many non-finite steps in a row.</exception>
+    public OptimizerStepResult Step(long stepIndex, double loss)
+    {
+        double norm = GradientClipping.ClipGradNorm(_optimizer.parameters(), _maxGradNorm);
+        double lr = _scheduler.CurrentLearningRate;
+        bool skip;
+        try
+        {
+            skip = Guard.ShouldSkip(stepIndex, loss, norm);
+        }
+        finally
+        {
+            // Never leave NaN gradients behind, even when the guard stops the run.
+            if (!double.IsFinite(loss) || !double.IsFinite(norm)) _optimizer.zero_grad();
+        }
+        if (skip)
+        {
+            if (_logger is not null) TrainingLog.NonFiniteStep(_logger, stepIndex, loss, norm, Guard.ConsecutiveSkipped, Guard.TotalSkipped);
+        }
+        else
+        {
+            _optimizer.step();
+            _ema?.Update();
+        }
+        _scheduler.Step();
+        _optimizer.zero_grad();
+        return new OptimizerStepResult(norm, lr, skip);
+    }
+}

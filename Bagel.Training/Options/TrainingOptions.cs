@@ -1,0 +1,148 @@
+using Microsoft.Extensions.Configuration;
+
+namespace Bagel.Training.Options;
+
+/// <summary>
+/// The training flags of the reference's <c>TrainingArguments</c> (training.md 5.1): same snake_case names (as
+/// configuration keys) and the same defaults. Validate with <see cref="TrainingOptionsValidator"/>.
+/// </summary>
+public sealed class TrainingOptions
+{
+    /// <summary>Configuration section these options bind from by default: <c>training</c>.</summary>
+    public const string SectionName = "training";
+
+    /// <summary>Train the generation branch (VAE latents, MSE loss); <c>false</c> for VLM-only. Default <c>true</c>.</summary>
+    [ConfigurationKeyName("visual_gen")] public bool VisualGen { get; set; } = true;
+
+    /// <summary>Train the understanding branch (ViT tokens); <c>false</c> for T2I-only. Default <c>true</c>.</summary>
+    [ConfigurationKeyName("visual_und")] public bool VisualUnd { get; set; } = true;
+
+    /// <summary>Folder for <c>log.txt</c> and metric files. Default <c>results</c>.</summary>
+    [ConfigurationKeyName("results_dir")] public string ResultsDir { get; set; } = "results";
+
+    /// <summary>Folder holding one subfolder per saved step. Default <c>results/checkpoints</c>.</summary>
+    [ConfigurationKeyName("checkpoint_dir")] public string CheckpointDir { get; set; } = "results/checkpoints";
+
+    /// <summary>W&amp;B project name (kept for the TensorBoard run name; we do not call W&amp;B). Default <c>bagel</c>.</summary>
+    [ConfigurationKeyName("wandb_project")] public string WandbProject { get; set; } = "bagel";
+
+    /// <summary>W&amp;B run name. Default <c>run</c>.</summary>
+    [ConfigurationKeyName("wandb_name")] public string WandbName { get; set; } = "run";
+
+    /// <summary>W&amp;B run id suffix (<c>{wandb_name}-run{wandb_runid}</c>). Default <c>0</c>.</summary>
+    [ConfigurationKeyName("wandb_runid")] public string WandbRunid { get; set; } = "0";
+
+    /// <summary>W&amp;B resume mode. Default <c>allow</c>.</summary>
+    [ConfigurationKeyName("wandb_resume")] public string WandbResume { get; set; } = "allow";
+
+    /// <summary>W&amp;B offline mode. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("wandb_offline")] public bool WandbOffline { get; set; }
+
+    /// <summary>Seed of the per-rank global RNGs (<c>global_seed·world_size + rank</c>). Default <c>4396</c>.</summary>
+    [ConfigurationKeyName("global_seed")] public int GlobalSeed { get; set; } = 4396;
+
+    /// <summary>Resume fully from the largest complete checkpoint in <see cref="CheckpointDir"/>, else fall back to <see cref="ResumeFrom"/>. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("auto_resume")] public bool AutoResume { get; set; }
+
+    /// <summary>Checkpoint (or released model) folder to load; <c>null</c> trains from scratch. Default <c>null</c>.</summary>
+    [ConfigurationKeyName("resume_from")] public string? ResumeFrom { get; set; }
+
+    /// <summary>Load only weights from <see cref="ResumeFrom"/>: no optimizer, scheduler, data status or step. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("resume_model_only")] public bool ResumeModelOnly { get; set; }
+
+    /// <summary>With <see cref="ResumeModelOnly"/>, initialise the model from <c>ema.safetensors</c>. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("finetune_from_ema")] public bool FinetuneFromEma { get; set; }
+
+    /// <summary>Read configs, tokenizer and VAE from <c>model_path</c> and the weights from <see cref="ResumeFrom"/>. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("finetune_from_hf")] public bool FinetuneFromHf { get; set; }
+
+    /// <summary>Log every this many steps. Default <c>10</c>.</summary>
+    [ConfigurationKeyName("log_every")] public int LogEvery { get; set; } = 10;
+
+    /// <summary>Save a checkpoint every this many steps (and at the end). Default <c>2000</c>.</summary>
+    [ConfigurationKeyName("save_every")] public int SaveEvery { get; set; } = 2000;
+
+    /// <summary>Optimizer steps to train. Default <c>500000</c>.</summary>
+    [ConfigurationKeyName("total_steps")] public int TotalSteps { get; set; } = 500000;
+
+    /// <summary>Linear learning-rate warm-up steps (the first update uses lr 0 when positive). Default <c>2000</c>.</summary>
+    [ConfigurationKeyName("warmup_steps")] public int WarmupSteps { get; set; } = 2000;
+
+    /// <summary>Learning-rate schedule: <c>constant</c> or <c>cosine</c>. Default <c>constant</c>.</summary>
+    [ConfigurationKeyName("lr_scheduler")] public string LrScheduler { get; set; } = "constant";
+
+    /// <summary>Peak learning rate (2e-5 suggested for fine-tuning). Default <c>1e-4</c>.</summary>
+    [ConfigurationKeyName("lr")] public double Lr { get; set; } = 1e-4;
+
+    /// <summary>Final learning rate of the cosine schedule. Default <c>1e-7</c>.</summary>
+    [ConfigurationKeyName("min_lr")] public double MinLr { get; set; } = 1e-7;
+
+    /// <summary>AdamW β1. Default <c>0.9</c>.</summary>
+    [ConfigurationKeyName("beta1")] public double Beta1 { get; set; } = 0.9;
+
+    /// <summary>AdamW β2. Default <c>0.95</c>.</summary>
+    [ConfigurationKeyName("beta2")] public double Beta2 { get; set; } = 0.95;
+
+    /// <summary>AdamW ε. Default <c>1e-15</c>.</summary>
+    [ConfigurationKeyName("eps")] public double Eps { get; set; } = 1e-15;
+
+    /// <summary>EMA decay applied after every optimizer step. Default <c>0.9999</c>.</summary>
+    [ConfigurationKeyName("ema")] public double Ema { get; set; } = 0.9999;
+
+    /// <summary>Global gradient L2 norm clip. Default <c>1.0</c>.</summary>
+    [ConfigurationKeyName("max_grad_norm")] public double MaxGradNorm { get; set; } = 1.0;
+
+    /// <summary>Shift of the flow-matching timestep distribution. Default <c>1.0</c>.</summary>
+    [ConfigurationKeyName("timestep_shift")] public double TimestepShift { get; set; } = 1.0;
+
+    /// <summary>Weight of the MSE loss. Default <c>1.0</c>.</summary>
+    [ConfigurationKeyName("mse_weight")] public double MseWeight { get; set; } = 1.0;
+
+    /// <summary>Weight of the CE loss. Default <c>1.0</c>.</summary>
+    [ConfigurationKeyName("ce_weight")] public double CeWeight { get; set; } = 1.0;
+
+    /// <summary>Weight CE tokens by the per-sample loss weights. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("ce_loss_reweighting")] public bool CeLossReweighting { get; set; }
+
+    /// <summary>Target size of a packed batch. Default <c>32768</c>.</summary>
+    [ConfigurationKeyName("expected_num_tokens")] public int ExpectedNumTokens { get; set; } = 32768;
+
+    /// <summary>Micro-batches per optimizer step. Default <c>1</c>.</summary>
+    [ConfigurationKeyName("gradient_accumulation_steps")] public int GradientAccumulationSteps { get; set; } = 1;
+
+    /// <summary>Peak TFLOP/s of the device for MFU; 0 detects it from the GPU name. Default <c>0.0</c>.</summary>
+    [ConfigurationKeyName("peak_device_tflops")] public double PeakDeviceTflops { get; set; } = 0.0;
+
+    /// <summary>HYBRID_SHARD replica count (multi-process only; must stay 1 here). Default <c>1</c>.</summary>
+    [ConfigurationKeyName("num_replicate")] public int NumReplicate { get; set; } = 1;
+
+    /// <summary>HYBRID_SHARD shard count (multi-process only; 8 and 1 are accepted and mean nothing in one process). Default <c>8</c>.</summary>
+    [ConfigurationKeyName("num_shard")] public int NumShard { get; set; } = 8;
+
+    /// <summary>FSDP sharding strategy (multi-process only; <c>HYBRID_SHARD</c> and <c>NO_SHARD</c> are accepted and mean no sharding in one process). Default <c>HYBRID_SHARD</c>.</summary>
+    [ConfigurationKeyName("sharding_strategy")] public string ShardingStrategy { get; set; } = "HYBRID_SHARD";
+
+    /// <summary>FSDP backward prefetch: <c>BACKWARD_PRE</c> or <c>BACKWARD_POST</c> (no effect in one process). Default <c>BACKWARD_PRE</c>.</summary>
+    [ConfigurationKeyName("backward_prefetch")] public string BackwardPrefetch { get; set; } = "BACKWARD_PRE";
+
+    /// <summary>Offload parameters to the CPU (multi-process FSDP only; must stay <c>false</c> here). Default <c>false</c>.</summary>
+    [ConfigurationKeyName("cpu_offload")] public bool CpuOffload { get; set; }
+
+    /// <summary>Turn off the LLM's gradients. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("freeze_llm")] public bool FreezeLlm { get; set; }
+
+    /// <summary>Turn off the ViT's gradients. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("freeze_vit")] public bool FreezeVit { get; set; }
+
+    /// <summary>Turn off the VAE's gradients (it is never optimised anyway). Default <c>true</c>.</summary>
+    [ConfigurationKeyName("freeze_vae")] public bool FreezeVae { get; set; } = true;
+
+    /// <summary>Detach the understanding path (embeddings, ViT, und experts); <c>lm_head</c> still trains. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("freeze_und")] public bool FreezeUnd { get; set; }
+
+    /// <summary>Initialise every <c>*_moe_gen</c> parameter from its understanding twin. Default <c>true</c>.</summary>
+    [ConfigurationKeyName("copy_init_moe")] public bool CopyInitMoe { get; set; } = true;
+
+    /// <summary>Reference: packed flex attention. Here it selects nothing numerically different (our attention is always exact over the packed sequence); accepted so reference command lines run. Default <c>false</c>.</summary>
+    [ConfigurationKeyName("use_flex")] public bool UseFlex { get; set; }
+}

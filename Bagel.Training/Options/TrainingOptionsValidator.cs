@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Options;
+
+namespace Bagel.Training.Options;
+
+/// <summary>
+/// Validates <see cref="TrainingOptions"/>, reporting every bad value at once. Flags that only mean something with
+/// several processes (FSDP sharding, CPU offload) accept their single-process values and the reference's defaults;
+/// anything else fails with "needs distributed training, not available yet".
+/// </summary>
+public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
+{
+    /// <summary>Learning-rate schedules (<c>lr_scheduler</c>).</summary>
+    public static readonly IReadOnlyList<string> LrSchedulers = ["constant", "cosine"];
+
+    /// <summary>FSDP <c>ShardingStrategy</c> enum names the reference accepts.</summary>
+    public static readonly IReadOnlyList<string> ShardingStrategies =
+        ["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "_HYBRID_SHARD_ZERO2"];
+
+    /// <summary>Sharding strategies that mean "no sharding" in one process: the reference's default and NO_SHARD.</summary>
+    public static readonly IReadOnlyList<string> SingleProcessShardingStrategies = ["HYBRID_SHARD", "NO_SHARD"];
+
+    /// <summary>FSDP <c>BackwardPrefetch</c> enum names (the reference's help also names NO_PREFETCH, which is not one).</summary>
+    public static readonly IReadOnlyList<string> BackwardPrefetches = ["BACKWARD_PRE", "BACKWARD_POST"];
+
+    /// <summary>The ending of the message for a flag that needs several processes.</summary>
+    public const string NeedsDistributed = "needs distributed training, not available yet (Bagel.NET trains in one process)";
+
+    /// <summary>Reference default of <c>num_shard</c>, accepted in one process so that reference command lines run.</summary>
+    private const int ReferenceDefaultNumShard = 8;
+
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var f = new OptionFailures();
+        if (!options.VisualGen && !options.VisualUnd)
+            f.Add("'visual_gen' and 'visual_und' are both false; nothing would be trained. Turn on at least one.");
+        f.NotEmpty("results_dir", options.ResultsDir);
+        f.NotEmpty("checkpoint_dir", options.CheckpointDir);
+        f.Positive("log_every", options.LogEvery);
+        f.Positive("save_every", options.SaveEvery);
+        f.Positive("total_steps", options.TotalSteps);
+        f.NonNegative("warmup_steps", options.WarmupSteps);
+        f.OneOf("lr_scheduler", options.LrScheduler, [.. LrSchedulers]);
+        f.Positive("lr", options.Lr);
+        f.NonNegative("min_lr", options.MinLr);
+        if (options.LrScheduler == "cosine" && options.MinLr > options.Lr)
+            f.Add($"'min_lr' ({options.MinLr}) is larger than 'lr' ({options.Lr}); the cosine schedule would rise. Lower 'min_lr'.");
+        f.OpenUnit("beta1", options.Beta1);
+        f.OpenUnit("beta2", options.Beta2);
+        f.NonNegative("eps", options.Eps);
+        f.Probability("ema", options.Ema);
+        f.Positive("max_grad_norm", options.MaxGradNorm);
+        f.Positive("timestep_shift", options.TimestepShift);
+        f.NonNegative("mse_weight", options.MseWeight);
+        f.NonNegative("ce_weight", options.CeWeight);
+        f.Positive("expected_num_tokens", options.ExpectedNumTokens);
+        f.Positive("gradient_accumulation_steps", options.GradientAccumulationSteps);
+        f.NonNegative("peak_device_tflops", options.PeakDeviceTflops);
+        if (options.ResumeModelOnly && options.ResumeFrom is null && !options.AutoResume)
+            f.Add("'resume_model_only' is set but 'resume_from' is not; there is nothing to load. Give 'resume_from'.");
+        ValidateDistributed(options, f);
+        return f.ToResult();
+    }
+
+    private static void ValidateDistributed(TrainingOptions options, OptionFailures f)
+    {
+        if (!ShardingStrategies.Contains(options.ShardingStrategy, StringComparer.Ordinal))
+            f.OneOf("sharding_strategy", options.ShardingStrategy, [.. ShardingStrategies]);
+        else if (!SingleProcessShardingStrategies.Contains(options.ShardingStrategy, StringComparer.Ordinal))
+            f.Add($"'sharding_strategy' {options.ShardingStrategy} {NeedsDistributed}. Use HYBRID_SHARD (the default) or NO_SHARD.");
+        if (options.NumShard is not (1 or ReferenceDefaultNumShard))
+            f.Add($"'num_shard' {options.NumShard} {NeedsDistributed}. Leave it at {ReferenceDefaultNumShard} (the default) or 1.");
+        if (options.NumReplicate != 1)
+            f.Add($"'num_replicate' {options.NumReplicate} {NeedsDistributed}. Leave it at 1.");
+        if (options.CpuOffload)
+            f.Add($"'cpu_offload' {NeedsDistributed}. Leave it false.");
+        f.OneOf("backward_prefetch", options.BackwardPrefetch, [.. BackwardPrefetches]);
+    }
+}
