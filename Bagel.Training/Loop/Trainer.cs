@@ -171,10 +171,11 @@ public sealed partial class Trainer : IDisposable
         int windowSteps = report.Step == 0 ? 1 : _options.LogEvery;
         ThroughputReport speed = _throughput.Report(elapsed, windowSteps);
         _throughput.Reset();
-        TrainingLog.Step(_logger, TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples: 0));
+        long skippedSamples = _data.SkippedSamples?.Invoke() ?? 0;
+        TrainingLog.Step(_logger, TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples));
         if (_sinks.Count == 0) return;
         var figures = new StepFigures(report.Mse, report.Ce, report.LearningRate, report.MseTokens, report.CeTokens, report.GradNorm,
-            report.Samples, speed, SkippedNonFiniteSteps: _stepper.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: dataWait);
+            report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _stepper.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: dataWait);
         StepMetrics metrics = StepMetricsFactory.Create(report.Step, _time.GetUtcNow(), figures);
         // Metric sinks are written even after cancellation was requested: the step they describe did complete.
         foreach (IMetricSink sink in _sinks) await sink.WriteAsync(metrics, CancellationToken.None);

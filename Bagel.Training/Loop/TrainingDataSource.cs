@@ -12,16 +12,18 @@ namespace Bagel.Training.Loop;
 /// <param name="CaptureStatus">This rank's data status after the last batch taken; null when the source cannot resume
 /// (checkpoints then hold no data status and a resume restarts the data from its beginning).</param>
 /// <param name="NumWorkers">Workers per rank the status is saved with (a resume with another count is refused).</param>
+/// <param name="SkippedSamples">Samples skipped so far (bad records, oversize samples), for the log line; null counts none.</param>
 public sealed record TrainingDataSource(
     Func<RankDataStatus?, CancellationToken, IAsyncEnumerable<PackedBatch>> Read,
     Func<RankDataStatus>? CaptureStatus,
-    int NumWorkers)
+    int NumWorkers,
+    Func<long>? SkippedSamples = null)
 {
     /// <summary>The source over a <see cref="DataPipeline"/> built with <paramref name="numWorkers"/> workers.</summary>
     public static TrainingDataSource FromPipeline(DataPipeline pipeline, int numWorkers)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentOutOfRangeException.ThrowIfNegative(numWorkers);
-        return new TrainingDataSource(pipeline.ReadAsync, pipeline.CaptureStatus, numWorkers);
+        return new TrainingDataSource(pipeline.ReadAsync, pipeline.CaptureStatus, numWorkers, () => pipeline.Skips.Total);
     }
 }
