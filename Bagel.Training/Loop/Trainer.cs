@@ -103,17 +103,20 @@ public sealed partial class Trainer : IDisposable
         {
             _model.Module.train();
             long windowStart = _time.GetTimestamp();
+            int windowSteps = 0;
             while (step < _options.TotalSteps && !cancellationToken.IsCancellationRequested)
             {
                 (TrainingStepReport report, double dataWait) = await TrainStepAsync(step, batches);
                 tokensSeen += report.Tokens;
                 samplesSeen += report.Samples;
                 step++;
+                windowSteps++;
 
                 if (report.Step % _options.LogEvery == 0)
                 {
-                    await LogStepAsync(report, _time.GetElapsedTime(windowStart), dataWait, cancellationToken);
+                    await LogStepAsync(report, _time.GetElapsedTime(windowStart), windowSteps, dataWait);
                     windowStart = _time.GetTimestamp();
+                    windowSteps = 0;
                 }
                 foreach (Action<TrainingStepReport> callback in _onStep) callback(report);
                 if (step % _options.SaveEvery == 0 && step < _options.TotalSteps) await SaveAsync(step, tokensSeen, samplesSeen);
@@ -165,10 +168,9 @@ public sealed partial class Trainer : IDisposable
         return (report, dataWait);
     }
 
-    private async Task LogStepAsync(TrainingStepReport report, TimeSpan elapsed, double dataWait, CancellationToken cancellationToken)
+    /// <summary>Logs <paramref name="report"/>; the speed figures cover the <paramref name="windowSteps"/> steps since the last line.</summary>
+    private async Task LogStepAsync(TrainingStepReport report, TimeSpan elapsed, int windowSteps, double dataWait)
     {
-        // The window covers the steps since the last line: log_every steps, or 1 for the very first line.
-        int windowSteps = report.Step == 0 ? 1 : _options.LogEvery;
         ThroughputReport speed = _throughput.Report(elapsed, windowSteps);
         _throughput.Reset();
         long skippedSamples = _data.SkippedSamples?.Invoke() ?? 0;
