@@ -50,23 +50,32 @@ public sealed partial class TrainerTests
         Assert.True(Directory.Exists(Path.Combine(fixture.Root, "ckpt", CheckpointLayout.FolderName(30))));
     }
 
-    [Fact]
-    public async Task ResumeAfterAStopReproducesTheStraightRunBitForBit()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task ResumeAfterAStopReproducesTheStraightRunBitForBit(int gradientAccumulationSteps)
     {
         using var fixture = new LoopFixture();
+        TrainingConfiguration Configuration(string run)
+        {
+            TrainingConfiguration configuration = fixture.Configuration(run, totalSteps: 12, autoResume: true);
+            configuration.Training.GradientAccumulationSteps = gradientAccumulationSteps;
+            return configuration;
+        }
+
         using var straightModel = new TinyPackedModel(seed: 1);
-        var (_, straight) = await RunAsync(fixture, straightModel, fixture.Configuration("straight", totalSteps: 12));
+        var (_, straight) = await RunAsync(fixture, straightModel, Configuration("straight"));
 
         // First half: cancelled after 6 steps (final checkpoint of 6), then a new trainer over a differently initialised model auto-resumes.
         List<TrainingStepReport> head;
         using (var firstModel = new TinyPackedModel(seed: 1))
         {
-            (TrainingRunResult first, head) = await RunAsync(fixture, firstModel, fixture.Configuration("split", totalSteps: 12, autoResume: true), cancelAfter: s => s.Step == 5);
+            (TrainingRunResult first, head) = await RunAsync(fixture, firstModel, Configuration("split"), cancelAfter: s => s.Step == 5);
             Assert.True(first.Cancelled);
             Assert.Equal(6, first.CompletedSteps);
         }
         using var resumedModel = new TinyPackedModel(seed: 99);
-        var (second, tail) = await RunAsync(fixture, resumedModel, fixture.Configuration("split", totalSteps: 12, autoResume: true));
+        var (second, tail) = await RunAsync(fixture, resumedModel, Configuration("split"));
         Assert.Equal(6, second.StartStep);
         Assert.Equal(12, second.CompletedSteps);
 
