@@ -3,13 +3,11 @@ using TorchSharp;
 
 namespace Bagel.Training.Loop;
 
-// Unfinished: Trainer / TrainerBuilder (issue 6) are not written; they need the BAGEL model. This interface is their seam.
-
 /// <summary>
 /// The seam between the model and the training loop: what the loop needs from a model for one micro-batch.
-/// Unfinished: the BAGEL model in Bagel.Models implements this once it exists, and the <c>Trainer</c> /
-/// <c>TrainerBuilder</c> (issue 6) that drives it is not written yet. The loop it is meant for, in the reference's
-/// order (training.md 5.4), uses only pieces of this assembly around the call to <see cref="Forward"/>:
+/// Unfinished: the BAGEL model in Bagel.Models implements this once it exists. <see cref="Trainer"/> (built by
+/// <see cref="TrainerBuilder"/>) drives it in the reference's order (training.md 5.4), using only pieces of this
+/// assembly around the call to <see cref="Forward"/>:
 /// <list type="number">
 /// <item><c>ResumePlanner.Plan</c> → <c>TrainingCheckpointer.Restore</c> (weights, EMA, optimizer, schedule, RNG, data status, start step);</item>
 /// <item>per micro-batch: <see cref="Forward"/> → <c>TrainingLoss.Combine</c> → <c>Total.backward()</c>; <c>ThroughputWindow.Add</c>;</item>

@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using Bagel.Core.Batching;
+using Bagel.Core.DataStatus;
+using Bagel.Core.Metrics;
+using Bagel.Core.Randomness;
+using Bagel.Training.Checkpoints;
+using Bagel.Training.Ema;
+using Bagel.Training.Logging;
+using Bagel.Training.Loss;
+using Bagel.Training.Metrics;
+using Bagel.Training.Optimization;
+using Bagel.Training.Options;
+using Bagel.Training.Schedules;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using TorchSharp.Modules;
+
+namespace Bagel.Training.Loop;
+
+/// <summary>
+/// The training loop (training.md 5.4), read top to bottom in <see cref="RunAsync"/>: restore, then per step get the
+/// micro-batches, forward, loss, backward, optimizer step (clip, NaN guard, AdamW, schedule, EMA), log, save. Build
+/// one with <see cref="TrainerBuilder"/>. A trainer runs once; it owns the EMA copy, the optimizer and the RNG streams.
+/// </summary>
+public sealed partial class Trainer : IDisposable
+{
+    private readonly ITrainableModel _model;
+    private readonly TrainingDataSource _data;
+    private readonly TrainingConfiguration _config;
+    private readonly TrainingOptions _options;
+    private readonly IReadOnlyList<IMetricSink> _sinks;
+    private readonly IReadOnlyList<Action<TrainingStepReport>> _onStep;
+    private readonly IReadOnlyList<Action<CheckpointInfo>> _onSave;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly LossWeights _lossWeights;
+    private readonly RandomStreams _streams;
+    private readonly EmaModel _ema;
+    private readonly AdamW _optimizer;
+    private readonly OptimizerStepper _stepper;
+    private readonly TrainingCheckpointer _checkpointer;
+    private readonly ThroughputWindow _throughput;
+    private bool _started;
+
+    internal Trainer(TrainerSettings settings)
+    {
+        _model = settings.Model;
+        _data = settings.Data;
+        _config = settings.Configuration;
+        _options = settings.Configuration.Training;
+        _sinks = settings.Sinks;
+        _onStep = settings.OnStep;
+        _onSave = settings.OnSave;
+        _logger = settings.Logger;
+        _time = settings.Time;
+        _lossWeights = LossWeights.FromOptions(_options);
+        _streams = new RandomStreams(_options.GlobalSeed);
+        _ema = EmaModel.Create(_model.Module, _model.CreateTwin, _options.Ema);
+        _optimizer = AdamWFactory.Create(_model.Module, AdamWOptions.FromTrainingOptions(_options));
+        var scheduler = new LearningRateScheduler(_optimizer, LearningRateSchedules.FromOptions(_options));
+        var guard = new NonFiniteStepGuard(settings.MaxConsecutiveNonFiniteSteps);
+        _stepper = new OptimizerStepper(_optimizer, scheduler, _ema, guard, _options.MaxGradNorm, _logger);
+        var components = new TrainingComponents(_model.Module, _optimizer, scheduler, _ema, _streams, guard, RunInfo.Capture(_config));
+        var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = _options.CheckpointDir, KeepLast = settings.KeepLastCheckpoints }, _logger);
+        _checkpointer = new TrainingCheckpointer(writer, components, _logger, _time);
+        _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
+    }
+
+    /// <summary>The resolved configuration this trainer runs with.</summary>
+    public TrainingConfiguration Configuration => _config;
+
+    /// <summary>The EMA copy of the model (decay <c>ema</c>).</summary>
+    public torch.nn.Module EmaModule => _ema.Module;
+
+    /// <summary>The AdamW optimizer (for inspection; the loop steps it).</summary>
+    public AdamW Optimizer => _optimizer;
+
+    /// <summary>
+    /// Trains from the resumed step (or 0) up to <c>total_steps</c>. Cancelling <paramref name="cancellationToken"/>
+    /// lets the current step finish, then writes a final checkpoint and returns with
+    /// <see cref="TrainingRunResult.Cancelled"/> set. Checkpoints are written every <c>save_every</c> completed steps and
+    /// at the end; the checkpoint of N steps resumes with step N (0-based).
+    /// </summary>
+    /// <exception cref="NonFiniteLossException">Too many NaN or infinite losses in a row (the last good checkpoint stays).</exception>
+    /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit.</exception>
+    public async Task<TrainingRunResult> RunAsync(CancellationToken cancellationToken = default)
+    {
+        if (_started) throw new InvalidOperationException("A Trainer runs once; build a new one (it resumes from the last checkpoint).");
+        _started = true;
+
+        _streams.SeedTorchGlobal(worldSize: 1, _logger);
+        RestoreResult restored = _checkpointer.Restore(ResumePlanner.Plan(_options, _logger), cancellationToken);
+        RankDataStatus? dataResume = restored.DataStatus?.ForResume(0, 1, _data.NumWorkers, logger: _logger);
+        long startStep = restored.StartStep, step = startStep;
+        long tokensSeen = restored.State?.TokensSeen ?? 0, samplesSeen = restored.State?.SamplesSeen ?? 0;
+        LogStart(_logger, startStep, _options.TotalSteps);
+
+        // The data stream has its own token: a cancelled run still finishes the step it is in, so that the saved data
+        // status is the one after the last completed step.
+        using var dataStop = new CancellationTokenSource();
+        await using IAsyncEnumerator<PackedBatch> batches = _data.Read(dataResume, dataStop.Token).GetAsyncEnumerator(dataStop.Token);
+        try
+        {
+            _model.Module.train();
+            long windowStart = _time.GetTimestamp();
+            int windowSteps = 0;
+            while (step < _options.TotalSteps && !cancellationToken.IsCancellationRequested)
+            {
+                (TrainingStepReport report, double dataWait) = await TrainStepAsync(step, batches);
+                tokensSeen += report.Tokens;
+                samplesSeen += report.Samples;
+                step++;
+                windowSteps++;
+
+                if (report.Step % _options.LogEvery == 0)
+                {
+                    await LogStepAsync(report, _time.GetElapsedTime(windowStart), windowSteps, dataWait);
+                    windowStart = _time.GetTimestamp();
+                    windowSteps = 0;
+                }
+                foreach (Action<TrainingStepReport> callback in _onStep) callback(report);
+                if (step % _options.SaveEvery == 0 && step < _options.TotalSteps) await SaveAsync(step, tokensSeen, samplesSeen);
+            }
+
+            bool cancelled = step < _options.TotalSteps;
+            if (cancelled) LogCancelled(_logger, step);
+            CheckpointInfo last = await SaveAsync(step, tokensSeen, samplesSeen); // while the stream is open: its status is exact
+            return new TrainingRunResult(startStep, step, _stepper.Guard.TotalSkipped, cancelled, last.Folder);
+        }
+        finally
+        {
+            await dataStop.CancelAsync();
+        }
+    }
+
+    /// <summary>One optimizer step: <c>gradient_accumulation_steps</c> micro-batches forward and backward, then the update.</summary>
+    private async Task<(TrainingStepReport Report, double DataWaitSeconds)> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches)
+    {
+        int microBatches = _options.GradientAccumulationSteps;
+        double mse = 0, ce = 0, total = 0, dataWait = 0;
+        long mseTokens = 0, ceTokens = 0, samples = 0, tokens = 0;
+        for (int micro = 0; micro < microBatches; micro++)
+        {
+            long waitStart = _time.GetTimestamp();
+            if (!await batches.MoveNextAsync())
+                throw new InvalidOperationException($"The data stream ended before step {step}; a training source must stream batches without end.");
+            dataWait += _time.GetElapsedTime(waitStart).TotalSeconds;
+
+            using PackedBatch batch = batches.Current;
+            using var scope = torch.NewDisposeScope();
+            ModelLossOutputs outputs = _model.Forward(batch);
+            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _lossWeights);
+            loss.Total.backward(); // Combine already divides by gradient_accumulation_steps
+
+            total += loss.Total.item<float>();
+            mse += loss.Mse.item<float>() / microBatches;
+            ce += loss.Ce.item<float>() / microBatches;
+            mseTokens += loss.MseTokens;
+            ceTokens += loss.CeTokens;
+            samples += batch.Samples.Count;
+            tokens += batch.SequenceLength;
+            _throughput.Add(batch.SequenceLength, batch.SampleLens);
+        }
+
+        OptimizerStepResult result;
+        using (torch.NewDisposeScope()) result = _stepper.Step(step, total);
+        var report = new TrainingStepReport(step, mse, ce, total, result.LearningRate, result.GradNorm, result.Skipped, ceTokens, mseTokens, samples, tokens);
+        return (report, dataWait);
+    }
+
+    /// <summary>Logs <paramref name="report"/>; the speed figures cover the <paramref name="windowSteps"/> steps since the last line.</summary>
+    private async Task LogStepAsync(TrainingStepReport report, TimeSpan elapsed, int windowSteps, double dataWait)
+    {
+        ThroughputReport speed = _throughput.Report(elapsed, windowSteps);
+        _throughput.Reset();
+        long skippedSamples = _data.SkippedSamples?.Invoke() ?? 0;
+        TrainingLog.Step(_logger, TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples));
+        if (_sinks.Count == 0) return;
+        var figures = new StepFigures(report.Mse, report.Ce, report.LearningRate, report.MseTokens, report.CeTokens, report.GradNorm,
+            report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _stepper.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: dataWait);
+        StepMetrics metrics = StepMetricsFactory.Create(report.Step, _time.GetUtcNow(), figures);
+        // Metric sinks are written even after cancellation was requested: the step they describe did complete.
+        foreach (IMetricSink sink in _sinks) await sink.WriteAsync(metrics, CancellationToken.None);
+    }
+
+    private async Task<CheckpointInfo> SaveAsync(long completedSteps, long tokensSeen, long samplesSeen)
+    {
+        DataStatusDocument? status = _data.CaptureStatus is { } capture
+            ? new DataStatusDocument { WorldSize = 1, NumWorkers = _data.NumWorkers, Ranks = [capture()] }
+            : null;
+        // Never cancelled: a half-written checkpoint is worse than a late stop (the writer is atomic either way).
+        CheckpointInfo info = _checkpointer.Save(new TrainProgress(completedSteps, tokensSeen, samplesSeen), status, CancellationToken.None);
+        foreach (IMetricSink sink in _sinks) await sink.FlushAsync(CancellationToken.None);
+        foreach (Action<CheckpointInfo> callback in _onSave) callback(info);
+        return info;
+    }
+
+    /// <summary>Disposes the EMA copy and the RNG streams (the model belongs to the caller).</summary>
+    public void Dispose()
+    {
+        _ema.Dispose();
+        _optimizer.Dispose();
+        _streams.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Training from step {StartStep} to total_steps {TotalSteps}.")]
+    private static partial void LogStart(ILogger logger, long startStep, long totalSteps);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cancellation requested: stopped after {CompletedSteps} completed steps; writing a final checkpoint.")]
+    private static partial void LogCancelled(ILogger logger, long completedSteps);
+}

@@ -1,0 +1,21 @@
+using Bagel.Core.Metrics;
+using Bagel.Training.Checkpoints;
+using Bagel.Training.Metrics;
+using Bagel.Training.Options;
+using Microsoft.Extensions.Logging;
+
+namespace Bagel.Training.Loop;
+
+/// <summary>Everything <see cref="TrainerBuilder.Build"/> validated, handed to the <see cref="Trainer"/>.</summary>
+internal sealed record TrainerSettings(
+    ITrainableModel Model,
+    TrainingDataSource Data,
+    TrainingConfiguration Configuration,
+    IReadOnlyList<IMetricSink> Sinks,
+    IReadOnlyList<Action<TrainingStepReport>> OnStep,
+    IReadOnlyList<Action<CheckpointInfo>> OnSave,
+    ILogger Logger,
+    TimeProvider Time,
+    Qwen2FlopConfig FlopConfig,
+    int MaxConsecutiveNonFiniteSteps,
+    int? KeepLastCheckpoints);
