@@ -40,6 +40,8 @@ public sealed partial class BagelModel : nn.Module
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
+        if (vitModel is not null && !config.VisualUnd)
+            throw new BagelConfigException("A SigLIP tower was given but visual_und is false; pass null or enable visual_und.");
         Config = config;
         language_model = languageModel ?? new Qwen2ForCausalLM(config.LlmConfig);
         if (language_model.Config.HiddenSize != config.LlmConfig.HiddenSize || language_model.Config.UseMoe != config.UseMoe)
@@ -58,10 +60,6 @@ public sealed partial class BagelModel : nn.Module
             register_module("vae2llm", vae2llm);
             register_module("llm2vae", llm2vae);
             register_module("latent_pos_embed", latent_pos_embed);
-        }
-        else if (vitModel is not null && !config.VisualUnd)
-        {
-            throw new BagelConfigException("A SigLIP tower was given but visual_und is false.");
         }
 
         if (config.VisualUnd)

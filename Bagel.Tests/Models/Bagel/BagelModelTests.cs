@@ -72,6 +72,10 @@ public sealed class BagelModelTests
         BagelConfig config = BagelTestModels.Config() with { VitConfig = null };
         var error = Assert.Throws<BagelConfigException>(config.Validate);
         Assert.Contains("vit_config", error.Message);
+
+        using var tower = new global::Bagel.Models.Siglip.SiglipVisionModel(BagelTestModels.Vit);
+        var mismatch = Assert.Throws<BagelConfigException>(() => new BagelModel(BagelTestModels.Config(visualUnd: false), vitModel: tower));
+        Assert.Contains("visual_und is false", mismatch.Message);
     }
 
     [Fact]
