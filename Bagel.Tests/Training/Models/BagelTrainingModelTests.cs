@@ -1,0 +1,68 @@
+using System.Runtime.CompilerServices;
+using Bagel.Core.Batching;
+using Bagel.Core.DataStatus;
+using Bagel.Core.SafeTensors;
+using Bagel.Models.FluxVae;
+using Bagel.Tests.Infrastructure;
+using Bagel.Tests.Models.Bagel;
+using Bagel.Training.Loop;
+using Bagel.Training.Models;
+using Bagel.Training.Options;
+
+namespace Bagel.Tests.Training.Models;
+
+public sealed class BagelTrainingModelTests
+{
+    private static async IAsyncEnumerable<PackedBatch> Batches([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        for (int i = 0; ; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return BagelTestModels.Pack(BagelTestModels.T2I(i), BagelTestModels.Vlm(i), BagelTestModels.Edit(i));
+            await Task.Yield();
+        }
+    }
+
+    [Fact]
+    public async Task TheTrainerTrainsTheCompositeEndToEndAndSavesReferenceNames()
+    {
+        using var dir = new TempDirectory("bagel-glue-");
+        TrainingConfiguration config = TrainingConfiguration.Defaults();
+        config.Data.NumWorkers = 1;
+        config.Training.TotalSteps = 12;
+        config.Training.SaveEvery = 1000;
+        config.Training.LogEvery = 1;
+        config.Training.Lr = 3e-3;
+        config.Training.WarmupSteps = 0;
+        config.Training.Ema = 0.9;
+        config.Training.CheckpointDir = Path.Combine(dir.Path, "checkpoints");
+        config.Training.ResultsDir = dir.Path;
+
+        using var model = BagelTestModels.Model();
+        using var vae = new FluxAutoEncoder(BagelTestModels.Vae);
+        var trainable = new BagelTrainingModel(model, vae, () => BagelTestModels.Model(seed: 99));
+        var steps = new List<TrainingStepReport>();
+        using Trainer trainer = new TrainerBuilder()
+            .UseModel(trainable)
+            .UseData((_, ct) => Batches(ct), () => new RankDataStatus { Rank = 0 })
+            .UseOptions(config)
+            .OnStep(steps.Add)
+            .Build();
+
+        TrainingRunResult result = await trainer.RunAsync(TestContext.Current.CancellationToken);
+
+        Assert.Equal(12, result.CompletedSteps);
+        Assert.All(steps, s => Assert.True(double.IsFinite(s.Ce) && double.IsFinite(s.Mse) && s.Ce > 0 && s.Mse > 0, $"step {s.Step}: ce {s.Ce}, mse {s.Mse}"));
+        Assert.All(steps, s => Assert.True(s.CeTokens > 0 && s.MseTokens > 0));
+        double firstCe = steps.Take(3).Average(s => s.Ce), lastCe = steps.TakeLast(3).Average(s => s.Ce);
+        Assert.True(lastCe < firstCe, $"CE did not go down: {firstCe:F4} -> {lastCe:F4}");
+
+        using var saved = SafeTensorsCheckpoint.Open(Path.Combine(result.LastCheckpoint, "model.safetensors"));
+        string[] names = [.. saved.Tensors.Select(t => t.Name)];
+        Assert.Contains("language_model.model.embed_tokens.weight", names);
+        Assert.Contains("language_model.model.layers.0.self_attn.q_proj_moe_gen.weight", names);
+        Assert.Contains("vae2llm.weight", names);
+        Assert.Contains("vit_model.vision_model.embeddings.patch_embedding.weight", names);
+        Assert.DoesNotContain(names, n => n.StartsWith("encoder.", StringComparison.Ordinal)); // the VAE is not part of the model file
+    }
+}

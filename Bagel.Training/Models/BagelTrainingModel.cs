@@ -1,0 +1,61 @@
+using Bagel.Core.Batching;
+using Bagel.Core.Randomness;
+using Bagel.Models.Bagel;
+using Bagel.Models.FluxVae;
+using Bagel.Training.Loop;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bagel.Training.Models;
+
+/// <summary>
+/// The BAGEL composite as the trainer sees it: encodes the batch's padded images with the frozen VAE (no grad, sampled
+/// posterior), runs the composite's packed forward and hands back the per-token CE (with its weights) and the
+/// per-element MSE for the loss reduction. Noise comes from torch's global generator by default, whose state the
+/// trainer checkpoints, so a resumed run draws the same noise.
+/// </summary>
+public sealed class BagelTrainingModel : ITrainableModel
+{
+    private readonly BagelModel _model;
+    private readonly FluxAutoEncoder? _vae;
+    private readonly Func<BagelModel> _createTwin;
+    private readonly IRandomSource _noise;
+
+    /// <summary>Creates the adapter.</summary>
+    /// <param name="model">The composite (its trainable parameters are what the optimizer updates).</param>
+    /// <param name="vae">The frozen autoencoder; required when the model has <c>visual_gen</c>.</param>
+    /// <param name="createTwin">Builds a second composite of the same configuration (the EMA copy).</param>
+    /// <param name="noise">The source of the posterior noise and ε (default: torch's global generator).</param>
+    public BagelTrainingModel(BagelModel model, FluxAutoEncoder? vae, Func<BagelModel> createTwin, IRandomSource? noise = null)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        _createTwin = createTwin ?? throw new ArgumentNullException(nameof(createTwin));
+        if (model.Config.VisualGen && vae is null)
+            throw new ArgumentException("visual_gen is on, so the trainer needs the VAE to encode the target images; pass the FluxAutoEncoder.", nameof(vae));
+        _vae = vae;
+        _noise = noise ?? TorchGlobalRandomSource.Instance;
+    }
+
+    /// <inheritdoc />
+    public nn.Module Module => _model;
+
+    /// <summary>The composite.</summary>
+    public BagelModel Model => _model;
+
+    /// <inheritdoc />
+    public nn.Module CreateTwin() => _createTwin();
+
+    /// <inheritdoc />
+    public ModelLossOutputs Forward(PackedBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        IReadOnlyList<Tensor>? latents = null;
+        if (batch.Vae is not null && _model.Config.VisualGen)
+        {
+            using var noGrad = torch.no_grad();
+            latents = _vae!.EncodePacked(batch, _noise, _model.Config.LatentPatchSize);
+        }
+        BagelForwardOutput output = _model.Forward(batch, latents, _noise);
+        return new ModelLossOutputs(output.Ce, output.Ce is null ? null : batch.TextLoss?.CeLossWeights, output.Mse);
+    }
+}
