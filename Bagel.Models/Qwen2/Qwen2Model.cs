@@ -60,8 +60,9 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
         using var scope = torch.NewDisposeScope();
         var packed_sequence = input.PackedSequence;
         CheckLengths(input);
+        torch.Tensor? emptyGen = input.PackedUndTokenIndexes is { } u && input.PackedGenTokenIndexes is null ? torch.empty(0, torch.int64, u.device) : null;
         Qwen2TokenRouting? routing = input.PackedUndTokenIndexes is { } und
-            ? new Qwen2TokenRouting(und, input.PackedGenTokenIndexes ?? torch.empty(0, torch.int64, und.device))
+            ? new Qwen2TokenRouting(und, input.PackedGenTokenIndexes ?? emptyGen!)
             : null;
         if (Config.UseMoe && routing is null)
             throw new Qwen2InputException($"layer_module {Config.LayerModule} needs PackedUndTokenIndexes (text and ViT positions).");
@@ -90,7 +91,7 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
                 attention_mask.MoveToOuterDisposeScope();
                 cos.MoveToOuterDisposeScope();
                 sin.MoveToOuterDisposeScope();
-                routing?.Gen.MoveToOuterDisposeScope();
+                emptyGen?.MoveToOuterDisposeScope(); // only what this forward created; the caller's index tensors stay the caller's
             }
             else
             {
