@@ -11,10 +11,18 @@ namespace Bagel.Models.Bagel;
 /// <param name="Ce">[Nc] float32 per-token cross-entropy at <c>ce_loss_indexes</c>, or null when the batch has no CE label.</param>
 public sealed record BagelForwardOutput(Tensor? Mse, Tensor? Ce) : IDisposable
 {
+    private readonly List<IDisposable> _retained = [];
+
+    /// <summary>Takes ownership of tensors the backward pass still needs (activation checkpointing's inputs).</summary>
+    /// <param name="disposables">The tensors; disposed with this output.</param>
+    internal void Retain(IEnumerable<IDisposable> disposables) => _retained.AddRange(disposables);
+
     /// <inheritdoc />
     public void Dispose()
     {
         Mse?.Dispose();
         Ce?.Dispose();
+        foreach (IDisposable retained in _retained) retained.Dispose();
+        _retained.Clear();
     }
 }

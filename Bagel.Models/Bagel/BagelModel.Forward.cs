@@ -21,7 +21,8 @@ public sealed partial class BagelModel
     /// <c>FluxAutoEncoder.EncodePacked</c>, computed without grad), or null when the batch has no VAE image.</param>
     /// <param name="flowNoise">The source of ε (<see cref="RandomPurposes.FlowNoise"/>): one standard-normal tensor
     /// like the packed latent tokens, drawn only when the batch has VAE images.</param>
-    /// <returns>The per-token losses; the caller owns them.</returns>
+    /// <returns>The per-token losses; the caller owns them. With <see cref="Qwen2Model.GradientCheckpointing"/> on,
+    /// dispose the output only after the backward pass (it keeps the tensors the recomputation needs).</returns>
     /// <exception cref="BagelInputException">The batch holds a branch the model lacks, or the latents do not match it.</exception>
     public BagelForwardOutput Forward(PackedBatch batch, IReadOnlyList<Tensor>? latents, IRandomSource flowNoise)
     {
@@ -57,15 +58,30 @@ public sealed partial class BagelModel
         }
 
         // Steps 5-6: the language model, with the und/gen routing of MoE/MoT layers.
-        Tensor? und = null, gen = null;
-        if (Config.UseMoe)
+        Qwen2Model backbone = language_model.Model;
+        bool checkpointing = backbone.GradientCheckpointing && backbone.training && is_grad_enabled();
+        Tensor hidden;
+        var retained = new List<IDisposable>();
+        using (DisposeScope backboneScope = NewDisposeScope())
         {
-            und = batch.Vit is { } v
-                ? cat([batch.PackedTextIndexes, v.PackedVitTokenIndexes], 0).sort().Values
-                : batch.PackedTextIndexes;
-            gen = batch.Vae?.PackedVaeTokenIndexes;
+            // Built in this scope so that, with checkpointing, the merged und index stays alive for the recomputation.
+            Tensor? und = null, gen = null;
+            if (Config.UseMoe)
+            {
+                und = batch.Vit is { } v
+                    ? cat([batch.PackedTextIndexes, v.PackedVitTokenIndexes], 0).sort().Values
+                    : batch.PackedTextIndexes;
+                gen = batch.Vae?.PackedVaeTokenIndexes;
+            }
+            hidden = backboneScope.MoveToOuter(language_model.forward(new Qwen2PackedInput(sequence, batch.Samples, batch.PackedPositionIds, und, gen)));
+            // With activation checkpointing the backward pass re-runs the layers on the inputs the backbone left in
+            // this scope (attention mask, RoPE tables, routing): the output owns them until it is disposed.
+            if (checkpointing)
+            {
+                retained.AddRange(backboneScope.DisposablesView);
+                backboneScope.Detach(retained);
+            }
         }
-        Tensor hidden = language_model.forward(new Qwen2PackedInput(sequence, batch.Samples, batch.PackedPositionIds, und, gen));
 
         // Step 7: velocity MSE at the noisy tokens; rows of the target with t > 0 are in the same ascending order.
         Tensor? mse = null;
@@ -88,7 +104,9 @@ public sealed partial class BagelModel
             ce = nn.functional.cross_entropy(logits, textLoss.PackedLabelIds, reduction: nn.Reduction.None);
         }
 
-        return new BagelForwardOutput(mse?.MoveToOuterDisposeScope(), ce?.MoveToOuterDisposeScope());
+        var output = new BagelForwardOutput(mse?.MoveToOuterDisposeScope(), ce?.MoveToOuterDisposeScope());
+        output.Retain(retained);
+        return output;
     }
 
     private void CheckBranches(PackedBatch batch, IReadOnlyList<Tensor>? latents)
