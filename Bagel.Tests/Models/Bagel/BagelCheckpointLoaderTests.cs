@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Construction from parts and full-checkpoint loading of <see cref="BagelModel"/> (model.md §8).</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelCheckpointLoaderTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("bagel-ckpt-").FullName;

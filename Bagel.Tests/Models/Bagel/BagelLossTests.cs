@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>The trainer's loss reduction (model.md §5), on hand-checkable per-token values.</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelLossTests
 {
     // A VLM + T2I pack: 5 CE tokens (4 ids + eos) and 4 noisy latent tokens.

@@ -9,6 +9,7 @@ using static TorchSharp.torch;
 namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Names, initial state and the packed training forward of <see cref="BagelModel"/>.</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelModelTests
 {
     private const int Hidden = 16;

@@ -9,6 +9,7 @@ using static TorchSharp.torch;
 namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Gradients, freezing and a tiny overfit run of <see cref="BagelModel"/>.</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelModelTrainingTests
 {
     private static readonly string[] GenPath =

@@ -16,6 +16,7 @@ namespace Bagel.Tests.Models.Bagel;
 /// make_fixtures.py): a VLM sample and an edit sample (clean + noisy latent image) in one pack, the reference's weights
 /// loaded through <see cref="BagelCheckpointLoader.LoadBagel"/>, the reference's flow noise replayed.
 /// </summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelReferenceFixtureTests
 {
     private static readonly string Directory = Path.Combine(SharedData.RepositoryRoot, "Bagel.Tests", "Fixtures", "Bagel");

@@ -11,6 +11,7 @@ namespace Bagel.Tests.Models.Bagel;
 /// <summary>Checks <see cref="FlowMatching"/> and the generation-path assembly against the reference's Bagel.forward
 /// run with an identity language model (one clean image at t = −inf and one noisy image at raw t 0.37, shift 3, the
 /// flow noise recorded from its torch.randn_like).</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class FlowMatchingTests
 {
     private const double Shift = 3.0;

@@ -6,6 +6,7 @@ using Xunit;
 namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Checks the reference's init of <c>vae2llm</c> (PyTorch default) and <c>llm2vae</c> (zero).</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class GenerationProjectionsTests
 {
     [Fact]

@@ -8,6 +8,7 @@ namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Checks <see cref="LatentPatchifier"/> against the patchified latents the reference's Bagel.forward fed to
 /// vae2llm (all timesteps −inf, so x_t = x0 exactly).</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class LatentPatchifierTests
 {
     [Fact]

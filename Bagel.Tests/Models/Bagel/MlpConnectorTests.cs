@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Checks <see cref="MlpConnector"/> against the reference's MLPconnector with "gelu_pytorch_tanh".</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class MlpConnectorTests
 {
     [Fact]

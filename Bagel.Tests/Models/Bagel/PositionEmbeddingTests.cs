@@ -8,6 +8,7 @@ namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Checks <see cref="PositionEmbedding"/> and <see cref="SinCosPositionTable"/> against the reference's
 /// get_2d_sincos_pos_embed / PositionEmbedding.</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class PositionEmbeddingTests
 {
     [Fact]

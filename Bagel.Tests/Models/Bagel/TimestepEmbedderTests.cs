@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 namespace Bagel.Tests.Models.Bagel;
 
 /// <summary>Checks <see cref="TimestepEmbedder"/> against the reference's modeling_utils.TimestepEmbedder.</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class TimestepEmbedderTests
 {
     [Fact]

@@ -5,6 +5,7 @@ using TorchSharp;
 
 namespace Bagel.Tests.Models.Memory;
 
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class ActivationCheckpointTests
 {
     private static readonly IReadOnlyList<SampleLayout> Pack =

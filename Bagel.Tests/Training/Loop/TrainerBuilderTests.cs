@@ -5,6 +5,7 @@ using Bagel.Training.Options;
 
 namespace Bagel.Tests.Training.Loop;
 
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class TrainerBuilderTests
 {
     [Fact]

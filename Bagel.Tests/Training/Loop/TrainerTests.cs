@@ -10,6 +10,7 @@ using TorchSharp;
 
 namespace Bagel.Tests.Training.Loop;
 
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed partial class TrainerTests
 {
     private static async Task<(TrainingRunResult Result, List<TrainingStepReport> Steps)> RunAsync(

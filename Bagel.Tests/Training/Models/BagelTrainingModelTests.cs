@@ -11,6 +11,7 @@ using Bagel.Training.Options;
 
 namespace Bagel.Tests.Training.Models;
 
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelTrainingModelTests
 {
     private static async IAsyncEnumerable<PackedBatch> Batches([EnumeratorCancellation] CancellationToken cancellationToken)

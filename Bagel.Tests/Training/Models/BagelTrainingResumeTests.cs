@@ -12,6 +12,7 @@ using TorchSharp;
 namespace Bagel.Tests.Training.Models;
 
 /// <summary>Exact resume with the real BAGEL composite, the real VAE encode and a 2-worker data pipeline.</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelTrainingResumeTests
 {
     private const int QwenVocabulary = 151_665; // the shared Qwen2.5 tokenizer's Count
