@@ -108,7 +108,7 @@ public sealed record Qwen2Config
         catch (JsonException e) { throw new Qwen2ConfigException($"Qwen2 config '{source}' is not valid JSON: {e.Message}", e); }
         using (document)
         {
-            var reader = new Qwen2ConfigJson(document.RootElement, source);
+            var reader = Qwen2ConfigJson.Reader(document.RootElement, source);
             int heads = reader.RequiredInt("num_attention_heads");
             var config = new Qwen2Config
             {

@@ -1,37 +1,19 @@
 using System.Text.Json;
+using Bagel.Models.Common;
 
 namespace Bagel.Models.Siglip;
 
-/// <summary>Typed field access to a config.json object with errors naming the file and key.</summary>
-internal readonly struct SiglipConfigJson(JsonElement root, string source)
+/// <summary>SigLIP-specific reads of a config.json (on top of <see cref="ConfigJsonReader"/>).</summary>
+internal static class SiglipConfigJson
 {
-    public int RequiredInt(string key) =>
-        OptionalInt(key) ?? throw new SiglipConfigException($"SigLIP config '{source}' lacks the required field '{key}'.");
-
-    public int? OptionalInt(string key) =>
-        Get(key) is { } value ? value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int n) ? n : throw Mistyped(key, "an integer") : null;
-
-    public double? OptionalDouble(string key) =>
-        Get(key) is { } value ? value.ValueKind == JsonValueKind.Number ? value.GetDouble() : throw Mistyped(key, "a number") : null;
-
-    public bool? OptionalBool(string key) =>
-        Get(key) is { } value ? value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : throw Mistyped(key, "true or false") : null;
-
-    public string? OptionalString(string key) =>
-        Get(key) is { } value ? value.ValueKind == JsonValueKind.String ? value.GetString() : throw Mistyped(key, "a string") : null;
+    public static ConfigJsonReader Reader(JsonElement root, string source) => new(root, source, "SigLIP", message => new SiglipConfigException(message));
 
     /// <summary>The nested <c>vision_config</c> of a full SigLIP (text + vision) config, as the reference's
     /// <c>SiglipVisionConfig.from_pretrained</c> reads it when <c>model_type</c> is "siglip".</summary>
-    public SiglipConfigJson? VisionSection() =>
-        OptionalString("model_type") == "siglip"
-            ? Get("vision_config") is { ValueKind: JsonValueKind.Object } vision
-                ? new SiglipConfigJson(vision, source + ":vision_config")
-                : throw new SiglipConfigException($"SigLIP config '{source}' has model_type 'siglip' but no 'vision_config' object.")
+    public static ConfigJsonReader? VisionSection(this ConfigJsonReader reader) =>
+        reader.OptionalString("model_type") == "siglip"
+            ? reader.Get("vision_config") is { ValueKind: JsonValueKind.Object } vision
+                ? reader.Section(vision, "vision_config")
+                : throw reader.Error(" has model_type 'siglip' but no 'vision_config' object.")
             : null;
-
-    private JsonElement? Get(string key) =>
-        root.ValueKind == JsonValueKind.Object && root.TryGetProperty(key, out JsonElement value) && value.ValueKind != JsonValueKind.Null ? value : null;
-
-    private SiglipConfigException Mistyped(string key, string expected) =>
-        new($"SigLIP config '{source}': '{key}' must be {expected}.");
 }

@@ -1,3 +1,4 @@
+using Bagel.Models.Common;
 using System.Text.Json;
 
 namespace Bagel.Models.Siglip;
@@ -107,8 +108,8 @@ public sealed record SiglipVisionConfig
         catch (JsonException e) { throw new SiglipConfigException($"SigLIP config '{source}' is not valid JSON: {e.Message}", e); }
         using (document)
         {
-            var root = new SiglipConfigJson(document.RootElement, source);
-            SiglipConfigJson reader = root.VisionSection() ?? root;
+            var root = SiglipConfigJson.Reader(document.RootElement, source);
+            ConfigJsonReader reader = root.VisionSection() ?? root;
             var defaults = new SiglipVisionConfig();
             var config = new SiglipVisionConfig
             {
