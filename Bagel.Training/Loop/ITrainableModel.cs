@@ -5,7 +5,7 @@ namespace Bagel.Training.Loop;
 
 /// <summary>
 /// The seam between the model and the training loop: what the loop needs from a model for one micro-batch.
-/// Unfinished: the BAGEL model in Bagel.Models implements this once it exists. <see cref="Trainer"/> (built by
+/// The BAGEL composite implements it through <c>Bagel.Training.Models.BagelTrainingModel</c>. <see cref="Trainer"/> (built by
 /// <see cref="TrainerBuilder"/>) drives it in the reference's order (training.md 5.4), using only pieces of this
 /// assembly around the call to <see cref="Forward"/>:
 /// <list type="number">

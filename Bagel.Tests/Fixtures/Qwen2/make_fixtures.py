@@ -11,6 +11,7 @@ tested path does not exercise, or what torch 1.13 lacks, is replaced by the stan
 import contextlib
 import enum
 import json
+import os
 import logging
 import math
 import struct
@@ -295,4 +296,17 @@ for key, (result, _) in runs.items():
 with open(f"{OUT}/layout.json", "w") as f:
     json.dump({"config": CONFIG, "samples": [[[n, m] for n, m, _ in s] for s in SAMPLES],
                "state_dict": {key: names for key, (_, names) in runs.items()}}, f, indent=1)
+# A Hugging Face-layout folder of the MoT model as the reference's code names its tensors (model.*, lm_head.weight):
+# config.json + two shards + model.safetensors.index.json, split in state-dict order.
+hf = f"{OUT}/hf_mot"
+os.makedirs(hf, exist_ok=True)
+names = list(weights)
+halves = {"model-00001-of-00002.safetensors": names[:len(names) // 2], "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+for file, part in halves.items():
+    save_safetensors(f"{hf}/{file}", {n: weights[n] for n in part})
+with open(f"{hf}/model.safetensors.index.json", "w") as f:
+    json.dump({"metadata": {"total_size": sum(weights[n].numel() * 4 for n in names)},
+               "weight_map": {n: file for file, part in halves.items() for n in part}}, f, indent=1, sort_keys=True)
+with open(f"{hf}/config.json", "w") as f:
+    json.dump({**CONFIG, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "layer_module": "Qwen2MoTDecoderLayer"}, f, indent=1)
 print("L =", L, "und", len(und_idx), "gen", len(gen_idx), "files written to", OUT)
