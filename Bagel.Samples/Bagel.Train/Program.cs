@@ -11,6 +11,12 @@ Console.CancelKeyPress += (_, e) =>
     e.Cancel = true; // stop cleanly after the current step, with a final checkpoint
     stop.Cancel();
 };
+// SIGTERM (a scheduler or `kill`) stops the same way instead of killing the process mid-step.
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+{
+    context.Cancel = true;
+    stop.Cancel();
+});
 if (args.Length > 0)
 {
     Console.Error.WriteLine("Bagel.Train: training from the reference's flags is not wired yet (unfinished, see the training issue). " +
