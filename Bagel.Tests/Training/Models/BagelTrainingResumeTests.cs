@@ -45,25 +45,25 @@ public sealed class BagelTrainingResumeTests
         using var fixture = new LoopFixture();
         TrainingConfiguration Configuration(string run)
         {
-            TrainingConfiguration configuration = fixture.Configuration(run, totalSteps: 8, autoResume: true);
+            TrainingConfiguration configuration = fixture.Configuration(run, totalSteps: 40, autoResume: true);
             configuration.Training.Lr = 1e-3;
             return configuration;
         }
 
         var (_, straight, straightModel) = await RunAsync(fixture, Configuration("straight"), modelSeed: 1);
-        var (first, head, firstModel) = await RunAsync(fixture, Configuration("split"), modelSeed: 1, cancelAfterStep: 3);
+        var (first, head, firstModel) = await RunAsync(fixture, Configuration("split"), modelSeed: 1, cancelAfterStep: 19);
         firstModel.Dispose();
         Assert.True(first.Cancelled);
-        Assert.Equal(4, first.CompletedSteps);
+        Assert.Equal(20, first.CompletedSteps);
         var (second, tail, resumedModel) = await RunAsync(fixture, Configuration("split"), modelSeed: 99);
-        Assert.Equal(4, second.StartStep);
+        Assert.Equal(20, second.StartStep);
 
         Assert.Equal(straight.Select(s => (s.Mse, s.Ce, s.GradNorm)), head.Concat(tail).Select(s => (s.Mse, s.Ce, s.GradNorm)));
-        Assert.All(straight, s => Assert.True(s.MseTokens > 0 && s.CeTokens > 0));
+        Assert.True(straight.Count(s => s.MseTokens > 0) > 10 && straight.Count(s => s.CeTokens > 0) > 10); // both losses exercised
         foreach (string file in new[] { CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName, CheckpointLayout.OptimizerFileName })
         {
-            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "straight", CheckpointLayout.FolderName(8), file), TestContext.Current.CancellationToken),
-                         await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "split", CheckpointLayout.FolderName(8), file), TestContext.Current.CancellationToken));
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "straight", CheckpointLayout.FolderName(40), file), TestContext.Current.CancellationToken),
+                         await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "split", CheckpointLayout.FolderName(40), file), TestContext.Current.CancellationToken));
         }
         foreach (var ((name, a), (_, b)) in straightModel.named_parameters().Zip(resumedModel.named_parameters()))
             Assert.True(a.bytes.SequenceEqual(b.bytes), $"parameter {name} differs");
