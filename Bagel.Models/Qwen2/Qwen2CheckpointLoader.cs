@@ -29,16 +29,27 @@ public static class Qwen2CheckpointLoader
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(path);
         using ISafeTensorsSource source = SafeTensorsCheckpoint.Open(path);
-        HashSet<string> moduleKeys = [.. model.state_dict().Keys];
+        Dictionary<string, long[]> moduleShapes = model.state_dict().ToDictionary(p => p.Key, p => p.Value.shape);
+        HashSet<string> moduleKeys = [.. moduleShapes.Keys];
         var fileKeys = new HashSet<string>(StringComparer.Ordinal);
         var unknown = new List<string>();
+        var misshapen = new List<string>();
         foreach (SafeTensorInfo info in source.Tensors)
         {
             string? key = Qwen2CheckpointKeys.FromHuggingFace(info.Name);
             if (key is null) continue;
-            if (moduleKeys.Contains(key)) fileKeys.Add(key);
-            else unknown.Add(info.Name);
+            if (!moduleKeys.Contains(key))
+            {
+                unknown.Add(info.Name);
+                continue;
+            }
+            fileKeys.Add(key);
+            if (!info.Shape.SequenceEqual(moduleShapes[key]))
+                misshapen.Add($"{info.Name} [{string.Join(", ", info.Shape)}] vs module [{string.Join(", ", moduleShapes[key])}]");
         }
+        if (misshapen.Count > 0)
+            throw new Qwen2CheckpointException(
+                $"'{source.Location}' holds misshapen tensors: {string.Join("; ", misshapen.Take(StateDictMismatchException.MaxNamesInMessage))}. Check the config.json (hidden, heads, vocab sizes).");
         List<string> required = [.. moduleKeys.Where(k => !fileKeys.Contains(k) && !MayBeAbsent(k)).Order(StringComparer.Ordinal)];
         if (unknown.Count > 0 || required.Count > 0)
             throw new Qwen2CheckpointException(
