@@ -37,15 +37,7 @@ public sealed class BagelOverfitTests
     public async Task FourSamplesAreMemorised()
     {
         using var dir = new TempDirectory("bagel-overfit-");
-        TrainingConfiguration config = TrainingConfiguration.Defaults();
-        config.Data.NumWorkers = 1;
-        config.Training.TotalSteps = 300;
-        config.Training.SaveEvery = 10_000;
-        config.Training.LogEvery = 1;
-        config.Training.Lr = 3e-3;
-        config.Training.WarmupSteps = 0;
-        config.Training.CheckpointDir = Path.Combine(dir.Path, "checkpoints");
-        config.Training.ResultsDir = dir.Path;
+        TrainingConfiguration config = ShortRuns.Configuration(dir.Path, totalSteps: 300, lr: 3e-3);
 
         torch.manual_seed(3);
         torch.Tensor[] images = [torch.rand(3, 32, 32) * 2 - 1, torch.rand(3, 32, 48) * 2 - 1, torch.rand(3, 28, 28) * 2 - 1, torch.rand(3, 28, 42) * 2 - 1];

@@ -28,16 +28,8 @@ public sealed class BagelTrainingModelTests
     public async Task TheTrainerTrainsTheCompositeEndToEndAndSavesReferenceNames()
     {
         using var dir = new TempDirectory("bagel-glue-");
-        TrainingConfiguration config = TrainingConfiguration.Defaults();
-        config.Data.NumWorkers = 1;
-        config.Training.TotalSteps = 12;
-        config.Training.SaveEvery = 1000;
-        config.Training.LogEvery = 1;
-        config.Training.Lr = 3e-3;
-        config.Training.WarmupSteps = 0;
+        TrainingConfiguration config = ShortRuns.Configuration(dir.Path, totalSteps: 12, lr: 3e-3);
         config.Training.Ema = 0.9;
-        config.Training.CheckpointDir = Path.Combine(dir.Path, "checkpoints");
-        config.Training.ResultsDir = dir.Path;
 
         using var model = BagelTestModels.Model();
         using var vae = new FluxAutoEncoder(BagelTestModels.Vae);
