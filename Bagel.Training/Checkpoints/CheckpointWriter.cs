@@ -12,6 +12,12 @@ public sealed partial class CheckpointWriter
     private readonly CheckpointOptions _options;
     private readonly ILogger? _logger;
 
+    /// <summary>
+    /// Test seam, process-wide: called with the step and the part's file name after each part is written into the temp
+    /// folder. The SIGKILL tests pause a child process here to kill it in the middle of a save; null in normal runs.
+    /// </summary>
+    internal static Action<long, string>? PartWrittenHook { get; set; }
+
     /// <summary>Creates the writer.</summary>
     public CheckpointWriter(CheckpointOptions options, ILogger? logger = null)
     {
@@ -45,6 +51,7 @@ public sealed partial class CheckpointWriter
                 cancellationToken.ThrowIfCancellationRequested();
                 if (!names.Add(part.FileName)) throw new ArgumentException($"Two checkpoint parts write '{part.FileName}'.", nameof(parts));
                 part.Write(Path.Combine(temp, part.FileName), cancellationToken);
+                PartWrittenHook?.Invoke(state.CompletedSteps, part.FileName);
             }
             state.Write(Path.Combine(temp, CheckpointLayout.TrainStateFileName));
             CheckpointFiles.FsyncDirectory(temp);
