@@ -59,6 +59,8 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
         if (ReferenceEquals(module, live)) throw new ArgumentException("The factory returned the live module itself; it must build a new instance.", nameof(factory));
         try
         {
+            // The copy lives where the live model does (factories build on the CPU).
+            if (live.parameters().FirstOrDefault() is { } first && first.device.type != DeviceType.CPU) module.to(first.device);
             var ema = new EmaModel(module, live, decay);
             ema.CopyFrom(live);
             foreach (Parameter parameter in module.parameters()) parameter.requires_grad = false;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Bagel.Core.Batching;
 using Bagel.Core.DataStatus;
+using Bagel.Core.Devices;
 using Bagel.Core.Metrics;
 using Bagel.Core.Randomness;
 using Bagel.Training.Checkpoints;
@@ -40,6 +41,7 @@ public sealed partial class Trainer : IDisposable
     private readonly OptimizerStepper _stepper;
     private readonly TrainingCheckpointer _checkpointer;
     private readonly ThroughputWindow _throughput;
+    private readonly ComputeSelection _compute;
     private bool _started;
 
     internal Trainer(TrainerSettings settings)
@@ -56,8 +58,12 @@ public sealed partial class Trainer : IDisposable
         _lossWeights = LossWeights.FromOptions(_options);
         _streams = new RandomStreams(_options.GlobalSeed);
         _ema = EmaModel.Create(_model.Module, _model.CreateTwin, _options.Ema);
-        _optimizer = AdamWFactory.Create(_model.Module, AdamWOptions.FromTrainingOptions(_options));
-        var scheduler = new LearningRateScheduler(_optimizer, LearningRateSchedules.FromOptions(_options));
+        _compute = settings.Compute;
+        var adamW = AdamWOptions.FromTrainingOptions(_options);
+        _optimizer = settings.ParameterGroups is { } groups
+            ? AdamWFactory.Create(groups(_model.Module), adamW)
+            : AdamWFactory.Create(_model.Module, adamW);
+        var scheduler = new LearningRateScheduler(_optimizer, settings.Schedule ?? LearningRateSchedules.FromOptions(_options));
         var guard = new NonFiniteStepGuard(settings.MaxConsecutiveNonFiniteSteps);
         _stepper = new OptimizerStepper(_optimizer, scheduler, _ema, guard, _options.MaxGradNorm, _logger);
         var components = new TrainingComponents(_model.Module, _optimizer, scheduler, _ema, _streams, guard, RunInfo.Capture(_config));
@@ -146,7 +152,7 @@ public sealed partial class Trainer : IDisposable
                 throw new InvalidOperationException($"The data stream ended before step {step}; a training source must stream batches without end.");
             dataWait += _time.GetElapsedTime(waitStart).TotalSeconds;
 
-            using PackedBatch batch = batches.Current;
+            using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
             ModelLossOutputs outputs = _model.Forward(batch);
             StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _lossWeights);
@@ -166,6 +172,13 @@ public sealed partial class Trainer : IDisposable
         using (torch.NewDisposeScope()) result = _stepper.Step(step, total);
         var report = new TrainingStepReport(step, mse, ce, total, result.LearningRate, result.GradNorm, result.Skipped, ceTokens, mseTokens, samples, tokens);
         return (report, dataWait);
+    }
+
+    /// <summary>The batch on the compute device: itself on the CPU, else a moved copy (the CPU original is disposed).</summary>
+    private PackedBatch OnComputeDevice(PackedBatch batch)
+    {
+        if (_compute.Device.type == DeviceType.CPU) return batch;
+        using (batch) return batch.To(_compute.Device);
     }
 
     /// <summary>Logs <paramref name="report"/>; the speed figures cover the <paramref name="windowSteps"/> steps since the last line.</summary>

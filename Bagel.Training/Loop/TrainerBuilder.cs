@@ -1,13 +1,16 @@
 using Bagel.Core.Batching;
 using Bagel.Core.DataStatus;
+using Bagel.Core.Devices;
 using Bagel.Core.Metrics;
 using Bagel.Data.Pipeline;
 using Bagel.Training.Checkpoints;
 using Bagel.Training.Metrics;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
+using Bagel.Training.Schedules;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
 
 namespace Bagel.Training.Loop;
 
@@ -30,6 +33,9 @@ public sealed class TrainerBuilder
     private Qwen2FlopConfig? _flops;
     private int _maxConsecutiveNonFinite = NonFiniteStepGuard.DefaultMaxConsecutive;
     private int? _keepLast;
+    private ComputeOptions _compute = new();
+    private ILearningRateSchedule? _schedule;
+    private Func<torch.nn.Module, IEnumerable<ParameterGroup>>? _parameterGroups;
 
     /// <summary>The model to train (required).</summary>
     public TrainerBuilder UseModel(ITrainableModel model)
@@ -106,6 +112,46 @@ public sealed class TrainerBuilder
         return this;
     }
 
+    /// <summary>
+    /// Device, parameter dtype and torch's CPU thread counts (default: CPU, float32, libtorch's thread defaults). Build
+    /// checks the device exists and applies the thread counts; the model's parameters must already be on the device
+    /// (batches are moved there step by step). Only float32 trains today.
+    /// </summary>
+    public TrainerBuilder UseCompute(ComputeOptions compute)
+    {
+        _compute = compute ?? throw new ArgumentNullException(nameof(compute));
+        return this;
+    }
+
+    /// <summary>Sets torch's intra-op CPU thread count for the run (a shortcut for <see cref="UseCompute"/>'s <c>CpuThreads</c>).</summary>
+    public TrainerBuilder UseCpuThreads(int threads)
+    {
+        _compute.CpuThreads = threads;
+        return this;
+    }
+
+    /// <summary>
+    /// Replaces the schedule chosen by <c>lr_scheduler</c> (constant or cosine with warm-up) with
+    /// <paramref name="schedule"/>: its multiplier of step k scales every group's base learning rate, applied as the
+    /// reference's LambdaLR (already for step 0), and resumes from the saved step.
+    /// </summary>
+    public TrainerBuilder UseLearningRateSchedule(ILearningRateSchedule schedule)
+    {
+        _schedule = schedule ?? throw new ArgumentNullException(nameof(schedule));
+        return this;
+    }
+
+    /// <summary>
+    /// Splits the model's parameters into AdamW groups with their own learning rate or weight decay (default: one
+    /// group with every trainable parameter, as the reference). Parameters that do not require grad are left out;
+    /// a parameter in no group is not trained.
+    /// </summary>
+    public TrainerBuilder UseParameterGroups(Func<torch.nn.Module, IEnumerable<ParameterGroup>> groups)
+    {
+        _parameterGroups = groups ?? throw new ArgumentNullException(nameof(groups));
+        return this;
+    }
+
     /// <summary>Adds a sink that receives every logged step's metrics (flushed at each checkpoint; the caller disposes it).</summary>
     public TrainerBuilder AddMetricSink(IMetricSink sink)
     {
@@ -136,14 +182,40 @@ public sealed class TrainerBuilder
         if (_pipeline is null && _source is null) failures.Add("No data: call UseData(DataPipeline) or UseData(read, captureStatus).");
         if (_maxConsecutiveNonFinite < 1) failures.Add($"UseNonFiniteLimit: {_maxConsecutiveNonFinite} must be at least 1.");
         if (_keepLast is < 1) failures.Add($"KeepLastCheckpoints: {_keepLast} must be at least 1.");
+        failures.AddRange(_compute.Validate().Select(f => "UseCompute: " + f));
+        if (_compute.Validate().Count == 0 && DTypeNames.Parse(_compute.DType) != torch.ScalarType.Float32)
+            failures.Add($"UseCompute: DType '{_compute.DType}' does not train yet; use float32. " +
+                         "(Unfinished: the reference's bf16 autocast over fp32 master weights is not implemented.)");
         if (failures.Count > 0) throw new InvalidTrainingOptionsException(failures);
+        ComputeSelection compute = ApplyCompute(_compute, _model!.Module);
 
         int numWorkers = _configuration.Data.NumWorkers;
         TrainingDataSource data = _pipeline is not null
             ? TrainingDataSource.FromPipeline(_pipeline, numWorkers)
             : _source! with { NumWorkers = numWorkers };
         return new Trainer(new TrainerSettings(_model!, data, _configuration, [.. _sinks], [.. _onStep], [.. _onSave],
-            _loggerFactory.CreateLogger<Trainer>(), _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast));
+            _loggerFactory.CreateLogger<Trainer>(), _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
+            compute, _schedule, _parameterGroups));
+    }
+
+    /// <summary>Applies the compute options and checks that the model lives on the chosen device.</summary>
+    private static ComputeSelection ApplyCompute(ComputeOptions options, torch.nn.Module model)
+    {
+        ComputeSelection selection;
+        try
+        {
+            selection = options.Apply();
+        }
+        catch (ComputeSettingException e)
+        {
+            throw new InvalidTrainingOptionsException([$"UseCompute: {e.Message}"]);
+        }
+        foreach ((string name, TorchSharp.Modules.Parameter parameter) in model.named_parameters())
+        {
+            if (parameter.device.type != selection.Device.type || (selection.Device.type != DeviceType.CPU && parameter.device.index != selection.Device.index))
+                throw new InvalidTrainingOptionsException([$"UseCompute: the model's parameter '{name}' is on {parameter.device}, not on {selection.Device}; move the model with .to(device) first."]);
+        }
+        return selection;
     }
 
     /// <summary>Sizes that count no FLOPs, for runs without a language-model config.</summary>

@@ -1,8 +1,12 @@
+using Bagel.Core.Devices;
 using Bagel.Core.Metrics;
 using Bagel.Training.Checkpoints;
 using Bagel.Training.Metrics;
+using Bagel.Training.Optimization;
 using Bagel.Training.Options;
+using Bagel.Training.Schedules;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 
 namespace Bagel.Training.Loop;
 
@@ -18,4 +22,7 @@ internal sealed record TrainerSettings(
     TimeProvider Time,
     Qwen2FlopConfig FlopConfig,
     int MaxConsecutiveNonFiniteSteps,
-    int? KeepLastCheckpoints);
+    int? KeepLastCheckpoints,
+    ComputeSelection Compute,
+    ILearningRateSchedule? Schedule = null,
+    Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups = null);
