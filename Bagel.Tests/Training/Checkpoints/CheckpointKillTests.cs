@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Bagel.Tests.Infrastructure;
 using Bagel.Training.Checkpoints;
 
@@ -40,30 +39,8 @@ public sealed class CheckpointKillTests
     public void ASigkillDuringASaveLeavesThePreviousCheckpointForAutoResume()
     {
         using var folder = new TempDirectory();
-        string assembly = typeof(CheckpointKillTests).Assembly.Location;
-        string appHost = Path.ChangeExtension(assembly, OperatingSystem.IsWindows() ? ".exe" : null);
-        var start = File.Exists(appHost) ? new ProcessStartInfo(appHost) : new ProcessStartInfo("dotnet") { ArgumentList = { "exec", assembly } };
-        foreach (string argument in new[] { "-method", $"{typeof(CheckpointKillTests).FullName}.{nameof(ChildSavesStepTenThenHangsInsideTheSaveOfStepTwenty)}" })
-            start.ArgumentList.Add(argument);
-        start.Environment[ChildDirVariable] = folder.Path;
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        using Process child = Process.Start(start)!;
-        child.BeginOutputReadLine();
-        child.BeginErrorReadLine();
-
-        string marker = Path.Combine(folder.Path, MarkerName);
-        try
-        {
-            var clock = Stopwatch.StartNew();
-            while (!File.Exists(marker) && !child.HasExited && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(20);
-            Assert.True(File.Exists(marker), "The child never reached the middle of its second save.");
-        }
-        finally
-        {
-            if (!child.HasExited) child.Kill(); // SIGKILL on Unix: no finally blocks, no cleanup in the child
-            child.WaitForExit();
-        }
+        ChildTestProcess.RunUntilMarkerThenKill(typeof(CheckpointKillTests), nameof(ChildSavesStepTenThenHangsInsideTheSaveOfStepTwenty),
+            ChildDirVariable, folder.Path, Path.Combine(folder.Path, MarkerName), TimeSpan.FromSeconds(60));
 
         string checkpoints = Path.Combine(folder.Path, "checkpoints");
         string leftover = Assert.Single(Directory.GetDirectories(checkpoints, CheckpointLayout.TemporaryPrefix + "*"));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Bagel.Tests.Infrastructure;
 using Bagel.Tests.Training.Loop;
@@ -50,7 +49,8 @@ public sealed class BagelTrainingKillTests
         var (_, straight, straightModel) = await CompositeTrainingRuns.RunAsync(fixture, CompositeTrainingRuns.Configuration(fixture, "straight"), modelSeed: 1);
         straightModel.Dispose();
 
-        KillChildInsideSave(childDir.Path);
+        ChildTestProcess.RunUntilMarkerThenKill(typeof(BagelTrainingKillTests), nameof(ChildTrainsUntilKilledInsideTheSaveOfStepTwenty),
+            ChildDirVariable, childDir.Path, Path.Combine(childDir.Path, MarkerName), TimeSpan.FromMinutes(3));
 
         // The half-written save is a temp folder; discovery finds step 10 and the child's first 20 steps match.
         string leftover = Assert.Single(Directory.GetDirectories(checkpoints, CheckpointLayout.TemporaryPrefix + "*"));
@@ -79,34 +79,4 @@ public sealed class BagelTrainingKillTests
     /// <summary>A step's figures with their exact bits, so text comparison is bitwise.</summary>
     private static string Format(TrainingStepReport s) => string.Create(CultureInfo.InvariantCulture,
         $"{s.Step} {BitConverter.DoubleToInt64Bits(s.Mse):X16} {BitConverter.DoubleToInt64Bits(s.Ce):X16} {BitConverter.DoubleToInt64Bits(s.GradNorm):X16} {s.Tokens}");
-
-    private static void KillChildInsideSave(string childDir)
-    {
-        string assembly = typeof(BagelTrainingKillTests).Assembly.Location;
-        string appHost = Path.ChangeExtension(assembly, OperatingSystem.IsWindows() ? ".exe" : null);
-        var start = File.Exists(appHost) ? new ProcessStartInfo(appHost) : new ProcessStartInfo("dotnet") { ArgumentList = { "exec", assembly } };
-        foreach (string argument in new[] { "-method", $"{typeof(BagelTrainingKillTests).FullName}.{nameof(ChildTrainsUntilKilledInsideTheSaveOfStepTwenty)}" })
-            start.ArgumentList.Add(argument);
-        start.Environment[ChildDirVariable] = childDir;
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        using Process child = Process.Start(start)!;
-        var output = new System.Text.StringBuilder();
-        child.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        child.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        child.BeginOutputReadLine();
-        child.BeginErrorReadLine();
-        string marker = Path.Combine(childDir, MarkerName);
-        try
-        {
-            var clock = Stopwatch.StartNew();
-            while (!File.Exists(marker) && !child.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(20);
-            lock (output) Assert.True(File.Exists(marker), $"The child never reached the save of step {KilledInSaveOf}. Its output:\n{output}");
-        }
-        finally
-        {
-            if (!child.HasExited) child.Kill(); // SIGKILL on Unix: no finally blocks, no cleanup in the child
-            child.WaitForExit();
-        }
-    }
 }
