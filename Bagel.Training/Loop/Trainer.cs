@@ -11,6 +11,7 @@ using Bagel.Training.Metrics;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
+using Bagel.Training.Validation;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -40,6 +41,7 @@ public sealed partial class Trainer : IDisposable
     private readonly OptimizerStepper _stepper;
     private readonly TrainingCheckpointer _checkpointer;
     private readonly ThroughputWindow _throughput;
+    private readonly ValidationRunner? _validation;
     private bool _started;
 
     internal Trainer(TrainerSettings settings)
@@ -64,6 +66,7 @@ public sealed partial class Trainer : IDisposable
         var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = _options.CheckpointDir, KeepLast = settings.KeepLastCheckpoints }, _logger);
         _checkpointer = new TrainingCheckpointer(writer, components, _logger, _time);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
+        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _lossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
@@ -120,11 +123,13 @@ public sealed partial class Trainer : IDisposable
                 }
                 foreach (Action<TrainingStepReport> callback in _onStep) callback(report);
                 if (step % _options.SaveEvery == 0 && step < _options.TotalSteps) await SaveAsync(step, tokensSeen, samplesSeen);
+                if (_validation?.IsDue(step) == true && step < _options.TotalSteps) await _validation.RunAsync(step);
             }
 
             bool cancelled = step < _options.TotalSteps;
             if (cancelled) LogCancelled(_logger, step);
             CheckpointInfo last = await SaveAsync(step, tokensSeen, samplesSeen); // while the stream is open: its status is exact
+            if (_validation is not null && !cancelled) await _validation.RunAsync(step); // a stop request skips the final evaluation
             return new TrainingRunResult(startStep, step, _stepper.Guard.TotalSkipped, cancelled, last.Folder);
         }
         finally

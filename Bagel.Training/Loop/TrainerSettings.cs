@@ -2,6 +2,7 @@ using Bagel.Core.Metrics;
 using Bagel.Training.Checkpoints;
 using Bagel.Training.Metrics;
 using Bagel.Training.Options;
+using Bagel.Training.Validation;
 using Microsoft.Extensions.Logging;
 
 namespace Bagel.Training.Loop;
@@ -18,4 +19,5 @@ internal sealed record TrainerSettings(
     TimeProvider Time,
     Qwen2FlopConfig FlopConfig,
     int MaxConsecutiveNonFiniteSteps,
-    int? KeepLastCheckpoints);
+    int? KeepLastCheckpoints,
+    ValidationPlan? Validation = null);
