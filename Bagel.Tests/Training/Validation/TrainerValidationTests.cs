@@ -17,15 +17,17 @@ public sealed partial class TrainerValidationTests(ExampleDatasetFixture data) :
     private sealed record Run(TrainingRunResult Result, List<TrainingStepReport> Steps, List<ValidationReport> Evaluations);
 
     private static async Task<Run> RunAsync(LoopFixture fixture, ITrainableModel model, TrainingConfiguration configuration, ValidationSet? set,
-        int? everySteps = null, Action<TrainerBuilder>? configure = null)
+        int? everySteps = null, Action<TrainerBuilder>? configure = null, long? stopAfterStep = null)
     {
         var steps = new List<TrainingStepReport>();
         var evaluations = new List<ValidationReport>();
-        var builder = new TrainerBuilder().UseModel(model).UseData(await fixture.PipelineAsync()).UseOptions(configuration).OnStep(steps.Add);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        var builder = new TrainerBuilder().UseModel(model).UseData(await fixture.PipelineAsync()).UseOptions(configuration).OnStep(steps.Add)
+            .OnStep(s => { if (s.Step == stopAfterStep) stop.Cancel(); });
         if (set is not null) builder.UseValidation(set, everySteps).OnEval(evaluations.Add);
         configure?.Invoke(builder);
         using Trainer trainer = builder.Build();
-        TrainingRunResult result = await trainer.RunAsync(TestContext.Current.CancellationToken);
+        TrainingRunResult result = await trainer.RunAsync(stop.Token);
         return new Run(result, steps, evaluations);
     }
 
@@ -73,6 +75,29 @@ public sealed partial class TrainerValidationTests(ExampleDatasetFixture data) :
         Assert.Equal(4 * set.BatchCount, validatedModel.Calls.Count(c => !c.Training && !c.GradEnabled));
         // The weights change between evaluations, so the validation losses do too.
         Assert.NotEqual(validated.Evaluations[0].Groups[0].Mse, validated.Evaluations[^1].Groups[0].Mse);
+    }
+
+    [Fact]
+    public async Task AResumedRunWithValidationMatchesTheStraightRunInTrainingAndValidation()
+    {
+        using var fixture = new LoopFixture();
+        using ValidationSet set = await ValidationTestData.CreateAsync(data, batchesPerGroup: 1);
+        TrainingConfiguration Configuration(string run) => fixture.Configuration(run, totalSteps: 8, autoResume: true);
+        using var straightInner = new TinyPackedModel(seed: 1);
+        Run straight = await RunAsync(fixture, new NoisyTinyModel(straightInner), Configuration("straight"), set, everySteps: 2);
+
+        Run head;
+        using (var firstInner = new TinyPackedModel(seed: 1))
+            head = await RunAsync(fixture, new NoisyTinyModel(firstInner), Configuration("split"), set, everySteps: 2, stopAfterStep: 4);
+        using var resumedInner = new TinyPackedModel(seed: 42);
+        Run tail = await RunAsync(fixture, new NoisyTinyModel(resumedInner), Configuration("split"), set, everySteps: 2);
+
+        Assert.True(head.Result.Cancelled);
+        Assert.Equal(5, tail.Result.StartStep);
+        Assert.Equal([2L, 4], head.Evaluations.Select(e => e.Step)); // a stop request skips the end-of-run evaluation
+        Assert.Equal([6L, 8], tail.Evaluations.Select(e => e.Step));
+        Assert.Equal(straight.Steps.Select(Figures), head.Steps.Concat(tail.Steps).Select(Figures));
+        Assert.Equal(straight.Evaluations.Select(e => e.Groups), head.Evaluations.Concat(tail.Evaluations).Select(e => e.Groups));
     }
 
     [Fact]
