@@ -82,7 +82,8 @@ public sealed partial class Trainer : IDisposable
     /// Trains from the resumed step (or 0) up to <c>total_steps</c>. Cancelling <paramref name="cancellationToken"/>
     /// lets the current step finish, then writes a final checkpoint and returns with
     /// <see cref="TrainingRunResult.Cancelled"/> set. Checkpoints are written every <c>save_every</c> completed steps and
-    /// at the end; the checkpoint of N steps resumes with step N (0-based).
+    /// at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
+    /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); it does not change training.
     /// </summary>
     /// <exception cref="NonFiniteLossException">Too many NaN or infinite losses in a row (the last good checkpoint stays).</exception>
     /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit.</exception>
