@@ -11,8 +11,9 @@ namespace Bagel.Training.Validation;
 /// by the given <see cref="DataPipelineFactory"/> with that group alone (weight 1, not mandatory), from which the first
 /// <c>batchesPerGroup</c> packed batches are taken; the pipeline's workers are then stopped. The batches are fixed from
 /// then on: same samples, same timesteps, same conditioning dropouts at every evaluation. The factory's options apply
-/// (workers, data seed, packing, including the dropout probabilities); a pipeline streams its data without end, so a
-/// group with fewer samples than <c>batchesPerGroup</c> batches need repeats them.
+/// (workers, data seed, packing, including the dropout probabilities); every worker needs a unit of each group, so a
+/// small held-out mix may need a factory with fewer workers than training's. A pipeline streams its data without end,
+/// so a group with fewer samples than <c>batchesPerGroup</c> batches need repeats them.
 /// </summary>
 public static class ValidationSetFactory
 {
