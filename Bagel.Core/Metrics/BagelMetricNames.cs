@@ -6,7 +6,11 @@ namespace Bagel.Core.Metrics;
 /// </summary>
 public static class BagelMetricNames
 {
-    /// <summary>Prefix of validation metrics: <c>val/{group}/{loss}</c>.</summary>
+    /// <summary>
+    /// Prefix of validation metrics: <c>val/{group}/{loss}</c>, the held-out losses of one dataset group (<c>mse</c> and
+    /// <c>ce</c>, reduced as the training losses; a loss the group has no tokens for is absent). They arrive in their own
+    /// record whose step is the number of completed steps (the step of the checkpoint with the same weights).
+    /// </summary>
     public const string ValidationPrefix = "val/";
 
     /// <summary><c>steps_per_sec</c>: optimizer steps per second since the last log line. Unit 1/s.</summary>

@@ -12,6 +12,7 @@ using Bagel.Training.Metrics;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
+using Bagel.Training.Validation;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -42,6 +43,7 @@ public sealed partial class Trainer : IDisposable
     private readonly TrainingCheckpointer _checkpointer;
     private readonly ThroughputWindow _throughput;
     private readonly ComputeSelection _compute;
+    private readonly ValidationRunner? _validation;
     private bool _started;
 
     internal Trainer(TrainerSettings settings)
@@ -70,6 +72,7 @@ public sealed partial class Trainer : IDisposable
         var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = _options.CheckpointDir, KeepLast = settings.KeepLastCheckpoints }, _logger);
         _checkpointer = new TrainingCheckpointer(writer, components, _logger, _time);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
+        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _lossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
@@ -85,7 +88,8 @@ public sealed partial class Trainer : IDisposable
     /// Trains from the resumed step (or 0) up to <c>total_steps</c>. Cancelling <paramref name="cancellationToken"/>
     /// lets the current step finish, then writes a final checkpoint and returns with
     /// <see cref="TrainingRunResult.Cancelled"/> set. Checkpoints are written every <c>save_every</c> completed steps and
-    /// at the end; the checkpoint of N steps resumes with step N (0-based).
+    /// at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
+    /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); it does not change training.
     /// </summary>
     /// <exception cref="NonFiniteLossException">Too many NaN or infinite losses in a row (the last good checkpoint stays).</exception>
     /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit.</exception>
@@ -126,11 +130,13 @@ public sealed partial class Trainer : IDisposable
                 }
                 foreach (Action<TrainingStepReport> callback in _onStep) callback(report);
                 if (step % _options.SaveEvery == 0 && step < _options.TotalSteps) await SaveAsync(step, tokensSeen, samplesSeen);
+                if (_validation?.IsDue(step) == true && step < _options.TotalSteps) await _validation.RunAsync(step);
             }
 
             bool cancelled = step < _options.TotalSteps;
             if (cancelled) LogCancelled(_logger, step);
             CheckpointInfo last = await SaveAsync(step, tokensSeen, samplesSeen); // while the stream is open: its status is exact
+            if (_validation is not null && !cancelled) await _validation.RunAsync(step); // a stop request skips the final evaluation
             return new TrainingRunResult(startStep, step, _stepper.Guard.TotalSkipped, cancelled, last.Folder);
         }
         finally

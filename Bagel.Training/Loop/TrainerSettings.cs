@@ -5,6 +5,7 @@ using Bagel.Training.Metrics;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
+using Bagel.Training.Validation;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -25,4 +26,5 @@ internal sealed record TrainerSettings(
     int? KeepLastCheckpoints,
     ComputeSelection Compute,
     ILearningRateSchedule? Schedule = null,
-    Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups = null);
+    Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups = null,
+    ValidationPlan? Validation = null);

@@ -145,4 +145,22 @@ public sealed class TrainingOptions
 
     /// <summary>Reference: packed flex attention. Here it selects nothing numerically different (our attention is always exact over the packed sequence); accepted so reference command lines run. Default <c>false</c>.</summary>
     [ConfigurationKeyName("use_flex")] public bool UseFlex { get; set; }
+
+    // Bagel.NET extensions, not in the reference: held-out validation (issue 6, training.md 7 item 10).
+
+    /// <summary>Not in the reference. Dataset mix YAML (same format as <c>dataset_config_file</c>, same registry) of the
+    /// held-out validation set; empty turns validation off. Build the set with
+    /// <c>Bagel.Training.Validation.ValidationSetFactory.CreateFromOptionsAsync</c>. Default empty (off).</summary>
+    [ConfigurationKeyName("validation_config_file")] public string ValidationConfigFile { get; set; } = "";
+
+    /// <summary>Not in the reference. Evaluate the validation set every this many completed steps (and at the end of the
+    /// run); 0 evaluates at every checkpoint (<see cref="SaveEvery"/>). Default <c>0</c>.</summary>
+    [ConfigurationKeyName("validate_every")] public int ValidateEvery { get; set; }
+
+    /// <summary>Not in the reference. Packed batches taken per group of <see cref="ValidationConfigFile"/> (built once,
+    /// evaluated every time). Default <c>4</c>.</summary>
+    [ConfigurationKeyName("validation_batches")] public int ValidationBatches { get; set; } = DefaultValidationBatches;
+
+    /// <summary>Default of <see cref="ValidationBatches"/>: a few batches per group keep an evaluation short.</summary>
+    public const int DefaultValidationBatches = 4;
 }

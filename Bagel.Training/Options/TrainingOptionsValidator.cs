@@ -59,6 +59,8 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
         f.NonNegative("peak_device_tflops", options.PeakDeviceTflops);
         if (options.ResumeModelOnly && options.ResumeFrom is null && !options.AutoResume)
             f.Add("'resume_model_only' is set but 'resume_from' is not; there is nothing to load. Give 'resume_from'.");
+        f.NonNegative("validate_every", options.ValidateEvery);
+        f.Positive("validation_batches", options.ValidationBatches);
         ValidateDistributed(options, f);
         return f.ToResult();
     }

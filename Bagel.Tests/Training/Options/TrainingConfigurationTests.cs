@@ -37,7 +37,7 @@ public sealed class TrainingConfigurationTests
     [Theory]
     [InlineData(typeof(ModelOptions), 18)]
     [InlineData(typeof(DataOptions), 8)]
-    [InlineData(typeof(TrainingOptions), 45)]
+    [InlineData(typeof(TrainingOptions), 48)]
     public void EveryPropertyHasASnakeCaseKeyThatTheJsonNamingMatches(Type type, int expectedCount)
     {
         PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
