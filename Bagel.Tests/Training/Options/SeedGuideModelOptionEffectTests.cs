@@ -1,6 +1,7 @@
 using Bagel.Core.Batching;
 using Bagel.Data.Packing;
 using Bagel.Data.Pipeline;
+using Bagel.Training.Loop;
 using Bagel.Training.Options;
 using AttentionMode = Bagel.Core.Batching.AttentionMode;
 
@@ -99,5 +100,18 @@ public sealed class SeedGuideModelOptionEffectTests
         const int maxPatches = 4;
         Assert.All(ids, id => Assert.True(id / perSide < maxPatches && id % perSide < maxPatches, $"id {id} is not row·{perSide} + col"));
         Assert.Contains(ids, id => id >= perSide); // second rows exist
+    }
+
+    [Theory]
+    [InlineData("1")]
+    [InlineData("4")]
+    public void LatentPatchSizeOtherThanTwoIsRefusedByTheBuilderBecauseTheDataPacksOnASixteenPixelGrid(string latentPatchSize)
+    {
+        var error = Assert.Throws<InvalidTrainingOptionsException>(() => new TrainerBuilder().UseOptions(ReferenceCommandLine.Bind(["--latent_patch_size", latentPatchSize])).Build());
+
+        string failure = Assert.Single(error.Failures, f => f.Contains("latent_patch_size", StringComparison.Ordinal));
+        Assert.StartsWith($"'latent_patch_size' is {latentPatchSize};", failure, StringComparison.Ordinal);
+        Assert.Contains("16-pixel grid", failure, StringComparison.Ordinal);
+        Assert.Empty(ReferenceCommandLine.Bind(["--latent_patch_size", "2"]).Validate());
     }
 }
