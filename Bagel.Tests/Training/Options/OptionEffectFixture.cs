@@ -83,14 +83,14 @@ internal sealed class OptionEffectFixture : IDisposable
         return result;
     }
 
-    /// <summary>Trains <paramref name="model"/> on T2I and VLM batches with <paramref name="configuration"/>; <paramref name="inspect"/> sees the trainer after the run.</summary>
+    /// <summary>Trains <paramref name="model"/> on <paramref name="data"/> (default T2I and VLM) with <paramref name="configuration"/>; <paramref name="inspect"/> sees the trainer after the run.</summary>
     public async Task<OptionEffectRun> TrainAsync(TrainingConfiguration configuration, TinyPackedModel model,
-        Action<TrainerBuilder>? configure = null, Action<Trainer>? inspect = null)
+        Action<TrainerBuilder>? configure = null, Action<Trainer>? inspect = null, OptionEffectData data = OptionEffectData.T2IAndVlm)
     {
         var steps = new List<TrainingStepReport>();
         var builder = new TrainerBuilder()
             .UseModel(model)
-            .UseData(await PipelineAsync(configuration, OptionEffectData.T2IAndVlm))
+            .UseData(await PipelineAsync(configuration, data))
             .UseOptions(configuration)
             .OnStep(steps.Add);
         configure?.Invoke(builder);

@@ -1,4 +1,7 @@
+using System.Globalization;
+using Bagel.Core.Batching;
 using Bagel.Core.DataStatus;
+using Bagel.Core.Randomness;
 using Bagel.Data.Diagnostics;
 using Bagel.Data.Packing;
 using Bagel.Data.Pipeline;
@@ -7,7 +10,6 @@ using Bagel.Data.Sources;
 using Bagel.Tests.Training.Loop;
 using Bagel.Training.Checkpoints;
 using Bagel.Training.Options;
-using Bagel.Core.Randomness;
 
 namespace Bagel.Tests.Training.Options;
 
@@ -25,7 +27,7 @@ public sealed class SeedGuideDataOptionEffectTests
     public async Task NumWorkersSetsTheWorkersBatchesComeFromAndTheSavedDataStatus(string flag, int workers)
     {
         using var fixture = new OptionEffectFixture();
-        TrainingConfiguration config = fixture.Bind(flag, workers.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        TrainingConfiguration config = fixture.Bind(flag, workers.ToString(CultureInfo.InvariantCulture));
         DataPipeline pipeline = await fixture.PipelineAsync(config, OptionEffectData.T2IAndVlm);
         List<int[]> workerIds = await OptionEffectFixture.TakeAsync(pipeline, 4, b => b.DataIndexes.Select(i => i.WorkerId).Distinct().ToArray());
 
@@ -45,12 +47,12 @@ public sealed class SeedGuideDataOptionEffectTests
     {
         using var fixture = new OptionEffectFixture();
         // One worker, and a batch is full after one sample, so samples built = batches built.
-        TrainingConfiguration config = fixture.Bind("--prefetch_factor", prefetch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        TrainingConfiguration config = fixture.Bind("--prefetch_factor", prefetch.ToString(CultureInfo.InvariantCulture),
             "--num_workers", "1", "--expected_num_tokens", "1");
         var counter = new CountingBuilder();
         DataPipeline pipeline = await fixture.PipelineAsync(config, OptionEffectData.T2I, counter.Wrap);
 
-        await using IAsyncEnumerator<Bagel.Core.Batching.PackedBatch> batches = pipeline.ReadAsync(null, TestContext.Current.CancellationToken)
+        await using IAsyncEnumerator<PackedBatch> batches = pipeline.ReadAsync(null, TestContext.Current.CancellationToken)
             .GetAsyncEnumerator(TestContext.Current.CancellationToken);
         Assert.True(await batches.MoveNextAsync());
         batches.Current.Dispose();
@@ -72,12 +74,21 @@ public sealed class SeedGuideDataOptionEffectTests
         Assert.Equal(0, unlimited.Skips.Count(SkipReason.TooLong));
 
         int limit = (lengths.Min() + lengths.Max()) / 2;
-        DataPipeline limited = await fixture.PipelineAsync(fixture.Bind("--max_num_tokens_per_sample", limit.ToString(System.Globalization.CultureInfo.InvariantCulture)), OptionEffectData.T2I);
+        TrainingConfiguration config = fixture.Bind("--max_num_tokens_per_sample", limit.ToString(CultureInfo.InvariantCulture), "--total_steps", "2");
+        DataPipeline limited = await fixture.PipelineAsync(config, OptionEffectData.T2I);
         List<int> kept = [.. (await OptionEffectFixture.TakeAsync(limited, 6, b => b.SampleLens)).SelectMany(l => l)];
 
         Assert.Contains(lengths, l => l > limit);
         Assert.All(kept, l => Assert.True(l <= limit, $"a sample of {l} tokens passed max_num_tokens_per_sample {limit}"));
         Assert.True(limited.Skips.Count(SkipReason.TooLong) > 0, "no sample was counted as too long");
+
+        // The trainer's log line counts them too.
+        using var model = new TinyPackedModel(seed: 1);
+        using var logs = new CollectingLoggerProvider();
+        await fixture.TrainAsync(config, model, configure: b => b.UseLogger(logs), data: OptionEffectData.T2I);
+        string line = logs.Messages.Last(m => m.StartsWith("(step=", StringComparison.Ordinal));
+        long logged = long.Parse(line[(line.IndexOf("Skipped Samples: ", StringComparison.Ordinal) + "Skipped Samples: ".Length)..].TrimEnd(',', ' '), CultureInfo.InvariantCulture);
+        Assert.True(logged > 0, line);
     }
 
     [Fact]
@@ -114,7 +125,7 @@ public sealed class SeedGuideDataOptionEffectTests
     public async Task MaxBufferSizeBoundsTheSamplesHeldBackForALaterBatch(int bufferSize)
     {
         using var fixture = new OptionEffectFixture();
-        DataPipeline pipeline = await fixture.PipelineAsync(fixture.Bind("--max_buffer_size", bufferSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        DataPipeline pipeline = await fixture.PipelineAsync(fixture.Bind("--max_buffer_size", bufferSize.ToString(CultureInfo.InvariantCulture),
             "--num_workers", "1"), OptionEffectData.T2IAndVlm);
         List<int> buffered = await OptionEffectFixture.TakeAsync(pipeline, 8, _ => pipeline.CaptureStatus().PackerBuffer.Count);
 

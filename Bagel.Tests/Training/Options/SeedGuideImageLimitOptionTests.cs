@@ -51,4 +51,13 @@ public sealed class SeedGuideImageLimitOptionTests(ExampleDatasetFixture data) :
         var error = await Assert.ThrowsAsync<DataConfigAggregateException>(() => CreateAsync("--vit_max_num_patch_per_side", "2"));
         Assert.Contains(error.Errors, e => e.KeyPath.StartsWith("vlm_sft.image_transform_args", StringComparison.Ordinal) && e.Message.Contains("vit_max_num_patch_per_side", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task NumWorkersNeedsAUnitPerWorkerInEveryGroup()
+    {
+        // The example's editing set has 2 row groups (units): 3 workers cannot each get one.
+        var error = await Assert.ThrowsAsync<DataConfigException>(() => CreateAsync("--num_workers", "3"));
+        Assert.Equal("unified_edit.num_used_data", error.KeyPath);
+        Assert.Contains("3 worker(s)", error.Message, StringComparison.Ordinal);
+    }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Bagel.Core.Batching;
 using Bagel.Data.Packing;
 using Bagel.Data.Pipeline;
@@ -75,7 +76,7 @@ public sealed class SeedGuideModelOptionEffectTests
     {
         using var fixture = new OptionEffectFixture();
         DataPipeline pipeline = await fixture.PipelineAsync(
-            fixture.Bind("--max_latent_size", maxLatentSize.ToString(System.Globalization.CultureInfo.InvariantCulture)), OptionEffectData.T2I);
+            fixture.Bind("--max_latent_size", maxLatentSize.ToString(CultureInfo.InvariantCulture)), OptionEffectData.T2I);
         var batches = await OptionEffectFixture.TakeAsync(pipeline, 3, b => (Shapes: b.Vae!.LatentShapes.ToArray(), Ids: b.Vae.PackedLatentPositionIds.data<long>().ToArray()));
 
         foreach (var (shapes, ids) in batches)
@@ -93,7 +94,7 @@ public sealed class SeedGuideModelOptionEffectTests
     {
         using var fixture = new OptionEffectFixture();
         DataPipeline pipeline = await fixture.PipelineAsync(
-            fixture.Bind("--vit_max_num_patch_per_side", perSide.ToString(System.Globalization.CultureInfo.InvariantCulture)), OptionEffectData.Vlm);
+            fixture.Bind("--vit_max_num_patch_per_side", perSide.ToString(CultureInfo.InvariantCulture)), OptionEffectData.Vlm);
         long[] ids = [.. (await OptionEffectFixture.TakeAsync(pipeline, 3, b => b.Vit!.PackedVitPositionIds.data<long>().ToArray())).SelectMany(i => i)];
 
         // The tiny VLM images are at most 56 px: at most 4 patches per side, so row = id / per_side and col = id % per_side stay below 4.

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Bagel.Tests.Training.Loop;
 using Bagel.Training.Checkpoints;
 using Bagel.Training.Loop;
@@ -111,7 +112,7 @@ public sealed class SeedGuideTrainingOptionEffectTests
         OptionEffectRun run = await fixture.TrainAsync(fixture.Bind("--max_grad_norm", maxGradNorm), model, inspect: t => firstMomentNorm = FirstMomentNorm(t.Optimizer));
 
         // After one step AdamW's exp_avg is (1 − β1)·g for the clipped gradient g, whose norm is min(total_norm, max_grad_norm).
-        double limit = double.Parse(maxGradNorm, System.Globalization.CultureInfo.InvariantCulture);
+        double limit = double.Parse(maxGradNorm, CultureInfo.InvariantCulture);
         double gradNorm = run.Steps.Single().GradNorm;
         Assert.True(gradNorm is > 0.001 and < 1000, $"the unclipped gradient norm {gradNorm} should lie between the two limits");
         Assert.Equal((1 - 0.9) * Math.Min(gradNorm, limit), firstMomentNorm, (1 - 0.9) * Math.Min(gradNorm, limit) * 1e-4);
