@@ -1,4 +1,6 @@
+using Bagel.Data.Config;
 using Bagel.Data.Packing;
+using Bagel.Data.Pipeline;
 
 namespace Bagel.Training.Options;
 
@@ -38,6 +40,37 @@ public static class DataWiring
                 VitCondDropoutProb = model.VitCondDropoutProb,
             };
         return options;
+    }
+
+    /// <summary>
+    /// The data pipeline options of a run with <paramref name="configuration"/>: <c>num_workers</c>,
+    /// <c>prefetch_factor</c> and <c>data_seed</c> from the data flags, the packing from <see cref="ToPackingOptions"/>,
+    /// rank 0 of a world of 1 (Bagel.NET trains in one process). Build the pipeline and the trainer from the same
+    /// configuration, so that the trainer saves the data status with the pipeline's worker count.
+    /// </summary>
+    public static DataPipelineOptions ToPipelineOptions(TrainingConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        DataOptions data = configuration.Data;
+        return new DataPipelineOptions
+        {
+            NumWorkers = data.NumWorkers,
+            PrefetchFactor = data.PrefetchFactor,
+            DataSeed = data.DataSeed,
+            Packing = ToPackingOptions(configuration),
+        };
+    }
+
+    /// <summary>
+    /// The model's image limits the dataset mix is checked against at start-up (pass them to
+    /// <c>DataPipelineFactory</c>): <c>max_latent_size</c>, <c>vit_max_num_patch_per_side</c>, <c>vit_patch_size</c> and
+    /// <see cref="VaeImageDownsample"/>, so a VAE stream must use stride <c>latent_patch_size·8</c>.
+    /// </summary>
+    public static ModelImageLimits ToModelImageLimits(TrainingConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ModelOptions model = configuration.Model;
+        return new ModelImageLimits(model.MaxLatentSize, model.VitMaxNumPatchPerSide, VaeImageDownsample(model), model.VitPatchSize);
     }
 
     /// <summary>Image pixels per latent token side: <c>latent_patch_size · 8</c> (the reference's <c>vae_image_downsample</c>).</summary>

@@ -1,4 +1,6 @@
+using Bagel.Data.Config;
 using Bagel.Data.Packing;
+using Bagel.Data.Pipeline;
 using Bagel.Training.Options;
 
 namespace Bagel.Tests.Training.Options;
@@ -40,5 +42,26 @@ public sealed class DataWiringTests
 
         Assert.Equal(new PackingOptions().MaxNumPatchPerSide, options.MaxNumPatchPerSide);
         Assert.Equal(16, DataWiring.VaeImageDownsample(new ModelOptions()));
+    }
+
+    [Fact]
+    public void PipelineOptionsTakeWorkersPrefetchAndSeedFromTheDataFlagsAndThePackingFromToPackingOptions()
+    {
+        TrainingConfiguration configuration = Configuration(true, true);
+        (configuration.Data.NumWorkers, configuration.Data.PrefetchFactor, configuration.Data.DataSeed) = (3, 5, 77);
+
+        DataPipelineOptions options = DataWiring.ToPipelineOptions(configuration);
+
+        Assert.Equal((3, 5, 77L, 0, 1), (options.NumWorkers, options.PrefetchFactor, options.DataSeed, options.Rank, options.WorldSize));
+        Assert.Equal(DataWiring.ToPackingOptions(configuration), options.Packing);
+        options.Validate();
+    }
+
+    [Fact]
+    public void ModelImageLimitsTakeTheGridsAndTheStridesFromTheModelFlags()
+    {
+        ModelImageLimits limits = DataWiring.ToModelImageLimits(Configuration(true, true));
+
+        Assert.Equal(new ModelImageLimits(MaxLatentSize: 64, VitMaxNumPatchPerSide: 40, VaeImageDownsample: 16, VitPatchSize: 14), limits);
     }
 }
