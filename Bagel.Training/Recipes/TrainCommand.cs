@@ -97,6 +97,13 @@ public static partial class TrainCommand
             LogFailed(log, e.Message);
             return ExitUsage;
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped while loading, before the first step: there is nothing to checkpoint yet.
+            progressWriter?.ClearProgress();
+            LogStoppedBeforeTraining(log);
+            return ExitFailure;
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // The CLI's last line of defence: every library error type names its file or key, so its message is the report.
@@ -138,6 +145,9 @@ public static partial class TrainCommand
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Steps} steps{Stopped}; last checkpoint {Checkpoint}; log and metrics in {Results}.")]
     private static partial void LogDone(ILogger logger, long steps, string stopped, string checkpoint, string results);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stopped while loading, before the first step; no checkpoint was written.")]
+    private static partial void LogStoppedBeforeTraining(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Training failed: {Reason}")]
     private static partial void LogFailed(ILogger logger, string reason);
