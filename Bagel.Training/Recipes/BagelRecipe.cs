@@ -32,7 +32,17 @@ public static partial class BagelRecipe
         var failures = new List<string>(configuration.Validate());
         RecipePaths paths = RecipePaths.Resolve(configuration);
         failures.AddRange(paths.Check(configuration));
-        if (failures.Count == 0) failures.AddRange(CheckGroups(LoadMix(paths), configuration.Training));
+        if (File.Exists(paths.DatasetConfigFile) && File.Exists(paths.DatasetInfoFile))
+        {
+            try
+            {
+                failures.AddRange(CheckGroups(LoadMix(paths), configuration.Training));
+            }
+            catch (Exception e) when (e is DataConfigException or DataConfigAggregateException)
+            {
+                failures.Add($"'dataset_config_file' {paths.DatasetConfigFile} / 'dataset_info_file' {paths.DatasetInfoFile}: {e.Message}");
+            }
+        }
         return failures.Count == 0 ? paths : throw new InvalidTrainingOptionsException(failures);
     }
 

@@ -82,6 +82,27 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
+    public async Task AMixThatNeedsAnOffBranchOrDoesNotParseIsListedWithTheOtherProblems()
+    {
+        using var dir = new Infrastructure.TempDirectory("bagel-cli-");
+        dir.File("data/dataset_info.yaml", "vlm_sft:\n  llava:\n    data_dir: images\n    jsonl_path: a.jsonl\n    num_total_samples: 4\n");
+        string vlmMix = dir.File("data/vlm.yaml", "vlm_sft:\n  dataset_names: [llava]\n  num_used_data: [4]\n  weight: 1\n  is_mandatory: true\n  image_transform_args:\n    image_stride: 14\n    max_image_size: 56\n    min_image_size: 28\n  frame_sampler_args:\n    max_num_frames: 12\n    min_num_frames: 8\n");
+        dir.Folder("data/images");
+        dir.File("data/a.jsonl", "");
+        string brokenMix = dir.File("data/broken.yaml", "vlm_sft: [this is not a group block\n");
+
+        (int exit, _, string stderr) = await RunAsync(["--dataset_config_file", vlmMix, "--visual_und", "False", "--llm_path", Path.Combine(dir.Path, "no-llm")]);
+        (int brokenExit, _, string brokenErr) = await RunAsync(["--dataset_config_file", brokenMix, "--llm_path", Path.Combine(dir.Path, "no-llm")]);
+
+        Assert.Equal(TrainCommand.ExitUsage, exit);
+        Assert.True(stderr.Contains("group 'vlm_sft' needs the ViT, but visual_und is off", StringComparison.Ordinal), stderr);
+        Assert.Contains("'llm_path'", stderr, StringComparison.Ordinal);
+        Assert.Equal(TrainCommand.ExitUsage, brokenExit);
+        Assert.Contains($"'dataset_config_file' {brokenMix}", brokenErr, StringComparison.Ordinal);
+        Assert.Contains("'llm_path'", brokenErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task FullShardIsRefusedAsNeedingDistributedTraining()
     {
         (int exit, _, string stderr) = await RunAsync(["--sharding_strategy", "FULL_SHARD"]);
