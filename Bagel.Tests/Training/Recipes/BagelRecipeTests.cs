@@ -88,6 +88,25 @@ public sealed class BagelRecipeTests
     }
 
     [Fact]
+    public async Task AT2IOnlyFineTuneOfAFullReleaseSkipsTheViTBranchOfTheCheckpoint()
+    {
+        using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
+        a.WriteRelease(seed: 3);
+        List<string> flags =
+        [
+            .. a.Flags(a.Results, a.Mix(DatasetGroupKinds.T2IPretrain), totalSteps: 1),
+            "--finetune_from_hf", "--model_path", a.Release, "--resume_from", a.Release, "--resume_model_only", "--finetune_from_ema", "--visual_und", "False",
+        ];
+        var loggers = new CollectingLoggerProvider();
+        using BagelRun run = await BagelRecipe.BuildAsync(RecipeArtifacts.Bind(flags), loggers, Ct);
+
+        (TrainingRunResult result, _) = await RecipeTraining.TrainAsync(run, loggers);
+
+        Assert.Equal(1, result.CompletedSteps);
+        Assert.Contains(loggers.Messages, m => m.Contains("skipped the tensors of branches this model does not have (connector, vit_model)", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task T2IOnlyBuildsNoVitAndNeedsNoVitPath()
     {
         using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
