@@ -126,13 +126,13 @@ public static partial class TrainCommand
     private static Action<TrainingStepReport> ProgressReporter(ProgressLineWriter writer, long totalSteps, TimeSpan interval)
     {
         var clock = Stopwatch.StartNew();
-        TimeSpan lastDrawn = TimeSpan.MinValue;
+        TimeSpan? lastDrawn = null;
         long stepsThisRun = 0;
         return report =>
         {
             stepsThisRun++;
             long completed = report.Step + 1;
-            if (clock.Elapsed - lastDrawn < interval && completed < totalSteps) return;
+            if (lastDrawn is { } last && clock.Elapsed - last < interval && completed < totalSteps) return;
             lastDrawn = clock.Elapsed;
             writer.SetProgress(ProgressBarFormat.Format(completed, totalSteps, stepsThisRun, clock.Elapsed));
         };

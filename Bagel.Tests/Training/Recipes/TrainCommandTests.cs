@@ -10,11 +10,11 @@ public sealed partial class TrainCommandTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(IReadOnlyList<string> args)
+    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(IReadOnlyList<string> args, TrainCommandOptions? options = null)
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
-        int exit = await TrainCommand.RunAsync(args, stdout, stderr, cancellationToken: Ct);
+        int exit = await TrainCommand.RunAsync(args, stdout, stderr, options, Ct);
         return (exit, stdout.ToString(), stderr.ToString());
     }
 
@@ -29,7 +29,7 @@ public sealed partial class TrainCommandTests
         Assert.Contains("--max-num-tokens-per-sample", kebab);
 
         (int snakeExit, string snakeOut, string snakeErr) = await RunAsync(snake);
-        (int kebabExit, string kebabOut, string kebabErr) = await RunAsync(kebab);
+        (int kebabExit, string kebabOut, string kebabErr) = await RunAsync(kebab, new TrainCommandOptions { ShowProgress = true, ProgressInterval = TimeSpan.Zero });
 
         Assert.True(snakeExit == 0, snakeErr);
         Assert.True(kebabExit == 0, kebabErr);
@@ -40,6 +40,9 @@ public sealed partial class TrainCommandTests
         Assert.Contains("use_flex selects nothing numerically different", snakeErr, StringComparison.Ordinal);
         Assert.Contains("use_flex selects nothing numerically different", kebabErr, StringComparison.Ordinal);
         Assert.Contains("Recipe: pre-training from parts", snakeErr, StringComparison.Ordinal);
+        Assert.DoesNotContain(ProgressLineWriter.EraseLine, snakeErr, StringComparison.Ordinal);
+        Assert.Contains(ProgressLineWriter.EraseLine + "[###############---------------] 1/2 steps  50.0%", kebabErr, StringComparison.Ordinal);
+        Assert.Contains("] 2/2 steps 100.0%", kebabErr, StringComparison.Ordinal);
 
         string log = await File.ReadAllTextAsync(Path.Combine(snakeResults, "log.txt"), Ct);
         Assert.Contains("(step=0000001) Train Loss mse: ", log, StringComparison.Ordinal);
