@@ -25,19 +25,4 @@ public sealed class ProgressBarFormatTests
     [Fact]
     public void LongDurationsShowDays() =>
         Assert.Equal("1d 02:03:04", ProgressBarFormat.Duration(new TimeSpan(1, 2, 3, 4)));
-
-    [Fact]
-    public void LogLinesEraseTheProgressLineAndRedrawItBelow()
-    {
-        using var inner = new StringWriter { NewLine = "\n" };
-        using var writer = new ProgressLineWriter(inner);
-
-        writer.SetProgress("bar 1");
-        writer.WriteLine("a log record");
-        writer.ClearProgress();
-        writer.WriteLine("after");
-
-        const string Erase = ProgressLineWriter.EraseLine;
-        Assert.Equal($"{Erase}bar 1{Erase}a log record\nbar 1{Erase}after\n", inner.ToString());
-    }
 }
