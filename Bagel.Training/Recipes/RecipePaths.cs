@@ -76,6 +76,8 @@ public sealed record RecipePaths(string TokenizerFolder, string LlmConfigFile, s
                 failures.Add($"'{folderFlag}' {TokenizerFolder} has no tokenizer files (tokenizer.json, or vocab.json + merges.txt); copy the Qwen2 tokenizer files into it.");
             if (!File.Exists(LlmConfigFile))
                 failures.Add($"'{folderFlag}' {TokenizerFolder} has no {Path.GetFileName(LlmConfigFile)} (the language model's config).");
+            if (LlmWeights is not null && !HasSafeTensors(LlmWeights))
+                failures.Add($"'llm_path' {LlmWeights} has no .safetensors weights (model.safetensors or a sharded index).");
         }
         if (VitConfigFile is not null)
         {
@@ -85,6 +87,8 @@ public sealed record RecipePaths(string TokenizerFolder, string LlmConfigFile, s
                 failures.Add($"'vit_path' {vitFolder} does not exist; visual_und needs the SigLIP folder (or pass --visual_und False).");
             else if (Directory.Exists(vitFolder) && !File.Exists(VitConfigFile))
                 failures.Add($"'{flag}' {vitFolder} has no {Path.GetFileName(VitConfigFile)} (the SigLIP config); visual_und needs it (or pass --visual_und False).");
+            if (VitWeights is not null && Directory.Exists(VitWeights) && !HasSafeTensors(VitWeights))
+                failures.Add($"'vit_path' {VitWeights} has no .safetensors weights (model.safetensors or a sharded index).");
         }
         if (VaeFile is not null && !File.Exists(VaeFile))
             failures.Add(hf
@@ -105,6 +109,9 @@ public sealed record RecipePaths(string TokenizerFolder, string LlmConfigFile, s
 
     private static bool HasTokenizer(string folder) =>
         File.Exists(Path.Combine(folder, "tokenizer.json")) || (File.Exists(Path.Combine(folder, "vocab.json")) && File.Exists(Path.Combine(folder, "merges.txt")));
+
+    private static bool HasSafeTensors(string folder) =>
+        Directory.EnumerateFiles(folder, "*.safetensors").Any() || Directory.EnumerateFiles(folder, "*.safetensors.index.json").Any();
 
     private static bool HasWeightsSource(TrainingOptions training) =>
         (training.ResumeFrom is { } from && Directory.Exists(from))

@@ -80,6 +80,7 @@ public static partial class TrainCommand
         ILogger log = loggers.CreateLogger("Bagel.Train");
         try
         {
+            LogTrackers(log, Path.Combine(results, JsonlMetricSink.DefaultFileName), Path.Combine(results, "tensorboard"));
             using BagelRun run = await BagelRecipe.BuildAsync(configuration, loggers, cancellationToken).ConfigureAwait(false);
             await using var jsonl = new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName));
             await using var tensorBoard = new TensorBoardMetricSink(Path.Combine(results, "tensorboard"));
@@ -145,6 +146,9 @@ public static partial class TrainCommand
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Steps} steps{Stopped}; last checkpoint {Checkpoint}; log and metrics in {Results}.")]
     private static partial void LogDone(ILogger logger, long steps, string stopped, string checkpoint, string results);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Metrics go to {Jsonl} and {TensorBoard} under the reference's W&B names (the wandb_* flags are accepted but W&B is not called; `wandb sync --sync-tensorboard` uploads the TensorBoard files).")]
+    private static partial void LogTrackers(ILogger logger, string jsonl, string tensorBoard);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stopped while loading, before the first step; no checkpoint was written.")]
     private static partial void LogStoppedBeforeTraining(ILogger logger);

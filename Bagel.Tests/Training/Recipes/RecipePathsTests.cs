@@ -51,4 +51,24 @@ public sealed class RecipePathsTests
         Assert.Contains(failures, f => f.Contains("has no tokenizer files", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("'model_path'", StringComparison.Ordinal) && f.Contains("ae.safetensors", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void PartFoldersWithoutWeightsAreNamed()
+    {
+        using var dir = new TempDirectory("bagel-paths-");
+        dir.File("llm/config.json", "{}");
+        dir.File("llm/vocab.json", "{}");
+        dir.File("llm/merges.txt", "");
+        dir.File("vit/config.json", "{}");
+        TrainingConfiguration config = TrainingConfiguration.Defaults();
+        config.Model.LlmPath = Path.Combine(dir.Path, "llm");
+        config.Model.VitPath = Path.Combine(dir.Path, "vit");
+        config.Training.VisualGen = false;
+
+        IReadOnlyList<string> failures = RecipePaths.Resolve(config).Check(config);
+
+        Assert.Contains($"'llm_path' {Path.Combine(dir.Path, "llm")} has no .safetensors weights (model.safetensors or a sharded index).", failures);
+        Assert.Contains($"'vit_path' {Path.Combine(dir.Path, "vit")} has no .safetensors weights (model.safetensors or a sharded index).", failures);
+        Assert.DoesNotContain(failures, f => f.Contains("vae_path", StringComparison.Ordinal));
+    }
 }
