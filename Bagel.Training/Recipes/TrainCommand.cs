@@ -56,6 +56,14 @@ public static partial class TrainCommand
             return ExitUsage;
         }
 
+        if (options.WorldSize > 1)
+        {
+            await stderr.WriteLineAsync(
+                $"Bagel.Train: WORLD_SIZE is {options.WorldSize}, so a launcher started several processes; distributed training is not available yet: "
+                + "Bagel.NET trains in one process. Start Bagel.Train directly, once.").ConfigureAwait(false);
+            return ExitUsage;
+        }
+
         TrainingConfiguration configuration;
         try
         {

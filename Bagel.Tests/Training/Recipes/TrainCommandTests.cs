@@ -125,6 +125,16 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
+    public async Task AProcessOfAMultiProcessLaunchIsRefused()
+    {
+        (int exit, _, string stderr) = await RunAsync(["--lr", "1e-4"], new TrainCommandOptions { WorldSize = 8 });
+
+        Assert.Equal(TrainCommand.ExitUsage, exit);
+        Assert.Contains("WORLD_SIZE is 8", stderr, StringComparison.Ordinal);
+        Assert.Contains("distributed training is not available yet", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task HelpListsTheFlagsOnStdout()
     {
         (int exit, string stdout, _) = await RunAsync(["--help"]);
