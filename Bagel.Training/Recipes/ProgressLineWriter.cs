@@ -74,4 +74,45 @@ public sealed class ProgressLineWriter : TextWriter
     {
         lock (_gate) _inner.Flush();
     }
+
+    /// <summary>
+    /// A writer for another stream that shares the terminal (stdout beside stderr): each whole line written through it
+    /// first erases the progress line here, so the two never mix on one line, and the progress line is drawn again after.
+    /// </summary>
+    /// <param name="other">The other stream (not disposed with the returned writer).</param>
+    public TextWriter Beside(TextWriter other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return new BesideWriter(this, other);
+    }
+
+    private void WriteLineBeside(TextWriter other, string? value)
+    {
+        lock (_gate)
+        {
+            if (_progress is not null)
+            {
+                _inner.Write(EraseLine);
+                _inner.Flush();
+            }
+            other.WriteLine(value);
+            other.Flush();
+            if (_progress is not null)
+            {
+                _inner.Write(_progress);
+                _inner.Flush();
+            }
+        }
+    }
+
+    private sealed class BesideWriter(ProgressLineWriter owner, TextWriter other) : TextWriter
+    {
+        public override Encoding Encoding => other.Encoding;
+
+        public override void Write(char value) => other.Write(value);
+
+        public override void WriteLine(string? value) => owner.WriteLineBeside(other, value);
+
+        public override void Flush() => other.Flush();
+    }
 }

@@ -81,10 +81,11 @@ public static partial class TrainCommand
         Directory.CreateDirectory(Path.GetFullPath(configuration.Training.CheckpointDir));
         using var progressWriter = options.ShowProgress ? new ProgressLineWriter(stderr) : null;
         TextWriter logWriter = progressWriter ?? stderr;
+        using TextWriter? stepWriter = progressWriter?.Beside(stdout); // keeps the bare lines off the progress line of a shared terminal
         using ILoggerFactory loggers = LoggerFactory.Create(b => b
             .AddProvider(new ReferenceFormatLoggerProvider(logWriter))
             .AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
-            .AddProvider(new BareStepLineLoggerProvider(stdout)));
+            .AddProvider(new BareStepLineLoggerProvider(stepWriter ?? stdout)));
         ILogger log = loggers.CreateLogger("Bagel.Train");
         try
         {

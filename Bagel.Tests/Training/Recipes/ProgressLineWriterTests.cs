@@ -18,4 +18,19 @@ public sealed class ProgressLineWriterTests
         const string Erase = ProgressLineWriter.EraseLine;
         Assert.Equal($"{Erase}bar 1{Erase}a log record\nbar 1{Erase}after\n", inner.ToString());
     }
+
+    [Fact]
+    public void LinesOfTheOtherStreamAlsoEraseAndRedrawTheProgressLine()
+    {
+        using var terminal = new StringWriter { NewLine = "\n" };
+        using var writer = new ProgressLineWriter(terminal);
+        using TextWriter stdout = writer.Beside(terminal);
+
+        stdout.WriteLine("no bar yet");
+        writer.SetProgress("bar");
+        stdout.WriteLine("(step=0000001) line");
+
+        const string Erase = ProgressLineWriter.EraseLine;
+        Assert.Equal($"no bar yet\n{Erase}bar{Erase}(step=0000001) line\nbar", terminal.ToString());
+    }
 }
