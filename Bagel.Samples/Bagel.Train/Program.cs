@@ -1,9 +1,10 @@
 using Bagel.Core.Native;
 using Bagel.Train;
+using Bagel.Training.Recipes;
 
-// Bagel.Train: with no arguments, the tiny preset (example data + a tiny BAGEL trained on CPU end to end).
-// Unfinished: the reference's recipes from its flags (pre-training from parts, fine-tuning from a BAGEL checkpoint,
-// T2I-only, VLM-only) arrive with the training issue; the flags themselves already parse (Bagel.Training.Options.ReferenceCommandLine).
+// Bagel.Train: with the reference's flags, its recipes (pre-training from parts, fine-tuning a BAGEL release, T2I-only,
+// VLM-only) through Bagel.Training.Recipes.TrainCommand; with no arguments, the tiny preset (example data + a tiny BAGEL
+// trained on CPU end to end).
 TorchRuntime.EnsureLoaded();
 using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
@@ -19,9 +20,10 @@ using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Creat
 });
 if (args.Length > 0)
 {
-    Console.Error.WriteLine("Bagel.Train: training from the reference's flags is not wired yet (unfinished, see the training issue). " +
-                            "Run without arguments for the tiny preset; set BAGEL_TOKENIZER to a Qwen2 tokenizer folder if ../shared/data is absent.");
-    return 2;
+    // The progress bar goes to stderr only on a terminal, or when asked with BAGEL_PROGRESS=1 (0 turns it off).
+    string? progress = Environment.GetEnvironmentVariable("BAGEL_PROGRESS");
+    bool showProgress = progress is null ? !Console.IsErrorRedirected : progress is "1" or "true";
+    return await TrainCommand.RunAsync(args, Console.Out, Console.Error, new TrainCommandOptions { ShowProgress = showProgress }, stop.Token);
 }
 string? tokenizer = Environment.GetEnvironmentVariable("BAGEL_TOKENIZER") ?? FindSharedTokenizer();
 if (tokenizer is null)

@@ -2,7 +2,7 @@ namespace Bagel.Training.Checkpoints;
 
 /// <summary>
 /// What to load from where when a run starts (training.md 5.7). The model loads <see cref="ModelWeightsFile"/> and the
-/// EMA copy <see cref="EmaWeightsFile"/>, both non-strictly and without <see cref="DroppedWeightKeySuffixes"/>; with
+/// EMA copy <see cref="EmaWeightsFile"/>, both strictly (see <see cref="TrainingCheckpointer"/>, a deliberate fix of the reference's <c>strict=False</c>) and without <see cref="DroppedWeightKeySuffixes"/>; with
 /// <see cref="ResumeKind.Full"/> the optimizer, scheduler, data status and RNG states come from <see cref="Folder"/> and
 /// training continues with 0-based step <see cref="StartStep"/>.
 /// </summary>

@@ -14,6 +14,13 @@ public sealed class DataOptions
     /// <summary>YAML file that groups the data sets and weights them. Default <c>data/configs/example.yaml</c>.</summary>
     [ConfigurationKeyName("dataset_config_file")] public string DatasetConfigFile { get; set; } = "data/configs/example.yaml";
 
+    /// <summary>
+    /// Our extension, not a reference flag: the dataset registry file (YAML or JSON; group → dataset → paths and counts).
+    /// The reference keeps this table in Python code (<c>data/dataset_info.py</c>); Bagel.NET reads it from a file.
+    /// Default empty: <c>dataset_info.yaml</c> beside <see cref="DatasetConfigFile"/>.
+    /// </summary>
+    [ConfigurationKeyName("dataset_info_file")] public string DatasetInfoFile { get; set; } = "";
+
     /// <summary>Batches each data worker prepares ahead. Default <c>2</c>.</summary>
     [ConfigurationKeyName("prefetch_factor")] public int PrefetchFactor { get; set; } = 2;
 

@@ -36,8 +36,8 @@ public sealed class TrainingConfigurationTests
 
     [Theory]
     [InlineData(typeof(ModelOptions), 18)]
-    [InlineData(typeof(DataOptions), 8)]
-    [InlineData(typeof(TrainingOptions), 48)]
+    [InlineData(typeof(DataOptions), 8 + 1)] // + dataset_info_file (ours)
+    [InlineData(typeof(TrainingOptions), 45 + 3)] // + validation_config_file, validate_every, validation_batches (ours)
     public void EveryPropertyHasASnakeCaseKeyThatTheJsonNamingMatches(Type type, int expectedCount)
     {
         PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);

@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using Bagel.Training.Logging;
+using Bagel.Training.Loop;
+using Bagel.Training.Metrics;
+using Bagel.Training.Options;
+using Microsoft.Extensions.Logging;
+
+namespace Bagel.Training.Recipes;
+
+/// <summary>
+/// The train command line, callable in-process: the reference's flags (<see cref="ReferenceCommandLine"/>: snake_case,
+/// kebab-case, unique prefixes), checked all at once, then <see cref="BagelRecipe"/> and a <see cref="Trainer"/> that logs
+/// as the reference's rank 0 (records to stderr and <c>&lt;results_dir&gt;/log.txt</c>, bare step lines to stdout) with
+/// JSONL (<c>metrics.jsonl</c>) and TensorBoard (<c>tensorboard/</c>) metrics under <c>results_dir</c>. Cancelling the
+/// token stops after the current step with a final checkpoint.
+/// </summary>
+public static partial class TrainCommand
+{
+    /// <summary>Exit code of a finished (or cleanly stopped) run.</summary>
+    public const int ExitSuccess = 0;
+
+    /// <summary>Exit code when the run failed after starting (a load, the data, a non-finite loss).</summary>
+    public const int ExitFailure = 1;
+
+    /// <summary>Exit code for bad flags or files named by the flags (every problem listed on stderr).</summary>
+    public const int ExitUsage = 2;
+
+    /// <summary>Launcher settings of <c>torchrun</c> (training.md 5.8), refused until distributed training exists.</summary>
+    public static IReadOnlyList<string> LauncherFlags { get; } =
+        ["nnodes", "node_rank", "nproc_per_node", "master_addr", "master_port", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "standalone"];
+
+    /// <summary>Runs the command.</summary>
+    /// <param name="args">The reference's flags.</param>
+    /// <param name="stdout">Receives the bare step lines (and <c>--help</c>).</param>
+    /// <param name="stderr">Receives the log records, problems and the progress bar.</param>
+    /// <param name="options">Presentation (default: no progress bar).</param>
+    /// <param name="cancellationToken">Stops the run after the current step, with a final checkpoint.</param>
+    /// <returns><see cref="ExitSuccess"/>, <see cref="ExitFailure"/> or <see cref="ExitUsage"/>.</returns>
+    public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TrainCommandOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        options ??= new TrainCommandOptions();
+        if (args.Any(a => a is "--help" or "-h"))
+        {
+            await stdout.WriteLineAsync(Usage()).ConfigureAwait(false);
+            return ExitSuccess;
+        }
+        if (LauncherFlagsIn(args) is { Count: > 0 } launcher)
+        {
+            await stderr.WriteLineAsync(
+                $"Bagel.Train: {string.Join(", ", launcher.Select(f => "--" + f))} {(launcher.Count == 1 ? "is a launcher setting" : "are launcher settings")} (torchrun's node count, rank and rendezvous); "
+                + $"distributed training is not available yet: Bagel.NET trains in one process. Drop {(launcher.Count == 1 ? "it" : "them")} to train on this machine.").ConfigureAwait(false);
+            return ExitUsage;
+        }
+
+        if (options.WorldSize > 1)
+        {
+            await stderr.WriteLineAsync(
+                $"Bagel.Train: WORLD_SIZE is {options.WorldSize}, so a launcher started several processes; distributed training is not available yet: "
+                + "Bagel.NET trains in one process. Start Bagel.Train directly, once.").ConfigureAwait(false);
+            return ExitUsage;
+        }
+
+        TrainingConfiguration configuration;
+        try
+        {
+            configuration = ReferenceCommandLine.Bind(args);
+            BagelRecipe.Validate(configuration);
+        }
+        catch (InvalidTrainingOptionsException e)
+        {
+            await stderr.WriteLineAsync($"Bagel.Train: {e.Message}").ConfigureAwait(false);
+            return ExitUsage;
+        }
+
+        string results = Path.GetFullPath(configuration.Training.ResultsDir);
+        Directory.CreateDirectory(results);
+        Directory.CreateDirectory(Path.GetFullPath(configuration.Training.CheckpointDir));
+        using var progressWriter = options.ShowProgress ? new ProgressLineWriter(stderr) : null;
+        TextWriter logWriter = progressWriter ?? stderr;
+        using TextWriter? stepWriter = progressWriter?.Beside(stdout); // keeps the bare lines off the progress line of a shared terminal
+        using ILoggerFactory loggers = LoggerFactory.Create(b => b
+            .AddProvider(new ReferenceFormatLoggerProvider(logWriter))
+            .AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
+            .AddProvider(new BareStepLineLoggerProvider(stepWriter ?? stdout)));
+        ILogger log = loggers.CreateLogger("Bagel.Train");
+        try
+        {
+            LogTrackers(log, Path.Combine(results, JsonlMetricSink.DefaultFileName), Path.Combine(results, "tensorboard"));
+            using BagelRun run = await BagelRecipe.BuildAsync(configuration, loggers, cancellationToken).ConfigureAwait(false);
+            await using var jsonl = new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName));
+            await using var tensorBoard = new TensorBoardMetricSink(Path.Combine(results, "tensorboard"));
+            TrainerBuilder builder = new TrainerBuilder().UseRecipe(run).UseLogger(loggers).AddMetricSink(jsonl).AddMetricSink(tensorBoard);
+            if (progressWriter is not null) builder.OnStep(ProgressReporter(progressWriter, configuration.Training.TotalSteps, options.ProgressInterval));
+            using Trainer trainer = builder.Build();
+            TrainingRunResult result = await trainer.RunAsync(cancellationToken).ConfigureAwait(false);
+            progressWriter?.ClearProgress();
+            LogDone(log, result.CompletedSteps, result.Cancelled ? " (stopped early)" : "", result.LastCheckpoint, results);
+            return ExitSuccess;
+        }
+        catch (InvalidTrainingOptionsException e)
+        {
+            progressWriter?.ClearProgress();
+            LogFailed(log, e.Message);
+            return ExitUsage;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped while loading, before the first step: there is nothing to checkpoint yet.
+            progressWriter?.ClearProgress();
+            LogStoppedBeforeTraining(log);
+            return ExitFailure;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The CLI's last line of defence: every library error type names its file or key, so its message is the report.
+            progressWriter?.ClearProgress();
+            LogFailed(log, $"{e.GetType().Name}: {e.Message}");
+            return ExitFailure;
+        }
+    }
+
+    /// <summary>The launcher flags in <paramref name="args"/> (snake or kebab case, with or without <c>=value</c>).</summary>
+    public static IReadOnlyList<string> LauncherFlagsIn(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        return [.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))
+            .Select(a => a[2..].Split('=', 2)[0].Replace('-', '_'))
+            .Where(name => LauncherFlags.Contains(name, StringComparer.Ordinal))
+            .Distinct(StringComparer.Ordinal)];
+    }
+
+    private static Action<TrainingStepReport> ProgressReporter(ProgressLineWriter writer, long totalSteps, TimeSpan interval)
+    {
+        var clock = Stopwatch.StartNew();
+        TimeSpan? lastDrawn = null;
+        long stepsThisRun = 0;
+        return report =>
+        {
+            stepsThisRun++;
+            long completed = report.Step + 1;
+            if (lastDrawn is { } last && clock.Elapsed - last < interval && completed < totalSteps) return;
+            lastDrawn = clock.Elapsed;
+            writer.SetProgress(ProgressBarFormat.Format(completed, totalSteps, stepsThisRun, clock.Elapsed));
+        };
+    }
+
+    private static string Usage() =>
+        "Usage: Bagel.Train [--flag value ...]   (no arguments: the tiny preset)\n"
+        + "Flags (the reference's names; --a_b and --a-b both work, unique prefixes too; bool flags alone mean true):\n  "
+        + string.Join("\n  ", ReferenceCommandLine.FlagNames.Order(StringComparer.Ordinal).Select(f => "--" + f));
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Steps} steps{Stopped}; last checkpoint {Checkpoint}; log and metrics in {Results}.")]
+    private static partial void LogDone(ILogger logger, long steps, string stopped, string checkpoint, string results);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Metrics go to {Jsonl} and {TensorBoard} under the reference's W&B names (the wandb_* flags are accepted but W&B is not called; `wandb sync --sync-tensorboard` uploads the TensorBoard files).")]
+    private static partial void LogTrackers(ILogger logger, string jsonl, string tensorBoard);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stopped while loading, before the first step; no checkpoint was written.")]
+    private static partial void LogStoppedBeforeTraining(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Training failed: {Reason}")]
+    private static partial void LogFailed(ILogger logger, string reason);
+}
