@@ -8,6 +8,7 @@ using Bagel.Models.FluxVae;
 using Bagel.Models.Qwen2;
 using Bagel.Models.Siglip;
 using Bagel.Training.Options;
+using Bagel.Training.Validation;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -84,6 +85,7 @@ public static partial class BagelRecipe
 
         FluxAutoEncoder? vae = null;
         BagelModel? bagel = null;
+        ValidationSet? validation = null;
         try
         {
             if (paths.VaeFile is not null)
@@ -117,23 +119,20 @@ public static partial class BagelRecipe
             if (training.FreezeVit) bagel.FreezeVit();
             LogModel(log, bagel.parameters().Sum(p => p.numel()), bagel.parameters().Where(p => p.requires_grad).Sum(p => p.numel()));
 
-            var pipelineOptions = new DataPipelineOptions
-            {
-                NumWorkers = data.NumWorkers,
-                PrefetchFactor = data.PrefetchFactor,
-                DataSeed = data.DataSeed,
-                Packing = DataWiring.ToPackingOptions(configuration),
-            };
-            var limits = new ModelImageLimits(model.MaxLatentSize, model.VitMaxNumPatchPerSide, DataWiring.VaeImageDownsample(model), model.VitPatchSize);
-            var factory = new DataPipelineFactory(tokenizer, pipelineOptions, modelLimits: limits, logger: log);
+            DataPipelineOptions pipelineOptions = DataWiring.ToPipelineOptions(configuration);
+            var factory = new DataPipelineFactory(tokenizer, pipelineOptions, modelLimits: DataWiring.ToModelImageLimits(configuration), logger: log);
             DatasetInfoRegistry registry = DatasetInfoRegistry.Load(paths.DatasetInfoFile);
             DataPipeline pipeline = await factory.CreateAsync(registry, DatasetMixConfig.Load(paths.DatasetConfigFile, registry), cancellationToken: cancellationToken).ConfigureAwait(false);
-            return new BagelRun(configuration, paths, description, tokenizer, bagel, vae, pipeline, reports);
+            // The held-out set is small: one worker reads each group, so it needs one data unit per group, not one per training worker.
+            var validationFactory = new DataPipelineFactory(tokenizer, pipelineOptions with { NumWorkers = 1 }, modelLimits: DataWiring.ToModelImageLimits(configuration), logger: log);
+            validation = await ValidationSetFactory.CreateFromOptionsAsync(validationFactory, paths.DatasetInfoFile, training, cancellationToken).ConfigureAwait(false);
+            return new BagelRun(configuration, paths, description, tokenizer, bagel, vae, pipeline, reports, validation);
         }
         catch
         {
             bagel?.Dispose();
             vae?.Dispose();
+            validation?.Dispose();
             throw;
         }
     }

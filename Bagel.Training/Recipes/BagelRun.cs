@@ -6,6 +6,7 @@ using Bagel.Models.FluxVae;
 using Bagel.Training.Metrics;
 using Bagel.Training.Models;
 using Bagel.Training.Options;
+using Bagel.Training.Validation;
 
 namespace Bagel.Training.Recipes;
 
@@ -18,7 +19,8 @@ namespace Bagel.Training.Recipes;
 public sealed class BagelRun : IDisposable
 {
     internal BagelRun(TrainingConfiguration configuration, RecipePaths paths, string description, BagelTokenizerSetup tokenizer,
-        BagelModel model, FluxAutoEncoder? vae, DataPipeline pipeline, IReadOnlyList<StateDictLoadReport> loadReports)
+        BagelModel model, FluxAutoEncoder? vae, DataPipeline pipeline, IReadOnlyList<StateDictLoadReport> loadReports,
+        ValidationSet? validation)
     {
         Configuration = configuration;
         Paths = paths;
@@ -28,6 +30,7 @@ public sealed class BagelRun : IDisposable
         Vae = vae;
         Pipeline = pipeline;
         LoadReports = loadReports;
+        Validation = validation;
         TrainingModel = new BagelTrainingModel(model, vae, () => new BagelModel(model.Config));
         var llm = model.Config.LlmConfig;
         FlopConfig = new Qwen2FlopConfig(llm.HiddenSize, llm.IntermediateSize, llm.NumHiddenLayers, llm.NumAttentionHeads, llm.NumKeyValueHeads, llm.VocabSize);
@@ -63,10 +66,14 @@ public sealed class BagelRun : IDisposable
     /// <summary>The part loads (LLM, then SigLIP) when pre-training from parts; empty with <c>finetune_from_hf</c>.</summary>
     public IReadOnlyList<StateDictLoadReport> LoadReports { get; }
 
-    /// <summary>Disposes the model and the VAE.</summary>
+    /// <summary>The held-out validation set of <c>validation_config_file</c> (<c>validation_batches</c> per group); null when off.</summary>
+    public ValidationSet? Validation { get; }
+
+    /// <summary>Disposes the model, the VAE and the validation set.</summary>
     public void Dispose()
     {
         Model.Dispose();
         Vae?.Dispose();
+        Validation?.Dispose();
     }
 }

@@ -100,6 +100,8 @@ public sealed record RecipePaths(string TokenizerFolder, string LlmConfigFile, s
             failures.Add(string.IsNullOrWhiteSpace(data.DatasetInfoFile)
                 ? $"'dataset_info_file' is not set, so the dataset registry is looked up beside 'dataset_config_file' {DatasetConfigFile}, at {DatasetInfoFile}, which does not exist; write it there or pass --dataset_info_file."
                 : $"'dataset_info_file' {DatasetInfoFile} does not exist (the dataset registry for 'dataset_config_file' {DatasetConfigFile}).");
+        if (!string.IsNullOrWhiteSpace(training.ValidationConfigFile) && !File.Exists(training.ValidationConfigFile))
+            failures.Add($"'validation_config_file' {Path.GetFullPath(training.ValidationConfigFile)} does not exist (leave it empty to train without validation).");
         if (hf && !HasWeightsSource(training))
             failures.Add($"finetune_from_hf builds a randomly initialised model whose weights come from 'resume_from', but resume_from {(training.ResumeFrom is null ? "is not set" : $"{Path.GetFullPath(training.ResumeFrom)} does not exist")}"
                 + (training.AutoResume ? $" and 'checkpoint_dir' {Path.GetFullPath(training.CheckpointDir)} has no checkpoint" : "")

@@ -13,6 +13,7 @@ public static class TrainerBuilderRecipeExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(run);
-        return builder.UseModel(run.TrainingModel).UseData(run.Pipeline).UseOptions(run.Configuration).UseFlopConfig(run.FlopConfig);
+        builder.UseModel(run.TrainingModel).UseData(run.Pipeline).UseOptions(run.Configuration).UseFlopConfig(run.FlopConfig);
+        return run.Validation is { } validation ? builder.UseValidation(validation) : builder;
     }
 }

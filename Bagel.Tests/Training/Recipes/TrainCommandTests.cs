@@ -52,6 +52,27 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
+    public async Task AValidationConfigFileGivesAValidationLossPerGroupInTheLogAndTheMetrics()
+    {
+        using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
+        string mix = Path.Combine(a.Data, "example.yaml");
+        string results = Path.Combine(a.Root, "validated");
+        (int exit, _, string stderr) = await RunAsync(
+            [.. a.Flags(results, mix), "--validation_config_file", mix, "--validate_every", "1", "--validation_batches", "1"]);
+
+        Assert.True(exit == 0, stderr);
+        string[] groups = ["t2i_pretrain", "unified_edit", "vlm_sft"];
+        foreach (string group in groups)
+        {
+            Assert.Contains($"(step=0000001) Validation {group} mse: ", stderr, StringComparison.Ordinal);
+            Assert.Contains($"(step=0000002) Validation {group} mse: ", stderr, StringComparison.Ordinal);
+        }
+        string metrics = await File.ReadAllTextAsync(Path.Combine(results, JsonlMetricSink.DefaultFileName), Ct);
+        Assert.Contains("\"val/t2i_pretrain/mse\"", metrics, StringComparison.Ordinal);
+        Assert.Contains("\"val/vlm_sft/ce\"", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UnknownAndMalformedFlagsExitWith2ListingEachOne()
     {
         (int exit, string stdout, string stderr) = await RunAsync(["--frobnicate", "--total-stepz", "3", "--lr"]);
