@@ -4,9 +4,11 @@ using System.Runtime.CompilerServices;
 using Bagel.Core.Batching;
 using Bagel.Tests.Infrastructure;
 using Bagel.Tests.Training.Loop;
+using Bagel.Tests.Training.Recipes;
 using Bagel.Training.Loop;
 using Bagel.Training.Options;
 using Microsoft.Extensions.Configuration;
+
 
 namespace Bagel.Tests.Training.Options;
 
@@ -34,12 +36,33 @@ public sealed class SeedGuideOptionCoverageTests
     /// <summary>Multi-process flags: the acceptance asks for the clear message instead of an effect (cpu_offload is the third the issue names).</summary>
     private static readonly string[] DistributedFlags = ["sharding_strategy", "num_shard", "cpu_offload"];
 
-    /// <summary>Options whose effect the recipe tests (building the model, tokenizer, VAE and data from the flags) prove.</summary>
-    private static readonly string[] EffectTestedByRecipes =
-    [
-        "llm_path", "vae_path", "vit_path", "layer_module", "dataset_config_file", "freeze_llm", "freeze_vit", "freeze_vae",
-        "use_flex", "resume_model_only", "finetune_from_ema", "finetune_from_hf", "results_dir",
-    ];
+    /// <summary>Options whose effect the recipe tests (building the model, tokenizer, VAE and data from the flags) prove, with the test that does.</summary>
+    private static readonly Dictionary<string, string> EffectTestedByRecipes = new(StringComparer.Ordinal)
+    {
+        ["llm_path"] = nameof(BagelRecipeTests.PretrainingFromPartsLoadsTheFilesAndCopiesTheGenExpertsFromTheirUndTwins),
+        ["vit_path"] = nameof(BagelRecipeTests.PretrainingFromPartsLoadsTheFilesAndCopiesTheGenExpertsFromTheirUndTwins),
+        ["vae_path"] = nameof(BagelRecipeTests.VlmOnlyLoadsNoVaeAndLogsMseZero),
+        ["layer_module"] = nameof(BagelRecipeTests.LayerModuleChoosesTheDecoderLayerOfTheLanguageModel),
+        ["dataset_config_file"] = nameof(TrainCommandTests.AMixThatNeedsAnOffBranchOrDoesNotParseIsListedWithTheOtherProblems),
+        ["freeze_llm"] = nameof(BagelRecipeTests.FreezeLlmAndFreezeVitLeaveThoseWeightsUnchangedWhileTheRestTrains),
+        ["freeze_vit"] = nameof(BagelRecipeTests.FreezeLlmAndFreezeVitLeaveThoseWeightsUnchangedWhileTheRestTrains),
+        ["freeze_vae"] = nameof(BagelRecipeTests.FreezeVaeOffSaysSoButTheVaeIsNeverTrained),
+        ["use_flex"] = nameof(TrainCommandTests.SnakeCaseAndKebabCaseFlagsGiveTheSameRunWithTheReferenceOutputs),
+        ["resume_model_only"] = nameof(BagelRecipeTests.FineTuningAReleaseStartsFromItsEmaWithWarmupAndARelaunchResumesFully),
+        ["finetune_from_ema"] = nameof(BagelRecipeTests.FineTuningAReleaseStartsFromItsEmaWithWarmupAndARelaunchResumesFully),
+        ["finetune_from_hf"] = nameof(BagelRecipeTests.FineTuningAReleaseStartsFromItsEmaWithWarmupAndARelaunchResumesFully),
+        ["results_dir"] = nameof(TrainCommandTests.SnakeCaseAndKebabCaseFlagsGiveTheSameRunWithTheReferenceOutputs),
+    };
+
+    [Fact]
+    public void EveryRecipeOptionNamesAnExistingRecipeTest()
+    {
+        foreach ((string flag, string test) in EffectTestedByRecipes)
+        {
+            Assert.Contains(flag, SeedGuideFlags);
+            Assert.True(typeof(BagelRecipeTests).GetMethod(test) is not null || typeof(TrainCommandTests).GetMethod(test) is not null, $"--{flag}: no recipe test {test}");
+        }
+    }
 
     [Fact]
     public void EverySeedGuideFlagIsKnownToTheCommandLine()
@@ -61,7 +84,7 @@ public sealed class SeedGuideOptionCoverageTests
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly))
             .Where(m => m.GetCustomAttributes().Any(a => a is FactAttribute))
             .Select(m => m.Name)];
-        IEnumerable<string> mine = SeedGuideFlags.Concat(DistributedFlags).Except(EffectTestedByRecipes).Except(["num_worker"]).Distinct();
+        IEnumerable<string> mine = SeedGuideFlags.Concat(DistributedFlags).Except(EffectTestedByRecipes.Keys).Except(["num_worker"]).Distinct();
 
         foreach (string flag in mine)
             Assert.True(testNames.Any(n => n.Contains(Pascal(flag), StringComparison.Ordinal)), $"no SeedGuide* test is named after --{flag} ({Pascal(flag)})");

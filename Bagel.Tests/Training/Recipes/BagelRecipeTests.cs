@@ -156,6 +156,34 @@ public sealed class BagelRecipeTests
         Assert.NotEmpty(RecipeTraining.Changed(run.Model.Connector!, connector));
     }
 
+    [Theory]
+    [InlineData("Qwen2DecoderLayer", false)]
+    [InlineData("Qwen2MoTDecoderLayer", true)]
+    public async Task LayerModuleChoosesTheDecoderLayerOfTheLanguageModel(string layerModule, bool hasGenerationExperts)
+    {
+        using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
+        List<string> flags = [.. a.Flags(a.Results, Path.Combine(a.Data, "example.yaml")), "--layer_module", layerModule];
+        using BagelRun run = await BagelRecipe.BuildAsync(RecipeArtifacts.Bind(flags), cancellationToken: Ct);
+        Assert.Equal(layerModule, run.Model.Config.LlmConfig.LayerModule.ToString());
+        Assert.Equal(hasGenerationExperts, run.Model.LanguageModel.named_parameters().Any(p => p.name.Contains("moe_gen", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task FreezeVaeOffSaysSoButTheVaeIsNeverTrained()
+    {
+        using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
+        List<string> flags = [.. a.Flags(a.Results, a.Mix(DatasetGroupKinds.T2IPretrain)), "--visual_und", "False", "--freeze_vae", "False"];
+        var loggers = new CollectingLoggerProvider();
+        using BagelRun run = await BagelRecipe.BuildAsync(RecipeArtifacts.Bind(flags), loggers, Ct);
+        using var scope = torch.NewDisposeScope();
+        Dictionary<string, torch.Tensor> vae = RecipeTraining.Snapshot(run.Vae!);
+
+        await RecipeTraining.TrainAsync(run, loggers);
+
+        Assert.Contains(loggers.Messages, m => m.Contains("freeze_vae is off, but the VAE stays frozen", StringComparison.Ordinal));
+        Assert.Empty(RecipeTraining.Changed(run.Vae!, vae));
+    }
+
     [Fact]
     public async Task AFineTuneCheckpointMissingATensorFailsNamingIt()
     {
