@@ -9,7 +9,6 @@ using Bagel.Training.Loop;
 using Bagel.Training.Options;
 using Microsoft.Extensions.Configuration;
 
-
 namespace Bagel.Tests.Training.Options;
 
 /// <summary>
