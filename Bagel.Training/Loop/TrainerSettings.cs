@@ -18,4 +18,5 @@ internal sealed record TrainerSettings(
     TimeProvider Time,
     Qwen2FlopConfig FlopConfig,
     int MaxConsecutiveNonFiniteSteps,
-    int? KeepLastCheckpoints);
+    int? KeepLastCheckpoints,
+    bool FlatBufferOptimizer = false);
