@@ -85,6 +85,17 @@ internal sealed class FlatBucket : IDisposable
         }
     }
 
+    /// <summary>Zeroes the flat gradient buffer, and each gradient that is not a view of it on its own (as TorchSharp's <c>zero_grad</c>).</summary>
+    public void ZeroGradients()
+    {
+        _grad.zero_();
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            using torch.Tensor? grad = _parameters[i].grad;
+            if (grad is not null && !IsView(grad, _grad, _offsets[i])) grad.zero_();
+        }
+    }
+
     /// <summary>True when every parameter and state still views its buffer and all step counts are equal.</summary>
     public bool IsIntact()
     {

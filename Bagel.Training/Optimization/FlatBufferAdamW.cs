@@ -69,6 +69,13 @@ public sealed class FlatBufferAdamW : AdamW
         return null!; // as the base class without a closure
     }
 
+    /// <summary>Zeroes the gradients: each bucket's flat gradient buffer at once, and any gradient that is not a view of it.</summary>
+    public override void zero_grad()
+    {
+        using var noGrad = torch.no_grad();
+        foreach (FlatBucket bucket in _buckets) bucket.ZeroGradients();
+    }
+
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
