@@ -23,6 +23,9 @@ internal static class OptimizerComparison
 {
     private const int Repeats = 3;
 
+    /// <summary>Chunk sizes (elements) tried for the flat step: L2-sized to L3-sized per buffer.</summary>
+    private static readonly long[] ChunkSizes = [1 << 15, 1 << 16, 1 << 18, 1 << 20];
+
     public static int Run(string tokenizerFolder, int layers)
     {
         TorchRuntime.EnsureLoaded();
@@ -61,13 +64,16 @@ internal static class OptimizerComparison
             using Tensor? grad = p.grad;
             grad!.normal_().mul_(1e-3);
         }
-        double flatAdamW, flatZero, flatEma, flatClip;
-        options.FlatBuffers = true;
-        using (var flat = (FlatBufferAdamW)AdamWFactory.Create([new ParameterGroup("all", parameters)], options))
+        double flatAdamW = double.MaxValue, flatZero = 0, flatEma, flatClip;
+        var chunkTimes = new List<string>();
+        foreach (long chunk in ChunkSizes)
         {
-            flatAdamW = Time(() => flat.step());
-            flatZero = Time(() => flat.zero_grad());
+            using var flat = new FlatBufferAdamW([new AdamW.ParamGroup(parameters, lr: options.LearningRate, beta1: options.Beta1, beta2: options.Beta2, eps: options.Eps)],
+                options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay, chunk);
+            double seconds = Time(() => flat.step());
+            chunkTimes.Add(string.Create(CultureInfo.InvariantCulture, $"{chunk / 1024} Ki: {seconds * 1e3:F1}"));
             if (flat.FallbackSteps > 0) Console.WriteLine($"  (FlatBufferAdamW fell back to per-parameter steps {flat.FallbackSteps} times)");
+            if (seconds < flatAdamW) (flatAdamW, flatZero) = (seconds, Time(() => flat.zero_grad()));
         }
         using (Tensor flatParameters = torch.cat([.. parameters.Select(p => p.detach().reshape(-1))]))
         using (Tensor flatEmaBuffer = flatParameters.clone())
@@ -78,7 +84,7 @@ internal static class OptimizerComparison
 
         Console.WriteLine($"optimizer, {name}: {count / 1e6:F1} M trainable parameters in {parameters.Length} tensors; per tensor vs flat, best of {Repeats} after a warm-up, ms:");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  AdamW step {adamW * 1e3:F1} vs FlatBufferAdamW {flatAdamW * 1e3:F1} ({adamW / flatAdamW:F2}x); zero_grad {zero * 1e3:F1} vs {flatZero * 1e3:F1} ({zero / flatZero:F2}x); not in the library: EMA {ema * 1e3:F1} vs one flat buffer {flatEma * 1e3:F1} ({ema / flatEma:F2}x), clip norm {clip * 1e3:F1} vs {flatClip * 1e3:F1} ({clip / flatClip:F2}x)"));
+            $"  AdamW step {adamW * 1e3:F1} vs FlatBufferAdamW {flatAdamW * 1e3:F1} ({adamW / flatAdamW:F2}x; by chunk elements {string.Join(", ", chunkTimes)}; default {FlatBufferAdamW.DefaultChunkElements / 1024} Ki); zero_grad {zero * 1e3:F1} vs {flatZero * 1e3:F1} ({zero / flatZero:F2}x); not in the library: EMA {ema * 1e3:F1} vs one flat buffer {flatEma * 1e3:F1} ({ema / flatEma:F2}x), clip norm {clip * 1e3:F1} vs {flatClip * 1e3:F1} ({clip / flatClip:F2}x)"));
         if (check) Console.WriteLine($"  FlatBufferAdamW weights bit-identical to TorchSharp's AdamW after 5 steps: {BitIdentical(config)}");
     }
 

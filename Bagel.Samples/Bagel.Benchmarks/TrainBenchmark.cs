@@ -93,12 +93,14 @@ internal static class TrainBenchmark
         TorchRuntime.EnsureLoaded();
         double peakFlops = ModelBenchmark.MeasureMatmulFlops();
         using TrainSetup setup = await TrainSetup.CreateAsync(tokenizer, small: true, expectedTokens: tokens, layers: layers);
-        Console.WriteLine($"throughput: composite at hidden 896, {layers} MoT layers, vocabulary {setup.Config.LlmConfig.VocabSize:N0}, small SigLIP + tiny VAE ({Parameters(setup)}), ~{tokens}-token packs, 1 warm-up + {measured} steps, {torch.get_num_threads()} threads, matmul {peakFlops / 1e9:F1} GFLOP/s (the MFU denominator)");
+        Console.WriteLine($"throughput: composite at hidden 896, {layers} MoT layers, vocabulary {setup.Config.LlmConfig.VocabSize:N0}, small SigLIP + tiny VAE ({Parameters(setup)}), ~{tokens}-token packs, 1 warm-up + {measured} steps, {torch.get_num_threads()} threads, optimizer {(flat ? "FlatBufferAdamW" : "TorchSharp's AdamW")}");
         var reports = new List<(TrainingStepReport Report, double Squares)>();
         using (Trainer trainer = setup.BuildTrainer(measured + 1, report => reports.Add((report, setup.TakeSquaredSampleLengths())), flat))
         {
             await trainer.RunAsync();
         }
+        // The load of a shared machine changes: the better of two matmul measurements is the denominator.
+        peakFlops = Math.Max(peakFlops, ModelBenchmark.MeasureMatmulFlops());
         var timed = reports.Skip(1).ToList();
         double data = timed.Sum(r => r.Report.DataWaitSeconds), compute = timed.Sum(r => r.Report.ForwardBackwardSeconds);
         double step = timed.Sum(r => r.Report.OptimizerStepSeconds), total = data + compute + step;
@@ -107,8 +109,10 @@ internal static class TrainBenchmark
         long tokenCount = timed.Sum(r => r.Report.Tokens);
         Qwen2FlopConfig flops = setup.FlopConfig;
         double flopCount = flops.DenseTokenFactor * tokenCount + flops.AttentionFactor * timed.Sum(r => r.Squares);
+        // The reference's N_dense counts the embedding as a matmul (2·vocab·hidden); a lookup executes none of it.
+        double executed = flopCount - 6.0 * flops.VocabSize * flops.HiddenSize * tokenCount;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"throughput ({(flat ? "flat" : "per-tensor")}): {tokenCount / (double)timed.Count:F0} tokens/step, step {total / timed.Count:F2} s = data wait {data / timed.Count:F3} s + forward+backward {compute / timed.Count:F2} s + optimizer step {step / timed.Count:F2} s ({100 * step / total:F1}% of the step: clip {100 * clip / total:F1}%, AdamW {100 * adamW / total:F1}%, EMA {100 * ema / total:F1}%, zero_grad {100 * zero / total:F1}%); {tokenCount / total:F0} tokens/s; {flopCount / total / 1e9:F1} GFLOP/s (reference formula, incl. embedding and head), MFU {100 * flopCount / total / peakFlops:F1}% of the measured matmul rate"));
+            $"throughput ({(flat ? "flat" : "per-tensor")}): {tokenCount / (double)timed.Count:F0} tokens/step, step {total / timed.Count:F2} s = data wait {data / timed.Count:F3} s + forward+backward {compute / timed.Count:F2} s + optimizer step {step / timed.Count:F2} s ({100 * step / total:F1}% of the step: clip {100 * clip / total:F1}%, AdamW {100 * adamW / total:F1}%, EMA {100 * ema / total:F1}%, zero_grad {100 * zero / total:F1}%); {tokenCount / total:F0} tokens/s; MFU {100 * flopCount / total / peakFlops:F1}% by the reference's formula ({flopCount / total / 1e9:F1} GFLOP/s, counting the embedding lookup as a matmul), {100 * executed / total / peakFlops:F1}% without that term, of the better of two matmul measurements ({peakFlops / 1e9:F1} GFLOP/s)"));
         double share = 100 * step / total;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  the optimizer step is {(share > MeaningfulSharePercent ? "a meaningful" : "not a meaningful")} share of the step ({share:F1}% against the {MeaningfulSharePercent}% this benchmark calls meaningful)"));

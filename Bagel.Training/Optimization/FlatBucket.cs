@@ -30,8 +30,8 @@ internal sealed class FlatBucket : IDisposable
     /// <summary>The parameter group whose settings (learning rate, betas, ε, weight decay) the step uses.</summary>
     public AdamW.ParamGroup Group { get; }
 
-    /// <summary>Allocates the buffers, copies the parameters and states in and re-points them at their views.</summary>
-    public static FlatBucket Create(AdamW.ParamGroup group, Parameter[] parameters, AdamW.State[] states)
+    /// <summary>Allocates the buffers (and a scratch of <paramref name="chunkElements"/>), copies the parameters and states in and re-points them at their views.</summary>
+    public static FlatBucket Create(AdamW.ParamGroup group, Parameter[] parameters, AdamW.State[] states, long chunkElements)
     {
         var options = (AdamW.Options)group.Options;
         if (options.amsgrad == true || options.maximize == true)
@@ -42,7 +42,7 @@ internal sealed class FlatBucket : IDisposable
         Parameter first = parameters[0];
         torch.Tensor data = torch.empty(total, first.dtype, first.device), grad = torch.zeros(total, first.dtype, first.device);
         torch.Tensor expAvg = torch.empty(total, first.dtype, first.device), expAvgSq = torch.empty(total, first.dtype, first.device);
-        torch.Tensor scratch = torch.empty(Math.Min(total, FlatBufferAdamW.DefaultChunkElements), first.dtype, first.device);
+        torch.Tensor scratch = torch.empty(Math.Min(total, chunkElements), first.dtype, first.device);
         for (int i = 0; i < parameters.Length; i++)
         {
             Parameter p = parameters[i];
@@ -112,12 +112,12 @@ internal sealed class FlatBucket : IDisposable
     /// One AdamW step of this bucket: over the buffers when <see cref="TryAdoptGradients"/> and <see cref="IsIntact"/>
     /// allow it (returns true), else TorchSharp's per-parameter loop with the same arithmetic (returns false).
     /// </summary>
-    public bool Step(long chunkElements)
+    public bool Step()
     {
         var options = (AdamW.Options)Group.Options;
         if (TryAdoptGradients() && IsIntact())
         {
-            StepFlat(options, chunkElements);
+            StepFlat(options);
             return true;
         }
         StepPerParameter(options);
@@ -128,11 +128,11 @@ internal sealed class FlatBucket : IDisposable
     /// TorchSharp's per-parameter operations, in its order, chunk by chunk over the buffers (every operation is
     /// element-wise, so chunking changes no result).
     /// </summary>
-    private void StepFlat(AdamW.Options options, long chunkElements)
+    private void StepFlat(AdamW.Options options)
     {
         foreach (AdamW.State state in _states) state.step += 1;
         var update = AdamWUpdate.For(options, _states[0].step);
-        long total = _data.shape[0], chunk = Math.Min(chunkElements, _scratch.shape[0]);
+        long total = _data.shape[0], chunk = _scratch.shape[0];
         for (long start = 0; start < total; start += chunk)
         {
             long n = Math.Min(chunk, total - start);

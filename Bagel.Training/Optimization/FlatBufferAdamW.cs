@@ -25,7 +25,6 @@ public sealed class FlatBufferAdamW : AdamW
     public const long DefaultChunkElements = 1 << 18;
 
     private readonly List<FlatBucket> _buckets = [];
-    private readonly long _chunkElements;
 
     /// <summary>
     /// Creates the optimizer over <paramref name="groups"/> (settings as <see cref="AdamW"/>'s constructor) and moves
@@ -36,12 +35,11 @@ public sealed class FlatBufferAdamW : AdamW
         : base(groups, lr, beta1, beta2, eps, weightDecay)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkElements);
-        _chunkElements = chunkElements;
         using var noGrad = torch.no_grad();
         foreach (ParamGroup group in ParamGroups)
         {
             foreach (IGrouping<(torch.ScalarType, string), Parameter> bucket in group.Parameters.GroupBy(p => (p.dtype, p.device.ToString())))
-                _buckets.Add(FlatBucket.Create(group, [.. bucket], [.. bucket.Select(p => (State)_state[p.Handle])]));
+                _buckets.Add(FlatBucket.Create(group, [.. bucket], [.. bucket.Select(p => (State)_state[p.Handle])], chunkElements));
         }
     }
 
@@ -62,7 +60,7 @@ public sealed class FlatBufferAdamW : AdamW
         bool allFlat = true;
         using (torch.no_grad())
         {
-            foreach (FlatBucket bucket in _buckets) allFlat &= bucket.Step(_chunkElements);
+            foreach (FlatBucket bucket in _buckets) allFlat &= bucket.Step();
         }
         if (allFlat) FlatSteps++;
         else FallbackSteps++;
