@@ -40,9 +40,13 @@ internal sealed class FlatBucket : IDisposable
         for (int i = 0; i < parameters.Length; i++) offsets[i + 1] = offsets[i] + parameters[i].numel();
         long total = offsets[^1];
         Parameter first = parameters[0];
-        torch.Tensor data = torch.empty(total, first.dtype, first.device), grad = torch.zeros(total, first.dtype, first.device);
-        torch.Tensor expAvg = torch.empty(total, first.dtype, first.device), expAvgSq = torch.empty(total, first.dtype, first.device);
-        torch.Tensor scratch = torch.empty(Math.Min(total, chunkElements), first.dtype, first.device);
+        // The buffers outlive any dispose scope the caller may be in; the views made while filling them do not.
+        torch.Tensor Buffer(long size, bool zeros) =>
+            (zeros ? torch.zeros(size, first.dtype, first.device) : torch.empty(size, first.dtype, first.device)).DetachFromDisposeScope();
+        torch.Tensor data = Buffer(total, zeros: false), grad = Buffer(total, zeros: true);
+        torch.Tensor expAvg = Buffer(total, zeros: false), expAvgSq = Buffer(total, zeros: false);
+        torch.Tensor scratch = Buffer(Math.Min(total, chunkElements), zeros: false);
+        using var scope = torch.NewDisposeScope();
         for (int i = 0; i < parameters.Length; i++)
         {
             Parameter p = parameters[i];
