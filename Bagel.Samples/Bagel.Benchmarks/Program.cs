@@ -20,7 +20,7 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
                  "the end, growth vs 5%; (throughput) the composite at hidden 896 (4 MoT layers, full vocabulary): step time split into data " +
                  "wait, forward+backward and optimizer step (clip, AdamW, EMA, zero_grad), tokens/s, MFU; (optimizer) per-tensor AdamW/EMA vs " +
                  "one flat buffer. Options: --steps N (2000), --rss-at N (100), --measure-steps N (3), --tokens N (1024), --layers L (4), " +
-                 "--parts memory,throughput,optimizer, --tokenizer DIR (or BAGEL_TOKENIZER).",
+                 "--parts memory,throughput,optimizer, --flat (the memory part with FlatBufferAdamW), --tokenizer DIR (or BAGEL_TOKENIZER).",
                  false, TrainBenchmark.Run),
     [TrainBenchmark.MemoryCommand] = ("(internal) train the tiny composite, printing RSS.", true, TrainBenchmark.RunMemory),
     [TrainBenchmark.ThroughputCommand] = ("(internal) train the small composite a few steps, printing the step split.", true, TrainBenchmark.RunThroughput),
