@@ -36,10 +36,19 @@ internal sealed class TrainSetup : IDisposable
         Folder = folder;
     }
 
+    /// <summary>The composite's configuration.</summary>
     public BagelConfig Config { get; }
+
+    /// <summary>The composite being trained.</summary>
     public BagelModel Model { get; }
+
+    /// <summary>The frozen autoencoder that encodes the target images.</summary>
     public FluxAutoEncoder Vae { get; }
+
+    /// <summary>The example data's pipeline (1 worker).</summary>
     public DataPipeline Pipeline { get; }
+
+    /// <summary>The folder in /tmp holding the data and checkpoints; deleted on dispose.</summary>
     public string Folder { get; }
 
     /// <summary>Σ sample_len² of the batches read since the last call (for the reference's attention FLOPs term).</summary>
