@@ -176,7 +176,7 @@ internal static class ModelBenchmark
         return 6 * dense * tokens + 12 * headDim * c.NumAttentionHeads * c.NumHiddenLayers * squares;
     }
 
-    private static double MeasureMatmulFlops()
+    internal static double MeasureMatmulFlops()
     {
         using var scope = torch.NewDisposeScope();
         var a = torch.randn(2048, 2048);

@@ -61,7 +61,8 @@ public sealed partial class Trainer : IDisposable
         _streams = new RandomStreams(_options.GlobalSeed);
         _ema = EmaModel.Create(_model.Module, _model.CreateTwin, _options.Ema);
         _compute = settings.Compute;
-        var adamW = AdamWOptions.FromTrainingOptions(_options);
+        AdamWOptions adamW = AdamWOptions.FromTrainingOptions(_options);
+        adamW.FlatBuffers = settings.FlatBufferOptimizer;
         _optimizer = settings.ParameterGroups is { } groups
             ? AdamWFactory.Create(groups(_model.Module), adamW)
             : AdamWFactory.Create(_model.Module, adamW);
@@ -149,7 +150,7 @@ public sealed partial class Trainer : IDisposable
     private async Task<(TrainingStepReport Report, double DataWaitSeconds)> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches)
     {
         int microBatches = _options.GradientAccumulationSteps;
-        double mse = 0, ce = 0, total = 0, dataWait = 0;
+        double mse = 0, ce = 0, total = 0, dataWait = 0, forwardBackward = 0;
         long mseTokens = 0, ceTokens = 0, samples = 0, tokens = 0;
         for (int micro = 0; micro < microBatches; micro++)
         {
@@ -158,6 +159,7 @@ public sealed partial class Trainer : IDisposable
                 throw new InvalidOperationException($"The data stream ended before step {step}; a training source must stream batches without end.");
             dataWait += _time.GetElapsedTime(waitStart).TotalSeconds;
 
+            long computeStart = _time.GetTimestamp();
             using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
             ModelLossOutputs outputs = _model.Forward(batch);
@@ -172,11 +174,17 @@ public sealed partial class Trainer : IDisposable
             samples += batch.Samples.Count;
             tokens += batch.SequenceLength;
             _throughput.Add(batch.SequenceLength, batch.SampleLens);
+            forwardBackward += _time.GetElapsedTime(computeStart).TotalSeconds;
         }
 
         OptimizerStepResult result;
+        long stepStart = _time.GetTimestamp();
         using (torch.NewDisposeScope()) result = _stepper.Step(step, total);
-        var report = new TrainingStepReport(step, mse, ce, total, result.LearningRate, result.GradNorm, result.Skipped, ceTokens, mseTokens, samples, tokens);
+        double optimizerStep = _time.GetElapsedTime(stepStart).TotalSeconds;
+        var report = new TrainingStepReport(step, mse, ce, total, result.LearningRate, result.GradNorm, result.Skipped, ceTokens, mseTokens, samples, tokens)
+        {
+            DataWaitSeconds = dataWait, ForwardBackwardSeconds = forwardBackward, OptimizerStepSeconds = optimizerStep, OptimizerStep = result,
+        };
         return (report, dataWait);
     }
 

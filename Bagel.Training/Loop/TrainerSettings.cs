@@ -27,4 +27,5 @@ internal sealed record TrainerSettings(
     ComputeSelection Compute,
     ILearningRateSchedule? Schedule = null,
     Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups = null,
-    ValidationPlan? Validation = null);
+    ValidationPlan? Validation = null,
+    bool FlatBufferOptimizer = false);

@@ -13,4 +13,17 @@ namespace Bagel.Training.Loop;
 /// <param name="Samples">Samples in the step's packed batches.</param>
 /// <param name="Tokens">Packed tokens in the step.</param>
 public sealed record TrainingStepReport(long Step, double Mse, double Ce, double TotalLoss, double LearningRate, double GradNorm, bool Skipped,
-    long CeTokens, long MseTokens, long Samples, long Tokens);
+    long CeTokens, long MseTokens, long Samples, long Tokens)
+{
+    /// <summary>Wall seconds spent waiting for the step's micro-batches from the data stream.</summary>
+    public double DataWaitSeconds { get; init; }
+
+    /// <summary>Wall seconds of the micro-batches' forward, loss and backward (the step's compute before the update).</summary>
+    public double ForwardBackwardSeconds { get; init; }
+
+    /// <summary>Wall seconds of the accumulation boundary: clip, NaN guard, AdamW, schedule, EMA and zero_grad.</summary>
+    public double OptimizerStepSeconds { get; init; }
+
+    /// <summary>The parts of <see cref="OptimizerStepSeconds"/>: clip, AdamW, EMA and zero_grad seconds.</summary>
+    public Bagel.Training.Optimization.OptimizerStepResult OptimizerStep { get; init; }
+}

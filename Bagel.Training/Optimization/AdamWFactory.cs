@@ -3,7 +3,10 @@ using TorchSharp.Modules;
 
 namespace Bagel.Training.Optimization;
 
-/// <summary>Builds TorchSharp's AdamW over the parameters that require grad, in one or several groups.</summary>
+/// <summary>
+/// Builds TorchSharp's AdamW (or, with <see cref="AdamWOptions.FlatBuffers"/>, the bit-identical
+/// <see cref="FlatBufferAdamW"/>) over the parameters that require grad, in one or several groups.
+/// </summary>
 public static class AdamWFactory
 {
     /// <summary>One group with every trainable parameter of <paramref name="module"/>.</summary>
@@ -39,6 +42,8 @@ public static class AdamWFactory
         }
         if (built.Count == 0)
             throw new ArgumentException("No parameter requires grad, so there is nothing to optimise. Check the freeze_* options.", nameof(groups));
-        return torch.optim.AdamW(built, options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
+        return options.FlatBuffers
+            ? new FlatBufferAdamW(built, options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay)
+            : torch.optim.AdamW(built, options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
     }
 }

@@ -20,6 +20,12 @@ public sealed class AdamWOptions
     /// <summary>Decoupled weight decay. Default <c>0</c> (the reference does not decay weights).</summary>
     public double WeightDecay { get; set; }
 
+    /// <summary>
+    /// Lays parameters, gradients and moments out in flat buffers and steps them with <see cref="FlatBufferAdamW"/>
+    /// (bit-identical to TorchSharp's AdamW, fewer kernel launches). Default <c>false</c>: TorchSharp's AdamW.
+    /// </summary>
+    public bool FlatBuffers { get; set; }
+
     /// <summary>The settings the reference derives from its training flags.</summary>
     public static AdamWOptions FromTrainingOptions(TrainingOptions options)
     {

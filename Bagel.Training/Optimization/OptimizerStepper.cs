@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Bagel.Training.Ema;
 using Bagel.Training.Logging;
 using Bagel.Training.Schedules;
@@ -36,11 +37,17 @@ public sealed class OptimizerStepper
     /// <summary>The non-finite guard (its counters go into the train state).</summary>
     public NonFiniteStepGuard Guard { get; }
 
-    /// <summary>Finishes step <paramref name="stepIndex"/> after backward; <paramref name="loss"/> is the step's total loss.</summary>
+    /// <summary>
+    /// Finishes step <paramref name="stepIndex"/> after backward; <paramref name="loss"/> is the step's total loss. The
+    /// result carries the wall time of each part (clip, AdamW, EMA, zero_grad), measured with <see cref="Stopwatch"/>.
+    /// </summary>
     /// <exception cref="NonFiniteLossException">Too many non-finite steps in a row.</exception>
     public OptimizerStepResult Step(long stepIndex, double loss)
     {
+        long start = Stopwatch.GetTimestamp();
         double norm = GradientClipping.ClipGradNorm(_optimizer.parameters(), _maxGradNorm);
+        double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        double adamWSeconds = 0, emaSeconds = 0;
         double lr = _scheduler.CurrentLearningRate;
         bool skip;
         try
@@ -58,11 +65,20 @@ public sealed class OptimizerStepper
         }
         else
         {
+            start = Stopwatch.GetTimestamp();
             _optimizer.step();
+            adamWSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            start = Stopwatch.GetTimestamp();
             _ema?.Update();
+            emaSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
         _scheduler.Step();
+        start = Stopwatch.GetTimestamp();
         _optimizer.zero_grad();
-        return new OptimizerStepResult(norm, lr, skip);
+        double zeroGradSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return new OptimizerStepResult(norm, lr, skip)
+        {
+            ClipSeconds = clipSeconds, AdamWSeconds = adamWSeconds, EmaSeconds = emaSeconds, ZeroGradSeconds = zeroGradSeconds,
+        };
     }
 }

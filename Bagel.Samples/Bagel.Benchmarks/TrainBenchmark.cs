@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Globalization;
+using Bagel.Core.Native;
+using Bagel.Training.Loop;
+using Bagel.Training.Metrics;
+using TorchSharp;
+
+namespace Bagel.Benchmarks;
+
+/// <summary>
+/// The training loop's figures (issue 6): (a) memory: the tiny composite trained for many steps on the example data,
+/// peak RSS after step 100 and at the end and the growth between them; (b) throughput: the composite at the models
+/// issue's small config (hidden 896), the step time split into data wait, forward+backward and the optimizer step
+/// (clip, AdamW, EMA, zero_grad), tokens/s and MFU; (c) the per-parameter AdamW/EMA against flat buffers
+/// (<see cref="OptimizerComparison"/>). Each part runs in a fresh child process so earlier allocations do not mix in.
+/// </summary>
+internal static class TrainBenchmark
+{
+    /// <summary>The hidden subcommand that runs the memory part.</summary>
+    public const string MemoryCommand = "train-memory-probe";
+
+    /// <summary>The hidden subcommand that runs the throughput part.</summary>
+    public const string ThroughputCommand = "train-throughput-probe";
+
+    /// <summary>The hidden subcommand that runs the optimizer comparison.</summary>
+    public const string OptimizerCommand = "train-optimizer-probe";
+
+    /// <summary>Peak-RSS growth the issue accepts between step 100 and the end.</summary>
+    private const double AcceptedGrowthPercent = 5.0;
+
+    /// <summary>Optimizer-step share of the step time above which optimizing it is worth the code (the brief's threshold).</summary>
+    private const double MeaningfulSharePercent = 10.0;
+
+    public static int Run(string[] args)
+    {
+        string? tokenizer = Option(args, "--tokenizer", null) ?? Environment.GetEnvironmentVariable("BAGEL_TOKENIZER") ?? FindSharedTokenizer();
+        if (tokenizer is null)
+        {
+            Console.Error.WriteLine("train: no Qwen2 tokenizer found; pass --tokenizer DIR or set BAGEL_TOKENIZER (the Qwen2.5 files).");
+            return 2;
+        }
+        string steps = Option(args, "--steps", "2000")!, at = Option(args, "--rss-at", "100")!;
+        string measured = Option(args, "--measure-steps", "3")!, tokens = Option(args, "--tokens", "1024")!, layers = Option(args, "--layers", "4")!;
+        string parts = Option(args, "--parts", "memory,throughput,optimizer")!;
+        Console.WriteLine($"load (uptime): {File.ReadAllText("/proc/loadavg").Trim()}; MALLOC_ARENA_MAX={Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") ?? "unset"}");
+        int failed = 0;
+        string memoryOptimizer = args.Contains("--flat") ? "flat" : "per-tensor";
+        if (parts.Contains("memory", StringComparison.Ordinal)) failed |= Child(MemoryCommand, tokenizer, steps, at, memoryOptimizer);
+        if (parts.Contains("throughput", StringComparison.Ordinal))
+        {
+            failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "per-tensor");
+            failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "flat");
+        }
+        if (parts.Contains("optimizer", StringComparison.Ordinal)) failed |= Child(OptimizerCommand, tokenizer, layers);
+        Console.WriteLine($"load (uptime): {File.ReadAllText("/proc/loadavg").Trim()}");
+        return failed;
+    }
+
+    /// <summary>(a) Trains the tiny composite for args[1] steps (args[3]: "flat" for FlatBufferAdamW), printing RSS, peak RSS and the managed heap along the way.</summary>
+    public static int RunMemory(string[] args) => RunMemoryAsync(args[0], Int(args[1]), Int(args[2]), args[3] == "flat").GetAwaiter().GetResult();
+
+    private static async Task<int> RunMemoryAsync(string tokenizer, int steps, int at, bool flat)
+    {
+        TorchRuntime.EnsureLoaded();
+        using TrainSetup setup = await TrainSetup.CreateAsync(tokenizer, small: false, expectedTokens: 384, layers: 0);
+        int every = Math.Max(1, steps / 8);
+        double peakAt = 0, rssAt = 0, lastPeak = 0, lastRss = 0;
+        var watch = Stopwatch.StartNew();
+        Console.WriteLine($"memory: tiny composite ({Parameters(setup)}), {steps} steps on the example data, 1 data worker, EMA on, optimizer {(flat ? "FlatBufferAdamW" : "TorchSharp's AdamW")}");
+        using (Trainer trainer = setup.BuildTrainer(steps, report =>
+        {
+            long done = report.Step + 1;
+            if (done != at && done % every != 0 && done != steps) return;
+            double rss = Mib(ProcessMemory.ResidentBytes()), peak = ProcessMemory.PeakMiB();
+            if (done == at) (rssAt, peakAt) = (rss, peak);
+            if (done == steps) (lastRss, lastPeak) = (rss, peak);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  step {done,5}: RSS {rss,7:F1} MiB, peak RSS {peak,7:F1} MiB, managed heap {Mib(GC.GetTotalMemory(false)),6:F1} MiB, {watch.Elapsed.TotalSeconds,6:F0} s"));
+        }, flat))
+        {
+            await trainer.RunAsync();
+        }
+        double endPeak = ProcessMemory.PeakMiB(); // after the final checkpoint as well
+        double growth = 100 * (lastPeak - peakAt) / peakAt;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"memory: peak RSS {peakAt:F1} MiB after step {at}, {lastPeak:F1} MiB after step {steps}: growth {growth:F2}% ({(growth < AcceptedGrowthPercent ? "meets" : "FAILS")} < {AcceptedGrowthPercent}%); {endPeak:F1} MiB after the final checkpoint; RSS {rssAt:F1} -> {lastRss:F1} MiB; {steps / watch.Elapsed.TotalSeconds:F1} steps/s"));
+        return 0;
+    }
+
+    /// <summary>(b) Trains the small-config composite for a warm-up step plus args[1] steps and prints the step split.</summary>
+    public static int RunThroughput(string[] args) => RunThroughputAsync(args[0], Int(args[1]), Int(args[2]), Int(args[3]), args[4] == "flat").GetAwaiter().GetResult();
+
+    private static async Task<int> RunThroughputAsync(string tokenizer, int measured, int tokens, int layers, bool flat)
+    {
+        TorchRuntime.EnsureLoaded();
+        double peakFlops = ModelBenchmark.MeasureMatmulFlops();
+        using TrainSetup setup = await TrainSetup.CreateAsync(tokenizer, small: true, expectedTokens: tokens, layers: layers);
+        Console.WriteLine($"throughput: composite at hidden 896, {layers} MoT layers, vocabulary {setup.Config.LlmConfig.VocabSize:N0}, small SigLIP + tiny VAE ({Parameters(setup)}), ~{tokens}-token packs, 1 warm-up + {measured} steps, {torch.get_num_threads()} threads, optimizer {(flat ? "FlatBufferAdamW" : "TorchSharp's AdamW")}");
+        var reports = new List<(TrainingStepReport Report, double Squares)>();
+        using (Trainer trainer = setup.BuildTrainer(measured + 1, report => reports.Add((report, setup.TakeSquaredSampleLengths())), flat))
+        {
+            await trainer.RunAsync();
+        }
+        // The load of a shared machine changes: the better of two matmul measurements is the denominator.
+        peakFlops = Math.Max(peakFlops, ModelBenchmark.MeasureMatmulFlops());
+        var timed = reports.Skip(1).ToList();
+        double data = timed.Sum(r => r.Report.DataWaitSeconds), compute = timed.Sum(r => r.Report.ForwardBackwardSeconds);
+        double step = timed.Sum(r => r.Report.OptimizerStepSeconds), total = data + compute + step;
+        double clip = timed.Sum(r => r.Report.OptimizerStep.ClipSeconds), adamW = timed.Sum(r => r.Report.OptimizerStep.AdamWSeconds);
+        double ema = timed.Sum(r => r.Report.OptimizerStep.EmaSeconds), zero = timed.Sum(r => r.Report.OptimizerStep.ZeroGradSeconds);
+        long tokenCount = timed.Sum(r => r.Report.Tokens);
+        Qwen2FlopConfig flops = setup.FlopConfig;
+        double flopCount = flops.DenseTokenFactor * tokenCount + flops.AttentionFactor * timed.Sum(r => r.Squares);
+        // The reference's N_dense counts embedding and head (2·vocab·hidden) for every token; the lookup executes no
+        // matmul and BAGEL applies the head to the CE tokens only.
+        long ceTokens = timed.Sum(r => r.Report.CeTokens);
+        double executed = flopCount - 6.0 * flops.VocabSize * flops.HiddenSize * (2 * tokenCount - ceTokens);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"throughput ({(flat ? "flat" : "per-tensor")}): {tokenCount / (double)timed.Count:F0} tokens/step, step {total / timed.Count:F2} s = data wait {data / timed.Count:F3} s + forward+backward {compute / timed.Count:F2} s + optimizer step {step / timed.Count:F2} s ({100 * step / total:F1}% of the step: clip {100 * clip / total:F1}%, AdamW {100 * adamW / total:F1}%, EMA {100 * ema / total:F1}%, zero_grad {100 * zero / total:F1}%); {tokenCount / total:F0} tokens/s; MFU {100 * flopCount / total / peakFlops:F1}% by the reference's formula ({flopCount / total / 1e9:F1} GFLOP/s, embedding and head counted for every token), {100 * executed / total / peakFlops:F1}% counting the head for the {ceTokens / timed.Count} CE tokens per step only ({executed / total / 1e9:F1} GFLOP/s), of the better of two matmul measurements ({peakFlops / 1e9:F1} GFLOP/s)"));
+        double share = 100 * step / total;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  the optimizer step is {(share > MeaningfulSharePercent ? "a meaningful" : "not a meaningful")} share of the step ({share:F1}% against the {MeaningfulSharePercent}% this benchmark calls meaningful)"));
+        return 0;
+    }
+
+    /// <summary>(c) The optimizer comparison on the tiny and the small config.</summary>
+    public static int RunOptimizer(string[] args) => OptimizerComparison.Run(args[0], Int(args[1]));
+
+    internal static string Parameters(TrainSetup setup)
+    {
+        long trainable = setup.Model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+        int tensors = setup.Model.parameters().Count(p => p.requires_grad);
+        return $"{trainable / 1e6:F1} M trainable parameters in {tensors} tensors";
+    }
+
+    private static int Child(params string[] arguments)
+    {
+        var info = new ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false };
+        foreach (string a in arguments) info.ArgumentList.Add(a);
+        using var child = Process.Start(info)!;
+        child.WaitForExit();
+        if (child.ExitCode != 0) Console.Error.WriteLine($"'{arguments[0]}' failed (exit {child.ExitCode}).");
+        return child.ExitCode == 0 ? 0 : 1;
+    }
+
+    private static double Mib(long bytes) => bytes / 1048576.0;
+
+    private static int Int(string text) => int.Parse(text, CultureInfo.InvariantCulture);
+
+    private static string? Option(string[] args, string name, string? fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
+    private static string? FindSharedTokenizer()
+    {
+        for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "..", "shared", "data", "tokenizer", "qwen2.5");
+            if (File.Exists(Path.Combine(candidate, "vocab.json"))) return Path.GetFullPath(candidate);
+        }
+        return null;
+    }
+}

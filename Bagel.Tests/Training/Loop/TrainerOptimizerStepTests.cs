@@ -1,0 +1,78 @@
+using Bagel.Training.Checkpoints;
+using Bagel.Training.Loop;
+using Bagel.Training.Optimization;
+using Bagel.Training.Options;
+using TorchSharp.Modules;
+
+namespace Bagel.Tests.Training.Loop;
+
+/// <summary>The optimizer step as the trainer runs it: its reported wall-time split, and the flat-buffer AdamW option.</summary>
+[Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // seeds torch's global generator
+public sealed class TrainerOptimizerStepTests
+{
+    private static async Task<(TrainingRunResult Result, List<TrainingStepReport> Steps, AdamW Optimizer)> RunAsync(
+        LoopFixture fixture, TinyPackedModel model, TrainingConfiguration configuration, bool flat, long? stopAfterStep = null)
+    {
+        var steps = new List<TrainingStepReport>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        using Trainer trainer = new TrainerBuilder()
+            .UseModel(model)
+            .UseData(await fixture.PipelineAsync())
+            .UseOptions(configuration)
+            .UseFlatBufferOptimizer(flat)
+            .OnStep(steps.Add)
+            .OnStep(s => { if (s.Step == stopAfterStep) stop.Cancel(); })
+            .Build();
+        TrainingRunResult result = await trainer.RunAsync(stop.Token);
+        return (result, steps, trainer.Optimizer);
+    }
+
+    [Fact]
+    public async Task EveryStepReportsItsWallTimeSplit()
+    {
+        using var fixture = new LoopFixture();
+        using var model = new TinyPackedModel(seed: 3);
+        var (_, steps, _) = await RunAsync(fixture, model, fixture.Configuration("ckpt", totalSteps: 6), flat: false);
+
+        Assert.Equal(6, steps.Count);
+        Assert.All(steps, s =>
+        {
+            Assert.True(s.ForwardBackwardSeconds > 0 && s.OptimizerStepSeconds > 0 && s.DataWaitSeconds >= 0, $"step {s.Step}: {s}");
+            OptimizerStepResult parts = s.OptimizerStep;
+            Assert.True(parts.ClipSeconds > 0 && parts.AdamWSeconds > 0 && parts.EmaSeconds > 0 && parts.ZeroGradSeconds > 0, $"step {s.Step}: {parts}");
+            Assert.True(parts.ClipSeconds + parts.AdamWSeconds + parts.EmaSeconds + parts.ZeroGradSeconds <= s.OptimizerStepSeconds,
+                $"step {s.Step}: the parts {parts} exceed the whole {s.OptimizerStepSeconds}");
+        });
+    }
+
+    [Fact]
+    public async Task TheFlatBufferOptimizerTrainsAndResumesBitForBitAsTorchSharpsAdamW()
+    {
+        using var fixture = new LoopFixture();
+        TrainingConfiguration Configuration(string run) => fixture.Configuration(run, totalSteps: 8, autoResume: true);
+
+        using var perTensorModel = new TinyPackedModel(seed: 3);
+        var (_, perTensor, _) = await RunAsync(fixture, perTensorModel, Configuration("per-tensor"), flat: false);
+
+        // The flat run stops after 4 steps and a new trainer over a differently initialised model resumes it.
+        List<TrainingStepReport> head;
+        AdamW firstOptimizer;
+        using (var firstModel = new TinyPackedModel(seed: 3))
+            (_, head, firstOptimizer) = await RunAsync(fixture, firstModel, Configuration("flat"), flat: true, stopAfterStep: 3);
+        using var resumedModel = new TinyPackedModel(seed: 42);
+        var (resumed, tail, resumedOptimizer) = await RunAsync(fixture, resumedModel, Configuration("flat"), flat: true);
+
+        Assert.Equal(4, resumed.StartStep);
+        foreach (AdamW optimizer in new[] { firstOptimizer, resumedOptimizer })
+        {
+            var flat = Assert.IsType<FlatBufferAdamW>(optimizer);
+            Assert.True(flat.FlatSteps > 0, $"no step ran on the flat buffers ({flat.FallbackSteps} per-parameter steps)");
+        }
+        Assert.Equal(perTensor.Select(s => (s.Step, s.TotalLoss, s.GradNorm)), head.Concat(tail).Select(s => (s.Step, s.TotalLoss, s.GradNorm)));
+        foreach (string file in new[] { CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName, CheckpointLayout.OptimizerFileName })
+        {
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "per-tensor", CheckpointLayout.FolderName(8), file), TestContext.Current.CancellationToken),
+                await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "flat", CheckpointLayout.FolderName(8), file), TestContext.Current.CancellationToken));
+        }
+    }
+}
