@@ -181,24 +181,6 @@ public sealed class DataPipelineFactoryTests(ExampleDatasetFixture data) : IClas
         Assert.Equal(firstFive, unshuffled);
     }
 
-    private sealed class CountingBuilder
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public ISampleBuilder Wrap(ISampleBuilder inner) => new Counting(this, inner);
-
-        private sealed class Counting(CountingBuilder owner, ISampleBuilder inner) : ISampleBuilder
-        {
-            public PackableSample? Build(RawSample raw, IRandomSource random)
-            {
-                Interlocked.Increment(ref owner._calls);
-                return inner.Build(raw, random);
-            }
-        }
-    }
-
     /// <summary>A custom source: generated pictures and captions, one unit per pair.</summary>
     private sealed class InMemoryPairsSource(string group, int count) : RawSampleSource(group, null)
     {

@@ -71,6 +71,17 @@ internal static class BagelTestModels
         new(SequencePackerTests.Index("text", row), "text", [PlanItem.Text(false, loss: true)], [[14, 15, 16, 17, 18]], []);
 
     /// <summary>Packs the samples (no conditioning dropout; timesteps from a fixed seed) and disposes them.</summary>
+    /// <summary>An endless stream of packs, each with a T2I, a VLM and an edit sample (sample i of each).</summary>
+    public static async IAsyncEnumerable<PackedBatch> EndlessMixedBatches([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        for (int i = 0; ; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return Pack(T2I(i), Vlm(i), Edit(i));
+            await Task.Yield();
+        }
+    }
+
     public static PackedBatch Pack(params PackableSample[] samples)
     {
         var options = new PackingOptions { MaxLatentSize = MaxLatentSize, TextCondDropoutProb = 0, VitCondDropoutProb = 0, VaeCondDropoutProb = 0 };

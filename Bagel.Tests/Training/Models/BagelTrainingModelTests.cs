@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Bagel.Core.Batching;
 using Bagel.Core.DataStatus;
 using Bagel.Core.SafeTensors;
@@ -14,16 +13,6 @@ namespace Bagel.Tests.Training.Models;
 [Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelTrainingModelTests
 {
-    private static async IAsyncEnumerable<PackedBatch> Batches([EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        for (int i = 0; ; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            yield return BagelTestModels.Pack(BagelTestModels.T2I(i), BagelTestModels.Vlm(i), BagelTestModels.Edit(i));
-            await Task.Yield();
-        }
-    }
-
     [Fact]
     public async Task TheTrainerTrainsTheCompositeEndToEndAndSavesReferenceNames()
     {
@@ -37,7 +26,7 @@ public sealed class BagelTrainingModelTests
         var steps = new List<TrainingStepReport>();
         using Trainer trainer = new TrainerBuilder()
             .UseModel(trainable)
-            .UseData((_, ct) => Batches(ct), () => new RankDataStatus { Rank = 0 })
+            .UseData((_, ct) => BagelTestModels.EndlessMixedBatches(ct), () => new RankDataStatus { Rank = 0 })
             .UseOptions(config)
             .OnStep(steps.Add)
             .Build();

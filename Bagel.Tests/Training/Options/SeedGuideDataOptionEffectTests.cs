@@ -7,6 +7,7 @@ using Bagel.Data.Packing;
 using Bagel.Data.Pipeline;
 using Bagel.Data.Samples;
 using Bagel.Data.Sources;
+using Bagel.Tests.Data.Pipeline;
 using Bagel.Tests.Training.Loop;
 using Bagel.Training.Checkpoints;
 using Bagel.Training.Options;
@@ -145,24 +146,5 @@ public sealed class SeedGuideDataOptionEffectTests
         string first = await OrderAsync("1");
         Assert.Equal(first, await OrderAsync("1"));
         Assert.NotEqual(first, await OrderAsync("2"));
-    }
-
-    /// <summary>Counts the samples the workers build.</summary>
-    private sealed class CountingBuilder
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public ISampleBuilder Wrap(ISampleBuilder inner) => new Counting(this, inner);
-
-        private sealed class Counting(CountingBuilder owner, ISampleBuilder inner) : ISampleBuilder
-        {
-            public PackableSample? Build(RawSample raw, IRandomSource random)
-            {
-                Interlocked.Increment(ref owner._calls);
-                return inner.Build(raw, random);
-            }
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Bagel.Core.Batching;
 using Bagel.Core.DataStatus;
 using Bagel.Models.FluxVae;
@@ -17,16 +16,6 @@ namespace Bagel.Tests.Training.Validation;
 [Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // draws from or seeds torch's global generator
 public sealed class BagelValidationTests
 {
-    private static async IAsyncEnumerable<PackedBatch> Batches([EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        for (int i = 0; ; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            yield return BagelTestModels.Pack(BagelTestModels.T2I(i), BagelTestModels.Vlm(i), BagelTestModels.Edit(i));
-            await Task.Yield();
-        }
-    }
-
     private static ValidationSet HeldOut() => new(
     [
         new("t2i_pretrain", [BagelTestModels.Pack(BagelTestModels.T2I(100)), BagelTestModels.Pack(BagelTestModels.T2I(101), BagelTestModels.T2I(102))]),
@@ -40,7 +29,7 @@ public sealed class BagelValidationTests
         TrainingConfiguration config = ShortRuns.Configuration(folder, totalSteps: 4, lr: 3e-3);
         var steps = new List<TrainingStepReport>();
         var evaluations = new List<ValidationReport>();
-        var builder = new TrainerBuilder().UseModel(model).UseData((_, ct) => Batches(ct), () => new RankDataStatus { Rank = 0 }).UseOptions(config).OnStep(steps.Add);
+        var builder = new TrainerBuilder().UseModel(model).UseData((_, ct) => BagelTestModels.EndlessMixedBatches(ct), () => new RankDataStatus { Rank = 0 }).UseOptions(config).OnStep(steps.Add);
         if (set is not null) builder.UseValidation(set, everySteps: 2).OnEval(evaluations.Add);
         using Trainer trainer = builder.Build();
         await trainer.RunAsync(TestContext.Current.CancellationToken);
