@@ -18,11 +18,11 @@ using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Creat
     context.Cancel = true;
     stop.Cancel();
 });
+// The progress bar goes to stderr only on a terminal, or when asked with BAGEL_PROGRESS=1 (0 turns it off).
+string? progress = Environment.GetEnvironmentVariable("BAGEL_PROGRESS");
+bool showProgress = progress is null ? !Console.IsErrorRedirected : progress is "1" or "true";
 if (args.Length > 0)
 {
-    // The progress bar goes to stderr only on a terminal, or when asked with BAGEL_PROGRESS=1 (0 turns it off).
-    string? progress = Environment.GetEnvironmentVariable("BAGEL_PROGRESS");
-    bool showProgress = progress is null ? !Console.IsErrorRedirected : progress is "1" or "true";
     return await TrainCommand.RunAsync(args, Console.Out, Console.Error, new TrainCommandOptions { ShowProgress = showProgress }, stop.Token);
 }
 string? tokenizer = Environment.GetEnvironmentVariable("BAGEL_TOKENIZER") ?? FindSharedTokenizer();
@@ -32,7 +32,7 @@ if (tokenizer is null)
                             "(the Qwen2.5 files), or place the test data at ../shared/data beside the repository.");
     return 2;
 }
-return await TinyPreset.RunAsync(tokenizer, stop.Token);
+return await TinyPreset.RunAsync(tokenizer, showProgress, stop.Token);
 
 static string? FindSharedTokenizer()
 {

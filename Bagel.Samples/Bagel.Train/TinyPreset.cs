@@ -12,6 +12,7 @@ using Bagel.Training.Loop;
 using Bagel.Training.Metrics;
 using Bagel.Training.Models;
 using Bagel.Training.Options;
+using Bagel.Training.Recipes;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -26,12 +27,13 @@ internal static class TinyPreset
 {
     public const int MaxLatentSize = 4; // the example data's VAE images are at most 64 px = 4 latent tokens per side
 
-    public static async Task<int> RunAsync(string tokenizerFolder, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string tokenizerFolder, bool showProgress, CancellationToken cancellationToken)
     {
         string results = Path.GetFullPath(Path.Combine("results", "tiny-preset"));
         if (Directory.Exists(results)) Directory.Delete(results, recursive: true); // a fresh run each time
         Directory.CreateDirectory(results);
-        using var loggers = LoggerFactory.Create(b => b.AddProvider(new ReferenceFormatLoggerProvider(Console.Error)).AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results)));
+        using var progress = showProgress ? new ProgressLineWriter(Console.Error) : null;
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(new ReferenceFormatLoggerProvider(progress ?? Console.Error)).AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results)));
         ILogger log = loggers.CreateLogger("Bagel.Train");
 
         ExampleDataSummary data = await new ExampleDataWriter(new ExampleDataOptions { OutputFolder = Path.Combine(results, "bagel_example"), Overwrite = true }, log)
@@ -65,15 +67,17 @@ internal static class TinyPreset
         var trainable = new BagelTrainingModel(model, vae, () => new BagelModel(modelConfig));
         log.LogInformation("Tiny preset: {Parameters:N0} trainable parameters, {Steps} steps on {Data}", model.parameters().Where(p => p.requires_grad).Sum(p => p.numel()), config.Training.TotalSteps, data.Folder);
 
-        using Trainer trainer = new TrainerBuilder()
+        TrainerBuilder builder = new TrainerBuilder()
             .UseModel(trainable)
             .UseData(pipeline)
             .UseOptions(config)
             .UseLogger(loggers)
             .AddMetricSink(new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName)))
-            .AddMetricSink(new TensorBoardMetricSink(Path.Combine(results, "tensorboard")))
-            .Build();
+            .AddMetricSink(new TensorBoardMetricSink(Path.Combine(results, "tensorboard")));
+        if (progress is not null) builder.OnStep(progress.StepReporter(config.Training.TotalSteps, TimeSpan.FromMilliseconds(250)));
+        using Trainer trainer = builder.Build();
         TrainingRunResult result = await trainer.RunAsync(cancellationToken);
+        progress?.ClearProgress();
         log.LogInformation("Done: {Steps} steps, last checkpoint {Checkpoint}; metrics in {Results}", result.CompletedSteps, result.LastCheckpoint, results);
         return 0;
     }

@@ -33,6 +33,25 @@ public sealed class ProgressLineWriter : TextWriter
         }
     }
 
+    /// <summary>
+    /// A <c>TrainerBuilder.OnStep</c> callback that draws <see cref="ProgressBarFormat"/>'s bar with the ETA after a
+    /// step, at most once per <paramref name="interval"/> (and always after the last step).
+    /// </summary>
+    public Action<Loop.TrainingStepReport> StepReporter(long totalSteps, TimeSpan interval)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TimeSpan? lastDrawn = null;
+        long stepsThisRun = 0;
+        return report =>
+        {
+            stepsThisRun++;
+            long completed = report.Step + 1;
+            if (lastDrawn is { } last && clock.Elapsed - last < interval && completed < totalSteps) return;
+            lastDrawn = clock.Elapsed;
+            SetProgress(ProgressBarFormat.Format(completed, totalSteps, stepsThisRun, clock.Elapsed));
+        };
+    }
+
     /// <summary>Erases the progress line and ends it, so that later output starts on a clean line.</summary>
     public void ClearProgress()
     {

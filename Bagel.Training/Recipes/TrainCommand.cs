@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Bagel.Training.Logging;
 using Bagel.Training.Loop;
 using Bagel.Training.Metrics;
@@ -94,7 +93,7 @@ public static partial class TrainCommand
             await using var jsonl = new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName));
             await using var tensorBoard = new TensorBoardMetricSink(Path.Combine(results, "tensorboard"));
             TrainerBuilder builder = new TrainerBuilder().UseRecipe(run).UseLogger(loggers).AddMetricSink(jsonl).AddMetricSink(tensorBoard);
-            if (progressWriter is not null) builder.OnStep(ProgressReporter(progressWriter, configuration.Training.TotalSteps, options.ProgressInterval));
+            if (progressWriter is not null) builder.OnStep(progressWriter.StepReporter(configuration.Training.TotalSteps, options.ProgressInterval));
             using Trainer trainer = builder.Build();
             TrainingRunResult result = await trainer.RunAsync(cancellationToken).ConfigureAwait(false);
             progressWriter?.ClearProgress();
@@ -131,21 +130,6 @@ public static partial class TrainCommand
             .Select(a => a[2..].Split('=', 2)[0].Replace('-', '_'))
             .Where(name => LauncherFlags.Contains(name, StringComparer.Ordinal))
             .Distinct(StringComparer.Ordinal)];
-    }
-
-    private static Action<TrainingStepReport> ProgressReporter(ProgressLineWriter writer, long totalSteps, TimeSpan interval)
-    {
-        var clock = Stopwatch.StartNew();
-        TimeSpan? lastDrawn = null;
-        long stepsThisRun = 0;
-        return report =>
-        {
-            stepsThisRun++;
-            long completed = report.Step + 1;
-            if (lastDrawn is { } last && clock.Elapsed - last < interval && completed < totalSteps) return;
-            lastDrawn = clock.Elapsed;
-            writer.SetProgress(ProgressBarFormat.Format(completed, totalSteps, stepsThisRun, clock.Elapsed));
-        };
     }
 
     private static string Usage() =>
