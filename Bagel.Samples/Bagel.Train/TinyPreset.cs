@@ -33,7 +33,9 @@ internal static class TinyPreset
         if (Directory.Exists(results)) Directory.Delete(results, recursive: true); // a fresh run each time
         Directory.CreateDirectory(results);
         using var progress = showProgress ? new ProgressLineWriter(Console.Error) : null;
-        using var loggers = LoggerFactory.Create(b => b.AddProvider(new ReferenceFormatLoggerProvider(progress ?? Console.Error)).AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results)));
+        using TextWriter? stepLines = progress?.Beside(Console.Out); // the bare step line on stdout, as the reference's rank 0 prints it
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(new ReferenceFormatLoggerProvider(progress ?? Console.Error)).AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
+            .AddProvider(new BareStepLineLoggerProvider(stepLines ?? Console.Out)));
         ILogger log = loggers.CreateLogger("Bagel.Train");
 
         ExampleDataSummary data = await new ExampleDataWriter(new ExampleDataOptions { OutputFolder = Path.Combine(results, "bagel_example"), Overwrite = true }, log)
