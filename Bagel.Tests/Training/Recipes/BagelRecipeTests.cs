@@ -185,6 +185,27 @@ public sealed class BagelRecipeTests
     }
 
     [Fact]
+    public async Task FreezeUndStopsTheUnderstandingInputsTrainingButNotTheHead()
+    {
+        using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
+        List<string> flags = [.. a.Flags(a.Results, Path.Combine(a.Data, "example.yaml")), "--freeze_und"];
+        using BagelRun run = await BagelRecipe.BuildAsync(RecipeArtifacts.Bind(flags), cancellationToken: Ct);
+        Assert.True(run.Model.Config.LlmConfig.FreezeUnd);
+        using var scope = torch.NewDisposeScope();
+        Dictionary<string, torch.Tensor> embeddings = RecipeTraining.Snapshot(run.Model.LanguageModel.Model.EmbedTokens);
+        Dictionary<string, torch.Tensor> vit = RecipeTraining.Snapshot(run.Model.VitModel!);
+        Dictionary<string, torch.Tensor> head = RecipeTraining.Snapshot(run.Model.LanguageModel.LmHead);
+
+        await RecipeTraining.TrainAsync(run);
+
+        // As the reference: the und activations are detached, so the embeddings and the ViT get no gradient, but
+        // lm_head (applied after the detach) still trains.
+        Assert.Empty(RecipeTraining.Changed(run.Model.LanguageModel.Model.EmbedTokens, embeddings));
+        Assert.Empty(RecipeTraining.Changed(run.Model.VitModel!, vit));
+        Assert.NotEmpty(RecipeTraining.Changed(run.Model.LanguageModel.LmHead, head));
+    }
+
+    [Fact]
     public async Task AFineTuneCheckpointMissingATensorFailsNamingIt()
     {
         using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
