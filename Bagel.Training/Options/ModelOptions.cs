@@ -21,7 +21,7 @@ public sealed class ModelOptions
     /// <summary>Apply RMSNorm to queries and keys in the LLM. Default <c>true</c>.</summary>
     [ConfigurationKeyName("llm_qk_norm")] public bool LlmQkNorm { get; set; } = true;
 
-    /// <summary>Share the input embedding and <c>lm_head</c> weights. Default <c>false</c>.</summary>
+    /// <summary>Share the input embedding and <c>lm_head</c> weights. Default <c>false</c>; <c>true</c> is refused (not supported here).</summary>
     [ConfigurationKeyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; set; }
 
     /// <summary>Decoder layer type: <c>Qwen2DecoderLayer</c>, <c>Qwen2MoEDecoderLayer</c> or <c>Qwen2MoTDecoderLayer</c>. Default <c>Qwen2MoTDecoderLayer</c>.</summary>
@@ -45,7 +45,7 @@ public sealed class ModelOptions
     /// <summary>Most ViT patches per image side. Default <c>70</c>.</summary>
     [ConfigurationKeyName("vit_max_num_patch_per_side")] public int VitMaxNumPatchPerSide { get; set; } = 70;
 
-    /// <summary>Activation of the ViT-to-LLM connector. Default <c>gelu_pytorch_tanh</c>.</summary>
+    /// <summary>Activation of the ViT-to-LLM connector. Default and only supported value <c>gelu_pytorch_tanh</c>.</summary>
     [ConfigurationKeyName("connector_act")] public string ConnectorAct { get; set; } = "gelu_pytorch_tanh";
 
     /// <summary>Interpolate position embeddings. Default <c>false</c>.</summary>
@@ -54,7 +54,7 @@ public sealed class ModelOptions
     /// <summary>ViT layer whose output is used; the ViT depth becomes n+1+select (-2 drops the last layer). Default <c>-2</c>.</summary>
     [ConfigurationKeyName("vit_select_layer")] public int VitSelectLayer { get; set; } = -2;
 
-    /// <summary>Use rotary position embedding in the ViT. Default <c>false</c>.</summary>
+    /// <summary>Use rotary position embedding in the ViT. Default <c>false</c>; <c>true</c> is refused (only the learned table is implemented).</summary>
     [ConfigurationKeyName("vit_rope")] public bool VitRope { get; set; }
 
     /// <summary>Probability of dropping the text condition of a generation sample. Default <c>0.1</c>.</summary>

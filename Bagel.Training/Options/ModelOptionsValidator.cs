@@ -15,6 +15,9 @@ public sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
     /// </summary>
     public const int SupportedLatentPatchSize = 2;
 
+    /// <summary>The connector activation the model implements (the reference's default, <c>connector_act</c>).</summary>
+    public const string SupportedConnectorAct = "gelu_pytorch_tanh";
+
     /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, ModelOptions options)
     {
@@ -32,7 +35,11 @@ public sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
                   $"(latent patch {SupportedLatentPatchSize} × VAE downsampling {DataWiring.VaeDownsample}), so only {SupportedLatentPatchSize} (the default) is supported. Leave it at {SupportedLatentPatchSize}.");
         f.Positive("vit_patch_size", options.VitPatchSize);
         f.Positive("vit_max_num_patch_per_side", options.VitMaxNumPatchPerSide);
-        f.NotEmpty("connector_act", options.ConnectorAct);
+        f.OneOf("connector_act", options.ConnectorAct, [SupportedConnectorAct]);
+        if (options.TieWordEmbeddings)
+            f.Add("'tie_word_embeddings' is true; BAGEL trains with lm_head separate from embed_tokens (the reference's default false), and tying them is not supported here. Leave it false.");
+        if (options.VitRope)
+            f.Add("'vit_rope' is true; only SigLIP's learned position table is implemented (the reference's default false), not its 2D RoPE variant. Leave it false.");
         f.Probability("text_cond_dropout_prob", options.TextCondDropoutProb);
         f.Probability("vae_cond_dropout_prob", options.VaeCondDropoutProb);
         f.Probability("vit_cond_dropout_prob", options.VitCondDropoutProb);

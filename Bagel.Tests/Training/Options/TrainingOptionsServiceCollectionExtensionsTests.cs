@@ -17,11 +17,11 @@ public sealed class TrainingOptionsServiceCollectionExtensionsTests
     [Fact]
     public void OptionsResolveBoundFromTheirSections()
     {
-        using ServiceProvider provider = Build(("training:total_steps", "40"), ("data:num_workers", "2"), ("model:vit_rope", "true"));
+        using ServiceProvider provider = Build(("training:total_steps", "40"), ("data:num_workers", "2"), ("model:interpolate_pos", "true"));
 
         Assert.Equal(40, provider.GetRequiredService<IOptions<TrainingOptions>>().Value.TotalSteps);
         Assert.Equal(2, provider.GetRequiredService<IOptions<DataOptions>>().Value.NumWorkers);
-        Assert.True(provider.GetRequiredService<IOptions<ModelOptions>>().Value.VitRope);
+        Assert.True(provider.GetRequiredService<IOptions<ModelOptions>>().Value.InterpolatePos);
     }
 
     [Fact]
