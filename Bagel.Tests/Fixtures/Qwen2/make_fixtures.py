@@ -6,166 +6,22 @@ Run:  git -C /work/.mirror/ByteDance-Seed+Bagel/repo archive HEAD | (mkdir -p /t
 
 The reference modules (modeling/bagel/qwen2_navit.py, modeling/qwen2/modeling_qwen2.py,
 modeling/qwen2/configuration_qwen2.py, data/data_utils.py) are imported unchanged. Only what they import but the
-tested path does not exercise, or what torch 1.13 lacks, is replaced by the stand-ins below.
+tested path does not exercise, or what torch 1.13 lacks, is replaced by the stand-ins of ../reference_stubs.py
+(shared with the Siglip and Bagel scripts).
 """
-import contextlib
-import enum
 import json
 import os
-import logging
-import math
-import struct
 import sys
-import types
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reference_stubs import create_block_mask, install_reference, save_safetensors  # noqa: E402
 
 REF, OUT = sys.argv[1], sys.argv[2]
-
-
-def module(name, **attrs):
-    m = types.ModuleType(name)
-    m.__dict__.update(attrs)
-    sys.modules[name] = m
-    return m
-
-
-def package(name, path):
-    m = module(name)
-    m.__path__ = [path]
-    return m
-
-
-def identity_decorator(*args, **kwargs):
-    return lambda f: f
-
-
-class _Logger(logging.Logger):
-    def warning_once(self, *args, **kwargs):
-        pass
-
-
-# ---- transformers stand-ins -------------------------------------------------------------------------------------
-class PretrainedConfig:
-    """Stores its keyword arguments, like transformers' PretrainedConfig does for the fields used here."""
-
-    def __init__(self, **kwargs):
-        self.tie_word_embeddings = kwargs.pop("tie_word_embeddings", True)
-        self.pad_token_id = kwargs.pop("pad_token_id", None)
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-
-class PreTrainedModel(nn.Module):
-    """Holds the config; post_init() is a no-op because this script overwrites every parameter itself."""
-
-    def __init__(self, config, *args, **kwargs):
-        super().__init__()
-        self.config = config
-
-    def post_init(self):
-        pass
-
-
-def compute_default_rope_parameters(config, device=None, seq_len=None, **kwargs):
-    """Replicates transformers' default RoPE init (modeling_rope_utils._compute_default_rope_parameters):
-    inv_freq = 1 / base^(arange(0, dim, 2) / dim), dim = head_dim, attention factor 1.0."""
-    base = config.rope_theta
-    dim = config.hidden_size // config.num_attention_heads
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float().to(device) / dim))
-    return inv_freq, 1.0
-
-
-logging.setLoggerClass(_Logger)
-module("transformers")
-module("transformers.activations", ACT2FN={"silu": nn.SiLU()})  # SiLU, as transformers' ACT2FN["silu"]
-module("transformers.cache_utils", Cache=object, DynamicCache=object)
-module("transformers.generation", GenerationMixin=object)
-module("transformers.modeling_outputs", BaseModelOutputWithPast=object, CausalLMOutputWithPast=object)
-module("transformers.modeling_rope_utils", ROPE_INIT_FUNCTIONS={"default": compute_default_rope_parameters},
-       rope_config_validation=lambda config: None)
-module("transformers.modeling_utils", PreTrainedModel=PreTrainedModel)
-module("transformers.configuration_utils", PretrainedConfig=PretrainedConfig)
-module("transformers.utils", ModelOutput=object, add_start_docstrings=identity_decorator,
-       add_start_docstrings_to_model_forward=identity_decorator, replace_return_docstrings=identity_decorator,
-       is_flash_attn_2_available=lambda: False, is_flash_attn_greater_or_equal_2_10=lambda: False,
-       logging=types.SimpleNamespace(get_logger=logging.getLogger))
-module("flash_attn", flash_attn_varlen_func=None)  # inference path only
-
-# ---- torch 2.x pieces missing from torch 1.13 --------------------------------------------------------------------
-torch.compile = lambda fn, *a, **k: fn
-torch._dynamo = types.SimpleNamespace(config=types.SimpleNamespace())
-
-
-class SDPBackend(enum.Enum):
-    EFFICIENT_ATTENTION = 1
-
-
-def or_masks(*mods):
-    return lambda b, h, q, kv: torch.stack([m(b, h, q, kv) for m in mods]).any(0)
-
-
-def and_masks(*mods):
-    return lambda b, h, q, kv: torch.stack([m(b, h, q, kv) for m in mods]).all(0)
-
-
-def create_block_mask(mask_mod, B, H, Q_LEN, KV_LEN, device="cpu", **kwargs):
-    """Evaluates the mask function on the full (q, kv) grid: a dense boolean 'block mask'."""
-    q_idx = torch.arange(Q_LEN)[:, None]
-    kv_idx = torch.arange(KV_LEN)[None, :]
-    return mask_mod(0, 0, q_idx, kv_idx).expand(Q_LEN, KV_LEN)
-
-
-def flex_attention(query, key, value, block_mask, enable_gqa=False, scale=None):
-    """flex_attention math: softmax(q k^T / sqrt(d), masked) v with GQA (query head j -> kv head j // groups)."""
-    groups = query.shape[1] // key.shape[1]
-    key = key.repeat_interleave(groups, dim=1)
-    value = value.repeat_interleave(groups, dim=1)
-    scores = query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])
-    scores = scores.masked_fill(~block_mask, float("-inf"))
-    return torch.softmax(scores.float(), dim=-1).to(query.dtype) @ value
-
-
-def sdpa(q, k, v, attn_mask=None):
-    """torch 2's scaled_dot_product_attention math (additive float mask); only on the per-sample mask path."""
-    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    if attn_mask is not None:
-        scores = scores + attn_mask
-    return torch.softmax(scores, dim=-1) @ v
-
-
-F.scaled_dot_product_attention = sdpa
-module("torch.nn.attention", SDPBackend=SDPBackend, sdpa_kernel=lambda backends: contextlib.nullcontext())
-module("torch.nn.attention.flex_attention", flex_attention=flex_attention, create_block_mask=create_block_mask,
-       or_masks=or_masks, and_masks=and_masks)
-
-# ---- the reference's own modules ---------------------------------------------------------------------------------
-sys.path.insert(0, REF)
-package("modeling", f"{REF}/modeling")
-package("modeling.bagel", f"{REF}/modeling/bagel")
-package("modeling.qwen2", f"{REF}/modeling/qwen2")
-package("modeling.cache_utils", f"{REF}/modeling/cache_utils")
-package("data", f"{REF}/data")
+install_reference(REF)
 from data.data_utils import create_sparse_mask, prepare_attention_mask_per_sample  # noqa: E402
 from modeling.bagel.qwen2_navit import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
-
-
-# ---- safetensors writer (json + struct) --------------------------------------------------------------------------
-def save_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        dtype = {torch.float32: ("F32", "<f"), torch.int64: ("I64", "<q")}[t.dtype]
-        data = struct.pack(f"<{t.numel()}{dtype[1][1]}", *t.flatten().tolist())
-        header[name] = {"dtype": dtype[0], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
 
 
 # ---- tiny config and a packed batch as the packer lays it out ----------------------------------------------------

@@ -6,125 +6,22 @@ Run:  git -C /work/.mirror/ByteDance-Seed+Bagel/repo archive HEAD | (mkdir -p /t
 
 The reference modules modeling/bagel/siglip_navit.py, modeling/siglip/modeling_siglip.py,
 modeling/siglip/configuration_siglip.py and data/data_utils.py are imported unchanged. Only what they import from
-transformers / flash_attn (absent here), and what torch 1.13 lacks, is replaced by the stand-ins below.
+transformers / flash_attn (absent here), and what torch 1.13 lacks, is replaced by the stand-ins of
+../reference_stubs.py (shared with the Qwen2 and Bagel scripts).
 """
 import json
-import logging
+import os
 import struct
 import sys
-import types
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reference_stubs import PreTrainedModel, install_reference, save_safetensors  # noqa: E402
 
 REF, OUT = sys.argv[1], sys.argv[2]
-
-
-def module(name, **attrs):
-    m = types.ModuleType(name)
-    m.__dict__.update(attrs)
-    sys.modules[name] = m
-    return m
-
-
-def package(name, path):
-    m = module(name)
-    m.__path__ = [path]
-    return m
-
-
-def decorator_factory(*args, **kwargs):
-    return lambda f: f
-
-
-# ---- transformers stand-ins -------------------------------------------------------------------------------------
-class PretrainedConfig:
-    """Stores its keyword arguments, like transformers' PretrainedConfig does for the fields used here."""
-
-    def __init__(self, **kwargs):
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-
-class PreTrainedModel(nn.Module):
-    """Holds the config; post_init() does nothing because this script overwrites every parameter itself."""
-
-    def __init__(self, config, *args, **kwargs):
-        super().__init__()
-        self.config = config
-
-    def post_init(self):
-        pass
-
-
-class ACT2FNStandIn(dict):
-    """transformers' ACT2FN maps a name to a new module instance; only gelu_pytorch_tanh is on the tested path and
-    is replicated exactly: transformers' PytorchGELUTanh = F.gelu(x, approximate="tanh")."""
-
-    def __getitem__(self, name):
-        if name != "gelu_pytorch_tanh":
-            raise KeyError(name)
-        return nn.GELU(approximate="tanh")
-
-
-class ModelOutput:
-    """Base of the reference's output dataclasses (never instantiated on the tested path)."""
-
-
-class OutputStandIn:
-    """transformers output classes (never instantiated on the tested path)."""
-
-
-def unused(*args, **kwargs):
-    raise AssertionError("not on the tested path")
-
-
-logging.getLogger("transformers").setLevel(logging.ERROR)
-module("transformers")
-module("transformers.activations", ACT2FN=ACT2FNStandIn())
-module("transformers.modeling_attn_mask_utils", _prepare_4d_attention_mask=unused)
-module("transformers.modeling_outputs", BaseModelOutput=OutputStandIn, BaseModelOutputWithPooling=OutputStandIn,
-       ImageClassifierOutput=OutputStandIn)
-module("transformers.modeling_utils", PreTrainedModel=PreTrainedModel)
-module("transformers.configuration_utils", PretrainedConfig=PretrainedConfig)
-module("transformers.utils", ModelOutput=ModelOutput, add_start_docstrings=decorator_factory,
-       add_start_docstrings_to_model_forward=decorator_factory, is_flash_attn_2_available=lambda: False,
-       is_flash_attn_greater_or_equal_2_10=lambda: False, logging=types.SimpleNamespace(get_logger=logging.getLogger),
-       replace_return_docstrings=decorator_factory, torch_int=int)
-
-
-# ---- flash_attn stand-in: per-image masked softmax ----------------------------------------------------------------
-def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal=False, **kwargs):
-    """Varlen flash attention's math: for each sequence [cu[i], cu[i+1]) softmax(q kᵀ / sqrt(hd)) v over that sequence
-    only (non-causal), done as one masked softmax over the pack. The reference hands in bf16 q/k/v; they are upcast
-    to f32 here (flash-attn also accumulates in f32) and the result is returned in f32, so the f32 out_proj runs
-    without autocast. The bf16 rounding of q/k/v that the reference applies before the call stays in the fixture."""
-    assert not causal and torch.equal(cu_seqlens_q, cu_seqlens_k) and max_seqlen_q == max_seqlen_k
-    q, k, v = q.float(), k.float(), v.float()
-    n, heads, hd = q.shape
-    image = torch.zeros(n, dtype=torch.long)
-    for i in range(len(cu_seqlens_q) - 1):
-        image[int(cu_seqlens_q[i]):int(cu_seqlens_q[i + 1])] = i
-    allowed = image[:, None] == image[None, :]
-    scores = torch.einsum("qhd,khd->hqk", q, k) / hd ** 0.5
-    scores = scores.masked_fill(~allowed, float("-inf"))
-    return torch.einsum("hqk,khd->qhd", scores.softmax(-1), v)
-
-
-module("flash_attn", flash_attn_varlen_func=flash_attn_varlen_func)
-
-# torch 2.x piece torch 1.13 lacks; data/data_utils.py imports it at module level (unused by patchify / position ids)
-module("torch.nn.attention")
-module("torch.nn.attention.flex_attention", or_masks=unused, and_masks=unused)
-
-# bare packages so that modeling/__init__.py, modeling/bagel/__init__.py and modeling/siglip/__init__.py do not run
-package("modeling", f"{REF}/modeling")
-package("modeling.bagel", f"{REF}/modeling/bagel")
-package("modeling.siglip", f"{REF}/modeling/siglip")
-package("data", f"{REF}/data")
-sys.path.insert(0, REF)
-
+install_reference(REF)
 from modeling.bagel.siglip_navit import SiglipVisionConfig, SiglipVisionModel  # noqa: E402
 from data.data_utils import patchify, get_flattened_position_ids_extrapolate  # noqa: E402
 
