@@ -11,7 +11,6 @@ transformers / flash_attn (absent here), and what torch 1.13 lacks, is replaced 
 """
 import json
 import os
-import struct
 import sys
 
 import torch
@@ -24,22 +23,6 @@ REF, OUT = sys.argv[1], sys.argv[2]
 install_reference(REF)
 from modeling.bagel.siglip_navit import SiglipVisionConfig, SiglipVisionModel  # noqa: E402
 from data.data_utils import patchify, get_flattened_position_ids_extrapolate  # noqa: E402
-
-
-# ---- safetensors writer (json + struct) --------------------------------------------------------------------------
-def save_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        dtype = {torch.float32: ("F32", "f"), torch.int64: ("I64", "q")}[t.dtype]
-        data = struct.pack(f"<{t.numel()}{dtype[1]}", *t.flatten().tolist())
-        header[name] = {"dtype": dtype[0], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
 
 
 # ---- tiny config: the "file" has 3 layers; the trainer builds L + 1 + vit_select_layer(-2) = 2 ---------------------
