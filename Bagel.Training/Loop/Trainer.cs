@@ -117,7 +117,7 @@ public sealed partial class Trainer : IDisposable
             int windowSteps = 0;
             while (step < _options.TotalSteps && !cancellationToken.IsCancellationRequested)
             {
-                (TrainingStepReport report, double dataWait) = await TrainStepAsync(step, batches);
+                TrainingStepReport report = await TrainStepAsync(step, batches);
                 tokensSeen += report.Tokens;
                 samplesSeen += report.Samples;
                 step++;
@@ -125,7 +125,7 @@ public sealed partial class Trainer : IDisposable
 
                 if (report.Step % _options.LogEvery == 0)
                 {
-                    await LogStepAsync(report, _time.GetElapsedTime(windowStart), windowSteps, dataWait);
+                    await LogStepAsync(report, _time.GetElapsedTime(windowStart), windowSteps);
                     windowStart = _time.GetTimestamp();
                     windowSteps = 0;
                 }
@@ -147,7 +147,7 @@ public sealed partial class Trainer : IDisposable
     }
 
     /// <summary>One optimizer step: <c>gradient_accumulation_steps</c> micro-batches forward and backward, then the update.</summary>
-    private async Task<(TrainingStepReport Report, double DataWaitSeconds)> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches)
+    private async Task<TrainingStepReport> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches)
     {
         int microBatches = _options.GradientAccumulationSteps;
         double mse = 0, ce = 0, total = 0, dataWait = 0, forwardBackward = 0;
@@ -185,7 +185,7 @@ public sealed partial class Trainer : IDisposable
         {
             DataWaitSeconds = dataWait, ForwardBackwardSeconds = forwardBackward, OptimizerStepSeconds = optimizerStep, OptimizerStep = result,
         };
-        return (report, dataWait);
+        return report;
     }
 
     /// <summary>The batch on the compute device: itself on the CPU, else a moved copy (the CPU original is disposed).</summary>
@@ -196,7 +196,7 @@ public sealed partial class Trainer : IDisposable
     }
 
     /// <summary>Logs <paramref name="report"/>; the speed figures cover the <paramref name="windowSteps"/> steps since the last line.</summary>
-    private async Task LogStepAsync(TrainingStepReport report, TimeSpan elapsed, int windowSteps, double dataWait)
+    private async Task LogStepAsync(TrainingStepReport report, TimeSpan elapsed, int windowSteps)
     {
         ThroughputReport speed = _throughput.Report(elapsed, windowSteps);
         _throughput.Reset();
@@ -204,7 +204,7 @@ public sealed partial class Trainer : IDisposable
         TrainingLog.Step(_logger, TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples));
         if (_sinks.Count == 0) return;
         var figures = new StepFigures(report.Mse, report.Ce, report.LearningRate, report.MseTokens, report.CeTokens, report.GradNorm,
-            report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _stepper.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: dataWait);
+            report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _stepper.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: report.DataWaitSeconds);
         StepMetrics metrics = StepMetricsFactory.Create(report.Step, _time.GetUtcNow(), figures);
         // Metric sinks are written even after cancellation was requested: the step they describe did complete.
         foreach (IMetricSink sink in _sinks) await sink.WriteAsync(metrics, CancellationToken.None);
