@@ -22,7 +22,11 @@ public sealed record TrainingComponents(torch.nn.Module Model, AdamW Optimizer, 
 /// <param name="CompletedSteps">Optimizer steps completed (the folder's number).</param>
 /// <param name="TokensSeen">Real tokens trained on so far.</param>
 /// <param name="SamplesSeen">Samples trained on so far.</param>
-public sealed record TrainProgress(long CompletedSteps, long TokensSeen = 0, long SamplesSeen = 0);
+public sealed record TrainProgress(long CompletedSteps, long TokensSeen = 0, long SamplesSeen = 0)
+{
+    /// <summary>The counters after one more optimizer step that trained on <paramref name="tokens"/> and <paramref name="samples"/>.</summary>
+    public TrainProgress AfterStep(long tokens, long samples) => new(CompletedSteps + 1, TokensSeen + tokens, SamplesSeen + samples);
+}
 
 /// <summary>What a restore loaded.</summary>
 /// <param name="StartStep">0-based index of the first step to train.</param>

@@ -7,13 +7,13 @@ namespace Bagel.Training.Loop;
 /// The seam between the model and the training loop: what the loop needs from a model for one micro-batch.
 /// The BAGEL composite implements it through <c>Bagel.Training.Models.BagelTrainingModel</c>. <see cref="Trainer"/> (built by
 /// <see cref="TrainerBuilder"/>) drives it in the reference's order (training.md 5.4), using only pieces of this
-/// assembly around the call to <see cref="Forward"/>:
+/// assembly around the call to <see cref="Forward"/>, the same ones a custom loop calls through a <see cref="TrainingSession"/>:
 /// <list type="number">
-/// <item><c>ResumePlanner.Plan</c> → <c>TrainingCheckpointer.Restore</c> (weights, EMA, optimizer, schedule, RNG, data status, start step);</item>
+/// <item><c>TrainingSession.Restore</c>: seeds torch's generator, then <c>ResumePlanner.Plan</c> → <c>TrainingCheckpointer.Restore</c> (weights, EMA, optimizer, schedule, RNG, data status, start step);</item>
 /// <item>per micro-batch: <see cref="Forward"/> → <c>TrainingLoss.Combine</c> → <c>Total.backward()</c>; <c>ThroughputWindow.Add</c>;</item>
 /// <item>at an accumulation boundary: <c>OptimizerStepper.Step</c> (clip, NaN guard, AdamW, schedule, EMA, zero grad);</item>
 /// <item>every <c>log_every</c>: <c>TrainLogLine.Format</c> through <c>TrainingLog.Step</c>, <c>StepMetricsFactory.Create</c> to each <c>IMetricSink</c>;</item>
-/// <item>every <c>save_every</c> and at the end: <c>TrainingCheckpointer.Save</c> with the data status.</item>
+/// <item>every <c>save_every</c> and at the end: <c>TrainingSession.Save</c> (→ <c>TrainingCheckpointer.Save</c>) with the data status.</item>
 /// </list>
 /// </summary>
 public interface ITrainableModel

@@ -1,17 +1,13 @@
 using System.Diagnostics;
 using Bagel.Core.Batching;
-using Bagel.Core.DataStatus;
 using Bagel.Core.Devices;
 using Bagel.Core.Metrics;
-using Bagel.Core.Randomness;
 using Bagel.Training.Checkpoints;
-using Bagel.Training.Ema;
 using Bagel.Training.Logging;
 using Bagel.Training.Loss;
 using Bagel.Training.Metrics;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
-using Bagel.Training.Schedules;
 using Bagel.Training.Validation;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
@@ -22,7 +18,9 @@ namespace Bagel.Training.Loop;
 /// <summary>
 /// The training loop (training.md 5.4), read top to bottom in <see cref="RunAsync"/>: restore, then per step get the
 /// micro-batches, forward, loss, backward, optimizer step (clip, NaN guard, AdamW, schedule, EMA), log, save. Build
-/// one with <see cref="TrainerBuilder"/>. A trainer runs once; it owns the EMA copy, the optimizer and the RNG streams.
+/// one with <see cref="TrainerBuilder"/>. A trainer runs once; the stateful pieces (optimizer, schedule, EMA copy, RNG
+/// streams, NaN guard, checkpointer) live in its <see cref="TrainingSession"/>, the same one a custom loop uses
+/// (docs/custom-loop.md), so their checkpoints are interchangeable.
 /// </summary>
 public sealed partial class Trainer : IDisposable
 {
@@ -35,12 +33,7 @@ public sealed partial class Trainer : IDisposable
     private readonly IReadOnlyList<Action<CheckpointInfo>> _onSave;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly LossWeights _lossWeights;
-    private readonly RandomStreams _streams;
-    private readonly EmaModel _ema;
-    private readonly AdamW _optimizer;
-    private readonly OptimizerStepper _stepper;
-    private readonly TrainingCheckpointer _checkpointer;
+    private readonly TrainingSession _session;
     private readonly ThroughputWindow _throughput;
     private readonly ComputeSelection _compute;
     private readonly ValidationRunner? _validation;
@@ -57,33 +50,24 @@ public sealed partial class Trainer : IDisposable
         _onSave = settings.OnSave;
         _logger = settings.Logger;
         _time = settings.Time;
-        _lossWeights = LossWeights.FromOptions(_options);
-        _streams = new RandomStreams(_options.GlobalSeed);
-        _ema = EmaModel.Create(_model.Module, _model.CreateTwin, _options.Ema);
         _compute = settings.Compute;
-        AdamWOptions adamW = AdamWOptions.FromTrainingOptions(_options);
-        adamW.FlatBuffers = settings.FlatBufferOptimizer;
-        _optimizer = settings.ParameterGroups is { } groups
-            ? AdamWFactory.Create(groups(_model.Module), adamW)
-            : AdamWFactory.Create(_model.Module, adamW);
-        var scheduler = new LearningRateScheduler(_optimizer, settings.Schedule ?? LearningRateSchedules.FromOptions(_options));
-        var guard = new NonFiniteStepGuard(settings.MaxConsecutiveNonFiniteSteps);
-        _stepper = new OptimizerStepper(_optimizer, scheduler, _ema, guard, _options.MaxGradNorm, _logger);
-        var components = new TrainingComponents(_model.Module, _optimizer, scheduler, _ema, _streams, guard, RunInfo.Capture(_config));
-        var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = _options.CheckpointDir, KeepLast = settings.KeepLastCheckpoints }, _logger);
-        _checkpointer = new TrainingCheckpointer(writer, components, _logger, _time);
+        _session = new TrainingSession(_model, _config, new TrainingSessionOptions
+        {
+            MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
+            Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
+        }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
-        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _lossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
+        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
     public TrainingConfiguration Configuration => _config;
 
     /// <summary>The EMA copy of the model (decay <c>ema</c>).</summary>
-    public torch.nn.Module EmaModule => _ema.Module;
+    public torch.nn.Module EmaModule => _session.Ema.Module;
 
     /// <summary>The AdamW optimizer (for inspection; the loop steps it).</summary>
-    public AdamW Optimizer => _optimizer;
+    public AdamW Optimizer => _session.Optimizer;
 
     /// <summary>
     /// Trains from the resumed step (or 0) up to <c>total_steps</c>. Cancelling <paramref name="cancellationToken"/>
@@ -99,17 +83,15 @@ public sealed partial class Trainer : IDisposable
         if (_started) throw new InvalidOperationException("A Trainer runs once; build a new one (it resumes from the last checkpoint).");
         _started = true;
 
-        _streams.SeedTorchGlobal(worldSize: 1, _logger);
-        RestoreResult restored = _checkpointer.Restore(ResumePlanner.Plan(_options, _logger), cancellationToken);
-        RankDataStatus? dataResume = restored.DataStatus?.ForResume(0, 1, _data.NumWorkers, logger: _logger);
-        long startStep = restored.StartStep, step = startStep;
-        long tokensSeen = restored.State?.TokensSeen ?? 0, samplesSeen = restored.State?.SamplesSeen ?? 0;
+        TrainingResume resume = _session.Restore(cancellationToken); // seeds torch's generator, then weights, optimizer, schedule, RNG, counters
+        TrainProgress progress = resume.Progress;
+        long startStep = resume.StartStep, step = startStep;
         LogStart(_logger, startStep, _options.TotalSteps);
 
         // The data stream has its own token: a cancelled run still finishes the step it is in, so that the saved data
         // status is the one after the last completed step.
         using var dataStop = new CancellationTokenSource();
-        await using IAsyncEnumerator<PackedBatch> batches = _data.Read(dataResume, dataStop.Token).GetAsyncEnumerator(dataStop.Token);
+        await using IAsyncEnumerator<PackedBatch> batches = _data.Read(resume.DataStatus, dataStop.Token).GetAsyncEnumerator(dataStop.Token);
         try
         {
             _model.Module.train();
@@ -118,8 +100,7 @@ public sealed partial class Trainer : IDisposable
             while (step < _options.TotalSteps && !cancellationToken.IsCancellationRequested)
             {
                 TrainingStepReport report = await TrainStepAsync(step, batches);
-                tokensSeen += report.Tokens;
-                samplesSeen += report.Samples;
+                progress = progress.AfterStep(report.Tokens, report.Samples);
                 step++;
                 windowSteps++;
 
@@ -130,15 +111,15 @@ public sealed partial class Trainer : IDisposable
                     windowSteps = 0;
                 }
                 foreach (Action<TrainingStepReport> callback in _onStep) callback(report);
-                if (step % _options.SaveEvery == 0 && step < _options.TotalSteps) await SaveAsync(step, tokensSeen, samplesSeen);
+                if (step % _options.SaveEvery == 0 && step < _options.TotalSteps) await SaveAsync(progress);
                 if (_validation?.IsDue(step) == true && step < _options.TotalSteps) await _validation.RunAsync(step);
             }
 
             bool cancelled = step < _options.TotalSteps;
             if (cancelled) LogCancelled(_logger, step);
-            CheckpointInfo last = await SaveAsync(step, tokensSeen, samplesSeen); // while the stream is open: its status is exact
+            CheckpointInfo last = await SaveAsync(progress); // while the stream is open: its status is exact
             if (_validation is not null && !cancelled) await _validation.RunAsync(step); // a stop request skips the final evaluation
-            return new TrainingRunResult(startStep, step, _stepper.Guard.TotalSkipped, cancelled, last.Folder);
+            return new TrainingRunResult(startStep, step, _session.Guard.TotalSkipped, cancelled, last.Folder);
         }
         finally
         {
@@ -163,7 +144,7 @@ public sealed partial class Trainer : IDisposable
             using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
             ModelLossOutputs outputs = _model.Forward(batch);
-            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _lossWeights);
+            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _session.LossWeights);
             loss.Total.backward(); // Combine already divides by gradient_accumulation_steps
 
             total += loss.Total.item<float>();
@@ -179,7 +160,7 @@ public sealed partial class Trainer : IDisposable
 
         OptimizerStepResult result;
         long stepStart = _time.GetTimestamp();
-        using (torch.NewDisposeScope()) result = _stepper.Step(step, total);
+        using (torch.NewDisposeScope()) result = _session.Stepper.Step(step, total);
         double optimizerStep = _time.GetElapsedTime(stepStart).TotalSeconds;
         var report = new TrainingStepReport(step, mse, ce, total, result.LearningRate, result.GradNorm, result.Skipped, ceTokens, mseTokens, samples, tokens)
         {
@@ -204,31 +185,23 @@ public sealed partial class Trainer : IDisposable
         TrainingLog.Step(_logger, TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples));
         if (_sinks.Count == 0) return;
         var figures = new StepFigures(report.Mse, report.Ce, report.LearningRate, report.MseTokens, report.CeTokens, report.GradNorm,
-            report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _stepper.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: report.DataWaitSeconds);
+            report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _session.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: report.DataWaitSeconds);
         StepMetrics metrics = StepMetricsFactory.Create(report.Step, _time.GetUtcNow(), figures);
         // Metric sinks are written even after cancellation was requested: the step they describe did complete.
         foreach (IMetricSink sink in _sinks) await sink.WriteAsync(metrics, CancellationToken.None);
     }
 
-    private async Task<CheckpointInfo> SaveAsync(long completedSteps, long tokensSeen, long samplesSeen)
+    private async Task<CheckpointInfo> SaveAsync(TrainProgress progress)
     {
-        DataStatusDocument? status = _data.CaptureStatus is { } capture
-            ? new DataStatusDocument { WorldSize = 1, NumWorkers = _data.NumWorkers, Ranks = [capture()] }
-            : null;
         // Never cancelled: a half-written checkpoint is worse than a late stop (the writer is atomic either way).
-        CheckpointInfo info = _checkpointer.Save(new TrainProgress(completedSteps, tokensSeen, samplesSeen), status, CancellationToken.None);
+        CheckpointInfo info = _session.Save(progress, _data.CaptureStatus?.Invoke(), CancellationToken.None);
         foreach (IMetricSink sink in _sinks) await sink.FlushAsync(CancellationToken.None);
         foreach (Action<CheckpointInfo> callback in _onSave) callback(info);
         return info;
     }
 
-    /// <summary>Disposes the EMA copy and the RNG streams (the model belongs to the caller).</summary>
-    public void Dispose()
-    {
-        _ema.Dispose();
-        _optimizer.Dispose();
-        _streams.Dispose();
-    }
+    /// <summary>Disposes the session's EMA copy, optimizer and RNG streams (the model belongs to the caller).</summary>
+    public void Dispose() => _session.Dispose();
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Training from step {StartStep} to total_steps {TotalSteps}.")]
     private static partial void LogStart(ILogger logger, long startStep, long totalSteps);

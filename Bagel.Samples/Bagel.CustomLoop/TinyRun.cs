@@ -1,0 +1,144 @@
+using System.Text;
+using System.Text.Json;
+using Bagel.Data.Example;
+using Bagel.Data.Packing;
+using Bagel.Data.Pipeline;
+using Bagel.Data.Tokenization;
+using Bagel.Models.Bagel;
+using Bagel.Models.FluxVae;
+using Bagel.Models.Qwen2;
+using Bagel.Models.Siglip;
+using Bagel.Training.Loop;
+using Bagel.Training.Metrics;
+using Bagel.Training.Models;
+using Bagel.Training.Options;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+
+namespace Bagel.CustomLoop;
+
+/// <summary>
+/// What the loop trains, built from nothing but the clone: the example dataset (the reference's <c>bagel_example</c>
+/// layout), a byte-level tokenizer, the data pipeline, the tiny BAGEL (the tiny preset's sizes, randomly initialised)
+/// and the flags. The same pieces serve the <see cref="Trainer"/>, so a checkpoint of either resumes in the other.
+/// </summary>
+public sealed class TinyRun : IDisposable
+{
+    /// <summary>The example data's VAE images are at most 64 px: 4 latent tokens per side.</summary>
+    public const int MaxLatentSize = 4;
+
+    private readonly BagelModel _model;
+    private readonly FluxAutoEncoder _vae;
+
+    private TinyRun(BagelModel model, FluxAutoEncoder vae, BagelTrainingModel trainable, DataPipeline data, TrainingConfiguration configuration, Qwen2FlopConfig flops)
+    {
+        _model = model;
+        _vae = vae;
+        Model = trainable;
+        Data = data;
+        Configuration = configuration;
+        Flops = flops;
+    }
+
+    /// <summary>The model as the loop sees it: the composite plus the frozen VAE that encodes the target images.</summary>
+    public BagelTrainingModel Model { get; }
+
+    /// <summary>The data pipeline over the example data: an endless, resumable stream of packed batches.</summary>
+    public DataPipeline Data { get; }
+
+    /// <summary>The reference's flags for this run (<c>auto_resume</c> on, so a rerun continues from the last checkpoint).</summary>
+    public TrainingConfiguration Configuration { get; }
+
+    /// <summary>The language model's sizes, for the log line's FLOPs and MFU.</summary>
+    public Qwen2FlopConfig Flops { get; }
+
+    /// <summary>
+    /// Writes the example data under <paramref name="dataFolder"/> (kept when it is already there), builds the pipeline
+    /// and a freshly initialised tiny BAGEL (torch seed 0), and sets the flags for <paramref name="totalSteps"/> steps
+    /// checkpointing into <paramref name="checkpointDir"/> every <paramref name="saveEvery"/> steps.
+    /// </summary>
+    public static async Task<TinyRun> CreateAsync(string dataFolder, string checkpointDir, int totalSteps, int saveEvery, ILogger logger, CancellationToken cancellationToken)
+    {
+        var example = new ExampleDataOptions { OutputFolder = dataFolder, Overwrite = true };
+        string datasetInfo = Path.Combine(dataFolder, ExampleDataLayout.DatasetInfoFile), mix = Path.Combine(dataFolder, ExampleDataLayout.MixConfigFile);
+        if (!File.Exists(datasetInfo) || !File.Exists(mix))
+        {
+            ExampleDataSummary written = await new ExampleDataWriter(example, logger).WriteAsync(cancellationToken: cancellationToken);
+            (datasetInfo, mix) = (written.DatasetInfoPath, written.MixConfigPath);
+        }
+        BagelTokenizerSetup tokenizer = BagelSpecialTokens.Apply(ByteLevelTokenizer(Path.Combine(dataFolder, "tokenizer"), logger));
+
+        TrainingConfiguration configuration = TrainingConfiguration.Defaults();
+        configuration.Data.NumWorkers = 1;
+        configuration.Data.PrefetchFactor = 2;
+        TrainingOptions training = configuration.Training;
+        training.TotalSteps = totalSteps;
+        training.SaveEvery = saveEvery;
+        training.LogEvery = 1;
+        training.Lr = 3e-3;
+        training.WarmupSteps = 0;
+        training.Ema = 0.99;
+        training.AutoResume = true;
+        training.CheckpointDir = checkpointDir;
+        training.ResultsDir = Path.GetDirectoryName(Path.GetFullPath(checkpointDir))!;
+
+        var packing = new PackingOptions
+        {
+            ExpectedNumTokens = 384, MaxNumTokens = 512, MaxNumTokensPerSample = 512, PreferBufferBefore = 256, MaxBufferSize = 8,
+            TextCondDropoutProb = 0, VitCondDropoutProb = 0, VaeCondDropoutProb = 0, MaxLatentSize = MaxLatentSize,
+        };
+        var factory = new DataPipelineFactory(tokenizer, new DataPipelineOptions { NumWorkers = 1, PrefetchFactor = 2, DataSeed = 42, Packing = packing }, logger: logger);
+        DataPipeline data = await factory.CreateFromFilesAsync(datasetInfo, mix, cancellationToken: cancellationToken);
+
+        BagelConfig config = ModelConfig(tokenizer.Tokenizer.Count);
+        torch.manual_seed(0);
+        var model = new BagelModel(config);
+        var vae = new FluxAutoEncoder(config.VaeConfig!);
+        var trainable = new BagelTrainingModel(model, vae, () => new BagelModel(config));
+        Qwen2Config llm = config.LlmConfig;
+        var flops = new Qwen2FlopConfig(llm.HiddenSize, llm.IntermediateSize, llm.NumHiddenLayers, llm.NumAttentionHeads, llm.NumKeyValueHeads, llm.VocabSize);
+        return new TinyRun(model, vae, trainable, data, configuration, flops);
+    }
+
+    /// <summary>The tiny preset's model sizes over a vocabulary of <paramref name="vocabulary"/> tokens.</summary>
+    private static BagelConfig ModelConfig(int vocabulary) => new()
+    {
+        LlmConfig = new Qwen2Config
+        {
+            HiddenSize = 64, NumHiddenLayers = 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, IntermediateSize = 128, VocabSize = vocabulary,
+        }.WithBagelOverrides(Qwen2LayerModule.Qwen2MoTDecoderLayer),
+        VitConfig = new SiglipVisionConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 3, NumAttentionHeads = 2, ImageSize = 980, PatchSize = 14 }.WithBagelOverrides(),
+        VaeConfig = new FluxVaeConfig(3, 32, 3, [1, 1, 1, 1], 1, 16, 0.3611, 0.1159),
+        MaxLatentSize = MaxLatentSize,
+    };
+
+    // TODO(merge): use the library's self-built tokenizer from issue #15 item 1
+    /// <summary>
+    /// A Qwen2-style byte-level BPE tokenizer with no merges: one token per UTF-8 byte (256 tokens, in the byte-to-
+    /// character mapping byte-level BPE uses), plus BAGEL's special tokens once <see cref="BagelSpecialTokens.Apply"/>
+    /// adds them. Every text encodes; the model just sees bytes instead of Qwen2.5's 151k-token vocabulary.
+    /// </summary>
+    private static Qwen2Tokenizer ByteLevelTokenizer(string folder, ILogger logger)
+    {
+        Directory.CreateDirectory(folder);
+        var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
+        int shifted = 0;
+        for (int b = 0; b < 256; b++)
+        {
+            // Printable bytes stand for themselves; the others move to code points 256 and up, so none is whitespace or control.
+            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            vocabulary.Add(((char)(printable ? b : 256 + shifted++)).ToString(), b);
+        }
+        string vocab = Path.Combine(folder, Qwen2Tokenizer.VocabFileName), merges = Path.Combine(folder, Qwen2Tokenizer.MergesFileName);
+        File.WriteAllText(vocab, JsonSerializer.Serialize(vocabulary), new UTF8Encoding(false));
+        File.WriteAllText(merges, "#version: 0.2\n", new UTF8Encoding(false));
+        return Qwen2Tokenizer.FromVocabAndMerges(vocab, merges, logger: logger);
+    }
+
+    /// <summary>Disposes the model and the VAE.</summary>
+    public void Dispose()
+    {
+        _model.Dispose();
+        _vae.Dispose();
+    }
+}

@@ -1,0 +1,153 @@
+using Bagel.Core.DataStatus;
+using Bagel.Core.Randomness;
+using Bagel.Training.Checkpoints;
+using Bagel.Training.Ema;
+using Bagel.Training.Loss;
+using Bagel.Training.Optimization;
+using Bagel.Training.Options;
+using Bagel.Training.Schedules;
+using Microsoft.Extensions.Logging;
+using TorchSharp.Modules;
+
+namespace Bagel.Training.Loop;
+
+/// <summary>
+/// The stateful pieces of one training run, built from the reference's flags and owned in one place: the AdamW
+/// optimizer, the learning-rate scheduler, the EMA copy, the loop's RNG streams, the non-finite step guard, the
+/// optimizer stepper and the checkpointer. <see cref="Trainer"/> runs on a session; a loop of your own builds one and
+/// makes the same three calls, so both read and write the same checkpoints:
+/// <list type="number">
+/// <item><see cref="Restore(CancellationToken)"/> once, before the first step: seeds torch's global generator, then
+/// loads what <c>auto_resume</c> / <c>resume_from</c> point at (weights, EMA, optimizer, schedule, RNG states, counters)
+/// and hands back the data status to start the data pipeline from;</item>
+/// <item><see cref="Stepper"/>'s <c>Step</c> after the backward of each step's last micro-batch (clip, NaN guard,
+/// AdamW, schedule, EMA, zero grad);</item>
+/// <item><see cref="Save"/> every <c>save_every</c> steps and at the end, with the data pipeline's status.</item>
+/// </list>
+/// The model (and the VAE inside it) belongs to the caller; <see cref="Dispose"/> releases what the session created.
+/// See <c>docs/custom-loop.md</c>.
+/// </summary>
+public sealed class TrainingSession : IDisposable
+{
+    private readonly TrainingCheckpointer _checkpointer;
+    private readonly ILogger? _logger;
+    private bool _restored;
+
+    /// <summary>
+    /// Builds the optimizer (AdamW from <c>lr</c>, <c>beta1</c>, <c>beta2</c>, <c>eps</c>, <c>weight_decay</c>), the schedule
+    /// (<c>lr_scheduler</c>, <c>warmup_steps</c>, <c>total_steps</c>, <c>min_lr</c>), the EMA copy (decay <c>ema</c>, built
+    /// with <see cref="ITrainableModel.CreateTwin"/>), the RNG streams (<c>global_seed</c>) and the checkpointer
+    /// (<c>checkpoint_dir</c>). Building the EMA twin draws from torch's global generator; <see cref="Restore(CancellationToken)"/>
+    /// reseeds it afterwards, so nothing drawn before it matters.
+    /// </summary>
+    /// <param name="model">The model to train; its trainable parameters are what the optimizer updates.</param>
+    /// <param name="configuration">The reference's flags (validated here; every bad value is reported at once).</param>
+    /// <param name="options">The choices beyond the flags (default: the reference's behaviour).</param>
+    /// <param name="logger">Receives the resume plan, skipped steps and checkpoint lines; optional.</param>
+    /// <exception cref="InvalidTrainingOptionsException">A flag is invalid.</exception>
+    public TrainingSession(ITrainableModel model, TrainingConfiguration configuration, TrainingSessionOptions? options = null, ILogger? logger = null)
+    {
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+        Configuration = (configuration ?? throw new ArgumentNullException(nameof(configuration))).ValidateOrThrow();
+        options ??= new TrainingSessionOptions();
+        _logger = logger;
+        TrainingOptions training = configuration.Training;
+        LossWeights = LossWeights.FromOptions(training);
+        Streams = new RandomStreams(training.GlobalSeed);
+        Ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema);
+        var adamW = AdamWOptions.FromTrainingOptions(training);
+        adamW.FlatBuffers = options.FlatBufferOptimizer;
+        Optimizer = options.ParameterGroups is { } groups
+            ? AdamWFactory.Create(groups(model.Module), adamW)
+            : AdamWFactory.Create(model.Module, adamW);
+        Scheduler = new LearningRateScheduler(Optimizer, options.Schedule ?? LearningRateSchedules.FromOptions(training));
+        Guard = new NonFiniteStepGuard(options.MaxConsecutiveNonFiniteSteps);
+        Stepper = new OptimizerStepper(Optimizer, Scheduler, Ema, Guard, training.MaxGradNorm, logger);
+        var components = new TrainingComponents(model.Module, Optimizer, Scheduler, Ema, Streams, Guard, RunInfo.Capture(configuration));
+        var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = training.CheckpointDir, KeepLast = options.KeepLastCheckpoints }, logger);
+        _checkpointer = new TrainingCheckpointer(writer, components, logger, options.Time);
+    }
+
+    /// <summary>The model being trained (the caller's; not disposed here).</summary>
+    public ITrainableModel Model { get; }
+
+    /// <summary>The flags this session was built from.</summary>
+    public TrainingConfiguration Configuration { get; }
+
+    /// <summary>The loss weights from <c>ce_weight</c>, <c>mse_weight</c>, <c>ce_loss_reweighting</c> and <c>gradient_accumulation_steps</c>, for <c>TrainingLoss.Combine</c>.</summary>
+    public LossWeights LossWeights { get; }
+
+    /// <summary>The AdamW optimizer over the model's trainable parameters (saved as <c>optimizer.safetensors</c>).</summary>
+    public AdamW Optimizer { get; }
+
+    /// <summary>The learning-rate scheduler; its step counter is saved and checked against the train state.</summary>
+    public LearningRateScheduler Scheduler { get; }
+
+    /// <summary>The EMA copy of the model (saved as <c>ema.safetensors</c>); updated by <see cref="Stepper"/> after every applied step.</summary>
+    public EmaModel Ema { get; }
+
+    /// <summary>The loop's named RNG streams from <c>global_seed</c>; saved with torch's global generator in every checkpoint.</summary>
+    public RandomStreams Streams { get; }
+
+    /// <summary>The NaN/Inf guard; its counters go into the train state.</summary>
+    public NonFiniteStepGuard Guard { get; }
+
+    /// <summary>One optimizer step after backward: clip to <c>max_grad_norm</c>, NaN guard, AdamW, schedule, EMA, zero grad.</summary>
+    public OptimizerStepper Stepper { get; }
+
+    /// <summary>
+    /// Seeds torch's global generator from <c>global_seed</c> (as the reference's <c>set_seed</c> before training) and
+    /// restores the run that <c>auto_resume</c>, <c>resume_from</c>, <c>resume_model_only</c> and <c>finetune_from_ema</c>
+    /// choose (see <see cref="ResumePlanner"/>). Call it once, after building the data pipeline and before the first step.
+    /// </summary>
+    /// <param name="cancellationToken">Stops loading between tensors.</param>
+    /// <returns>The counters to continue from and the data status to start the data after.</returns>
+    /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit the model.</exception>
+    public TrainingResume Restore(CancellationToken cancellationToken = default) =>
+        Restore(ResumePlanner.Plan(Configuration.Training, _logger), cancellationToken);
+
+    /// <summary>As <see cref="Restore(CancellationToken)"/>, from an explicit <paramref name="plan"/> instead of the flags.</summary>
+    /// <param name="plan">What to load from where.</param>
+    /// <param name="cancellationToken">Stops loading between tensors.</param>
+    /// <returns>The counters to continue from and the data status to start the data after.</returns>
+    /// <exception cref="CheckpointException">The checkpoint is missing a file or does not fit the model.</exception>
+    public TrainingResume Restore(ResumePlan plan, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        if (_restored) throw new InvalidOperationException("A session restores once, before its first step; build a new session to restore again.");
+        _restored = true;
+        Streams.SeedTorchGlobal(worldSize: 1, _logger);
+        RestoreResult restored = _checkpointer.Restore(plan, cancellationToken);
+        RankDataStatus? data = restored.DataStatus?.ForResume(0, 1, Configuration.Data.NumWorkers, logger: _logger);
+        var progress = new TrainProgress(restored.StartStep, restored.State?.TokensSeen ?? 0, restored.State?.SamplesSeen ?? 0);
+        return new TrainingResume(progress, data, restored);
+    }
+
+    /// <summary>
+    /// Writes the checkpoint of <paramref name="progress"/> (folder named after its completed steps under
+    /// <c>checkpoint_dir</c>, atomically): model, EMA, optimizer, schedule, RNG states, train state, run info and, when
+    /// given, <paramref name="dataStatus"/> saved for <c>num_workers</c> workers. It is the layout the
+    /// <see cref="Trainer"/> writes and reads, so either can resume the other's checkpoints.
+    /// </summary>
+    /// <param name="progress">The counters after the last completed step.</param>
+    /// <param name="dataStatus">The data pipeline's status after the last batch taken (<c>DataPipeline.CaptureStatus()</c>);
+    /// null saves none, and a resume then restarts the data from its beginning.</param>
+    /// <param name="cancellationToken">Stops the write between files (nothing half-written stays).</param>
+    /// <returns>The folder written.</returns>
+    public CheckpointInfo Save(TrainProgress progress, RankDataStatus? dataStatus, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(progress);
+        DataStatusDocument? document = dataStatus is null
+            ? null
+            : new DataStatusDocument { WorldSize = 1, NumWorkers = Configuration.Data.NumWorkers, Ranks = [dataStatus] };
+        return _checkpointer.Save(progress, document, cancellationToken);
+    }
+
+    /// <summary>Disposes the EMA copy, the optimizer and the RNG streams (not the model).</summary>
+    public void Dispose()
+    {
+        Ema.Dispose();
+        Optimizer.Dispose();
+        Streams.Dispose();
+    }
+}

@@ -1,0 +1,30 @@
+using Bagel.Training.Optimization;
+using Bagel.Training.Schedules;
+using TorchSharp;
+
+namespace Bagel.Training.Loop;
+
+/// <summary>
+/// The choices of a <see cref="TrainingSession"/> that are not among the reference's flags. Every default is the
+/// reference's behaviour; <see cref="TrainerBuilder"/> fills these from its <c>Use*</c> calls.
+/// </summary>
+public sealed class TrainingSessionOptions
+{
+    /// <summary>NaN or infinite steps in a row that stop the run. Default <see cref="NonFiniteStepGuard.DefaultMaxConsecutive"/> (10).</summary>
+    public int MaxConsecutiveNonFiniteSteps { get; set; } = NonFiniteStepGuard.DefaultMaxConsecutive;
+
+    /// <summary>Keep only this many checkpoints, deleting the oldest. Default null: keep all, as the reference.</summary>
+    public int? KeepLastCheckpoints { get; set; }
+
+    /// <summary>Replaces the schedule chosen by <c>lr_scheduler</c>. Default null: constant or cosine with warm-up from the flags.</summary>
+    public ILearningRateSchedule? Schedule { get; set; }
+
+    /// <summary>Splits the parameters into AdamW groups. Default null: one group with every trainable parameter, as the reference.</summary>
+    public Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups { get; set; }
+
+    /// <summary>Steps AdamW on flat buffers (<see cref="FlatBufferAdamW"/>, bit-identical, faster). Default false.</summary>
+    public bool FlatBufferOptimizer { get; set; }
+
+    /// <summary>The clock that stamps each checkpoint's <c>saved_at</c>. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider Time { get; set; } = TimeProvider.System;
+}
