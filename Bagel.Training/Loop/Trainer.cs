@@ -69,7 +69,7 @@ public sealed partial class Trainer : IDisposable
         var scheduler = new LearningRateScheduler(_optimizer, settings.Schedule ?? LearningRateSchedules.FromOptions(_options));
         var guard = new NonFiniteStepGuard(settings.MaxConsecutiveNonFiniteSteps);
         _stepper = new OptimizerStepper(_optimizer, scheduler, _ema, guard, _options.MaxGradNorm, _logger);
-        var components = new TrainingComponents(_model.Module, _optimizer, scheduler, _ema, _streams, guard, RunInfo.Capture(_config));
+        var components = new TrainingComponents(_model.Module, _optimizer, scheduler, _ema, _streams, guard, RunInfo.Capture(_config, settings.ModelDescription));
         var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = _options.CheckpointDir, KeepLast = settings.KeepLastCheckpoints }, _logger);
         _checkpointer = new TrainingCheckpointer(writer, components, _logger, _time);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
