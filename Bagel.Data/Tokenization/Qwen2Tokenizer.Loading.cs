@@ -77,7 +77,10 @@ public sealed partial class Qwen2Tokenizer
     /// <c>vocab.json</c>, <c>merges.txt</c> and <c>tokenizer_config.json</c> (its <c>added_tokens_decoder</c>). Each
     /// file is written to a temporary name and then renamed, so a reader never sees half a file.
     /// </summary>
-    /// <param name="folder">The folder (created when missing); existing files of these names are replaced.</param>
+    /// <param name="folder">
+    /// The folder (created when missing); existing files of these names are replaced. A <c>tokenizer.json</c> already
+    /// there would be read instead of them by <see cref="FromFolder"/>, so use a folder without one.
+    /// </param>
     public void Save(string folder)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
