@@ -351,7 +351,7 @@ public static partial class TinyPreset
     [LoggerMessage(Level = LogLevel.Information, Message = "Using the example data already in {Folder}.")]
     private static partial void LogReusingData(ILogger logger, string folder);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Resuming with the tokenizer this run started with ({Saved}), not {Requested}; run with --fresh to train with the other one.")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Resuming with the copy of the tokenizer this run saved when it started ({Saved}); {Requested} is not read again (run with --fresh to train with another tokenizer).")]
     private static partial void LogTokenizerKept(ILogger logger, string saved, string requested);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Tokenizer: {Count} ids, saved in {Folder} (a rerun resumes with it).")]
