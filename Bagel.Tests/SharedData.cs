@@ -26,6 +26,10 @@ internal static class SharedData
         return path;
     }
 
+    /// <summary>True when the data folder holds <paramref name="relativePath"/> (a file or a folder).</summary>
+    public static bool Exists(string relativePath) =>
+        Root is not null && (File.Exists(Path.Combine(Root, relativePath)) || Directory.Exists(Path.Combine(Root, relativePath)));
+
     /// <summary>Same as <see cref="Require"/>, for a folder.</summary>
     public static string RequireDirectory(string relativePath) => Require(relativePath);
 

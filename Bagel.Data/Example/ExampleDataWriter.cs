@@ -104,8 +104,7 @@ public sealed class ExampleDataWriter
             long first = (long)file * o.T2IRowsPerFile;
             await run.WriteParquetAsync(relative, o.T2IRowsPerFile, o.T2IRowsPerRowGroup, row =>
             {
-                var random = new ExampleRandom(o.Seed, ExampleStream.T2I, first + row);
-                var scene = ExampleScene.Random(ref random, o.MinImageSide, o.MaxImageSide);
+                ExampleScene scene = T2IScene(o, first + row);
                 var captions = new JsonObject { ["short"] = scene.ShortCaption, ["long"] = scene.LongCaption };
                 return new T2IRow { Image = run.Encode(scene, o.T2IImageFormat, ExampleStream.T2I, first + row, 0), Captions = captions.ToJsonString(PlainJson) };
             }).ConfigureAwait(false);
@@ -123,18 +122,11 @@ public sealed class ExampleDataWriter
             long first = (long)file * o.EditRowsPerFile;
             await run.WriteParquetAsync(relative, o.EditRowsPerFile, o.EditRowsPerRowGroup, row =>
             {
-                var random = new ExampleRandom(o.Seed, ExampleStream.Edit, first + row);
-                var scene = ExampleScene.Random(ref random, o.MinImageSide, o.MaxImageSide);
-                int length = random.Between(2, o.EditMaxChainLength);
-                var pictures = new List<byte[]> { run.Encode(scene, o.EditImageFormat, ExampleStream.Edit, first + row, 0) };
-                var instructions = new List<List<string>>();
-                for (int step = 1; step < length; step++)
-                {
-                    (scene, var wordings) = scene.RandomEdit(ref random);
-                    pictures.Add(run.Encode(scene, o.EditImageFormat, ExampleStream.Edit, first + row, step));
-                    instructions.Add([.. wordings]);
-                }
-                Interlocked.Add(ref images, length);
+                (List<ExampleScene> scenes, List<List<string>> instructions) = EditChain(o, first + row);
+                var pictures = new List<byte[]>(scenes.Count);
+                for (int step = 0; step < scenes.Count; step++)
+                    pictures.Add(run.Encode(scenes[step], o.EditImageFormat, ExampleStream.Edit, first + row, step));
+                Interlocked.Add(ref images, scenes.Count);
                 return new EditRow { ImageList = pictures, InstructionList = instructions };
             }).ConfigureAwait(false);
         }
@@ -159,10 +151,9 @@ public sealed class ExampleDataWriter
             Parallel.For(0, count, run.Parallel, i =>
             {
                 int line = start + i;
-                var random = new ExampleRandom(o.Seed, ExampleStream.Vlm, line);
-                var scene = ExampleScene.Random(ref random, o.MinImageSide, o.MaxImageSide);
+                (ExampleScene scene, List<(string From, string Value)> turns) = VlmConversation(o, line);
                 string name = $"{line:D6}.{extension}";
-                lines[line] = ConversationLine(line, name, scene, ref random);
+                lines[line] = ConversationLine(line, name, turns);
                 pictures[i] = run.Encode(scene, o.VlmImageFormat, ExampleStream.Vlm, line, 0);
             });
             for (int i = 0; i < count; i++)
@@ -172,22 +163,72 @@ public sealed class ExampleDataWriter
         return o.VlmLines;
     }
 
-    private static string ConversationLine(int line, string imageName, ExampleScene scene, ref ExampleRandom random)
+    /// <summary>
+    /// Every text the dataset written with <see cref="Options"/> holds, without writing anything: both captions of each
+    /// T2I row, each edit instruction wording, each VLM conversation turn (with its <c>&lt;image&gt;</c> tag), in file order.
+    /// It draws exactly what <see cref="WriteAsync"/> writes, so it serves as a tokenizer-training corpus for the data.
+    /// </summary>
+    public IEnumerable<string> EnumerateTexts()
     {
+        ExampleDataOptions o = Options;
+        for (long row = 0; row < (long)o.T2IFiles * o.T2IRowsPerFile; row++)
+        {
+            ExampleScene scene = T2IScene(o, row);
+            yield return scene.ShortCaption;
+            yield return scene.LongCaption;
+        }
+        for (long row = 0; row < (long)o.EditFiles * o.EditRowsPerFile; row++)
+            foreach (List<string> wordings in EditChain(o, row).Instructions)
+                foreach (string wording in wordings) yield return wording;
+        for (int line = 0; line < o.VlmLines; line++)
+            foreach ((string _, string value) in VlmConversation(o, line).Turns) yield return value;
+    }
+
+    private static ExampleScene T2IScene(ExampleDataOptions o, long row)
+    {
+        var random = new ExampleRandom(o.Seed, ExampleStream.T2I, row);
+        return ExampleScene.Random(ref random, o.MinImageSide, o.MaxImageSide);
+    }
+
+    /// <summary>The scenes of one edit chain (2 to EditMaxChainLength) and the wordings of each edit between them.</summary>
+    private static (List<ExampleScene> Scenes, List<List<string>> Instructions) EditChain(ExampleDataOptions o, long row)
+    {
+        var random = new ExampleRandom(o.Seed, ExampleStream.Edit, row);
+        var scene = ExampleScene.Random(ref random, o.MinImageSide, o.MaxImageSide);
+        int length = random.Between(2, o.EditMaxChainLength);
+        var scenes = new List<ExampleScene> { scene };
+        var instructions = new List<List<string>>();
+        for (int step = 1; step < length; step++)
+        {
+            (scene, var wordings) = scene.RandomEdit(ref random);
+            scenes.Add(scene);
+            instructions.Add([.. wordings]);
+        }
+        return (scenes, instructions);
+    }
+
+    /// <summary>The picture and the conversation turns of one VLM line.</summary>
+    private static (ExampleScene Scene, List<(string From, string Value)> Turns) VlmConversation(ExampleDataOptions o, int line)
+    {
+        var random = new ExampleRandom(o.Seed, ExampleStream.Vlm, line);
+        var scene = ExampleScene.Random(ref random, o.MinImageSide, o.MaxImageSide);
         int firstKind = random.Below(ExampleScene.QuestionKinds);
         var (question, answer) = scene.Question(firstKind);
-        var conversations = new JsonArray
-        {
-            new JsonObject { ["from"] = "human", ["value"] = "<image>\n" + question },
-            new JsonObject { ["from"] = "gpt", ["value"] = answer },
-        };
+        var turns = new List<(string From, string Value)> { ("human", "<image>\n" + question), ("gpt", answer) };
         // A third of the lines have a follow-up turn (no image tag), as multi-turn LLaVA conversations do.
         if (random.Below(3) == 0)
         {
             var (followUp, followAnswer) = scene.Question((firstKind + 1 + random.Below(ExampleScene.QuestionKinds - 1)) % ExampleScene.QuestionKinds);
-            conversations.Add(new JsonObject { ["from"] = "human", ["value"] = followUp });
-            conversations.Add(new JsonObject { ["from"] = "gpt", ["value"] = followAnswer });
+            turns.Add(("human", followUp));
+            turns.Add(("gpt", followAnswer));
         }
+        return (scene, turns);
+    }
+
+    private static string ConversationLine(int line, string imageName, List<(string From, string Value)> turns)
+    {
+        var conversations = new JsonArray();
+        foreach ((string from, string value) in turns) conversations.Add(new JsonObject { ["from"] = from, ["value"] = value });
         return new JsonObject { ["id"] = $"bagel-example-{line:D6}", ["image"] = imageName, ["conversations"] = conversations }.ToJsonString(PlainJson);
     }
 

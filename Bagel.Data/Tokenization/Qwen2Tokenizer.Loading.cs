@@ -72,6 +72,46 @@ public sealed partial class Qwen2Tokenizer
         return Create(VocabMergesReader.Read(vocabPath, mergesPath, tokenizerConfigPath, cancellationToken), logger, started);
     }
 
+    /// <summary>
+    /// Writes this tokenizer in the two-file layout <see cref="FromFolder"/> reads back to the same ids:
+    /// <c>vocab.json</c>, <c>merges.txt</c> and <c>tokenizer_config.json</c> (its <c>added_tokens_decoder</c>). Each
+    /// file is written to a temporary name and then renamed, so a reader never sees half a file.
+    /// </summary>
+    /// <param name="folder">
+    /// The folder (created when missing); existing files of these names are replaced. A <c>tokenizer.json</c> already
+    /// there would be read instead of them by <see cref="FromFolder"/>, so use a folder without one.
+    /// </param>
+    public void Save(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        Directory.CreateDirectory(folder);
+        var vocabulary = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (token, id) in _vocabulary.OrderBy(entry => entry.Value)) vocabulary[token] = id;
+        var decoder = new System.Text.Json.Nodes.JsonObject();
+        foreach (AddedToken token in AddedTokens)
+        {
+            decoder[token.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["content"] = token.Content, ["lstrip"] = false, ["normalized"] = false, ["rstrip"] = false, ["single_word"] = false, ["special"] = token.Special,
+            };
+        }
+        var config = new System.Text.Json.Nodes.JsonObject { ["added_tokens_decoder"] = decoder };
+        var json = new System.Text.Json.JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        WriteAtomic(Path.Combine(folder, VocabFileName), vocabulary.ToJsonString(json));
+        WriteAtomic(Path.Combine(folder, MergesFileName), "#version: 0.2\n" + string.Concat(_merges.Select(merge => merge + "\n")));
+        WriteAtomic(Path.Combine(folder, TokenizerConfigFileName), config.ToJsonString(json));
+    }
+
+    private static void WriteAtomic(string path, string text)
+    {
+        string temp = $"{path}.tmp-{Environment.ProcessId}";
+        File.WriteAllText(temp, text, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>A tokenizer over an in-memory model (the BPE trainer's result); the data is checked as a file's would be.</summary>
+    internal static Qwen2Tokenizer FromModelData(BpeModelData data, ILogger? logger) => Create(data, logger, Stopwatch.GetTimestamp());
+
     private static Qwen2Tokenizer Create(BpeModelData data, ILogger? logger, long started)
     {
         var options = new BpeOptions(data.Vocabulary)
@@ -81,7 +121,7 @@ public sealed partial class Qwen2Tokenizer
             // Added tokens are split off before this engine sees the text, and NFC is applied by us per stretch.
             PreTokenizer = Qwen2PreTokenizer.Instance,
         };
-        var tokenizer = new Qwen2Tokenizer(BpeTokenizer.Create(options), data.Vocabulary, data.AddedTokens, data.Source);
+        var tokenizer = new Qwen2Tokenizer(BpeTokenizer.Create(options), data.Vocabulary, data.Merges, data.AddedTokens, data.Source);
         if (logger is not null)
         {
             Qwen2TokenizerLog.Loaded(logger, data.Source, tokenizer.VocabularySize, data.Merges.Count, data.AddedTokens.Count,

@@ -21,15 +21,17 @@ public sealed partial class Qwen2Tokenizer
 {
     private readonly BpeTokenizer _bpe;
     private readonly Dictionary<string, int> _vocabulary;
+    private readonly List<string> _merges;
     private readonly AddedTokenMatcher _addedMatcher;
     private readonly Dictionary<string, AddedToken> _addedByContent;
     private readonly string?[] _tokensById;
     private readonly AddedToken?[] _addedById;
 
-    private Qwen2Tokenizer(BpeTokenizer bpe, Dictionary<string, int> vocabulary, IReadOnlyList<AddedToken> addedTokens, string source)
+    private Qwen2Tokenizer(BpeTokenizer bpe, Dictionary<string, int> vocabulary, List<string> merges, IReadOnlyList<AddedToken> addedTokens, string source)
     {
         _bpe = bpe;
         _vocabulary = vocabulary;
+        _merges = merges;
         AddedTokens = addedTokens;
         Source = source;
         _addedMatcher = new AddedTokenMatcher(addedTokens);
@@ -58,6 +60,9 @@ public sealed partial class Qwen2Tokenizer
 
     /// <summary>The number of BPE vocabulary entries, added tokens excluded (151,643 for Qwen2.5).</summary>
     public int VocabularySize => _vocabulary.Count;
+
+    /// <summary>The number of BPE merges (151,387 for Qwen2.5; 0 for a bytes-only vocabulary).</summary>
+    public int MergeCount => _merges.Count;
 
     /// <summary>The added tokens, in the order the files list them (22 for Qwen2.5: 14 special, 8 tool-call and fill-in-the-middle tokens that are not).</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; }
@@ -217,7 +222,7 @@ public sealed partial class Qwen2Tokenizer
             added.Add(new AddedToken(nextId++, token, Special: true));
         }
         addedCount = added.Count - AddedTokens.Count;
-        return addedCount == 0 ? this : new Qwen2Tokenizer(_bpe, _vocabulary, added, Source);
+        return addedCount == 0 ? this : new Qwen2Tokenizer(_bpe, _vocabulary, _merges, added, Source);
     }
 
     private void EncodeOrdinaryText(ReadOnlySpan<char> text, List<int> destination)

@@ -16,7 +16,7 @@ namespace Bagel.BuilderSamples;
 /// <summary>What the three samples share: example data, one dataset group, a tiny model and short-run options.</summary>
 internal static class SampleSetup
 {
-    public static ILoggerFactory Loggers { get; } = LoggerFactory.Create(b => b.AddProvider(new ReferenceFormatLoggerProvider(Console.Error)));
+    public static ILoggerFactory Loggers { get; } = LoggerFactory.Create(b => b.AddProvider(new ReferenceFormatLoggerProvider(Console.Error, color: ReferenceFormatLoggerProvider.IsTerminalColor(Console.IsErrorRedirected))));
 
     public static string Results(string name) => Path.GetFullPath(Path.Combine("results", name));
 

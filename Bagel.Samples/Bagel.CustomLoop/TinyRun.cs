@@ -1,5 +1,3 @@
-using System.Text;
-using System.Text.Json;
 using Bagel.Data.Example;
 using Bagel.Data.Packing;
 using Bagel.Data.Pipeline;
@@ -66,7 +64,7 @@ public sealed class TinyRun : IDisposable
             ExampleDataSummary written = await new ExampleDataWriter(example, logger).WriteAsync(cancellationToken: cancellationToken);
             (datasetInfo, mix) = (written.DatasetInfoPath, written.MixConfigPath);
         }
-        BagelTokenizerSetup tokenizer = BagelSpecialTokens.Apply(ByteLevelTokenizer(Path.Combine(dataFolder, "tokenizer"), logger));
+        BagelTokenizerSetup tokenizer = BagelSpecialTokens.Apply(ByteLevelBpeTrainer.BytesOnly()); // one token per byte: needs no files
 
         TrainingConfiguration configuration = TrainingConfiguration.Defaults();
         configuration.Data.NumWorkers = 1;
@@ -111,29 +109,6 @@ public sealed class TinyRun : IDisposable
         VaeConfig = new FluxVaeConfig(3, 32, 3, [1, 1, 1, 1], 1, 16, 0.3611, 0.1159),
         MaxLatentSize = MaxLatentSize,
     };
-
-    // TODO(merge): use the library's self-built tokenizer from issue #15 item 1
-    /// <summary>
-    /// A Qwen2-style byte-level BPE tokenizer with no merges: one token per UTF-8 byte (256 tokens, in the byte-to-
-    /// character mapping byte-level BPE uses), plus BAGEL's special tokens once <see cref="BagelSpecialTokens.Apply"/>
-    /// adds them. Every text encodes; the model just sees bytes instead of Qwen2.5's 151k-token vocabulary.
-    /// </summary>
-    private static Qwen2Tokenizer ByteLevelTokenizer(string folder, ILogger logger)
-    {
-        Directory.CreateDirectory(folder);
-        var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
-        int shifted = 0;
-        for (int b = 0; b < 256; b++)
-        {
-            // Printable bytes stand for themselves; the others move to code points 256 and up, so none is whitespace or control.
-            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
-            vocabulary.Add(((char)(printable ? b : 256 + shifted++)).ToString(), b);
-        }
-        string vocab = Path.Combine(folder, Qwen2Tokenizer.VocabFileName), merges = Path.Combine(folder, Qwen2Tokenizer.MergesFileName);
-        File.WriteAllText(vocab, JsonSerializer.Serialize(vocabulary), new UTF8Encoding(false));
-        File.WriteAllText(merges, "#version: 0.2\n", new UTF8Encoding(false));
-        return Qwen2Tokenizer.FromVocabAndMerges(vocab, merges, logger: logger);
-    }
 
     /// <summary>Disposes the model and the VAE.</summary>
     public void Dispose()

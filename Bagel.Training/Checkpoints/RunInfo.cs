@@ -8,13 +8,20 @@ namespace Bagel.Training.Checkpoints;
 /// <param name="FormatVersion">Format version; <see cref="CurrentFormatVersion"/> when written.</param>
 /// <param name="Configuration">All three argument sets as resolved for the run (snake_case keys as the flags).</param>
 /// <param name="Versions">Package and runtime versions, by name.</param>
-public sealed record RunInfo(int FormatVersion, TrainingConfiguration Configuration, IReadOnlyDictionary<string, string> Versions)
+/// <param name="Model">
+/// The model as built, by name (sizes, vocabulary, tokenizer), when the flags do not determine it: a model built in
+/// code, such as the tiny preset's. Null when the model comes from the paths in <paramref name="Configuration"/>.
+/// </param>
+public sealed record RunInfo(int FormatVersion, TrainingConfiguration Configuration, IReadOnlyDictionary<string, string> Versions,
+    IReadOnlyDictionary<string, string>? Model = null)
 {
     /// <summary>Format version this build writes and reads.</summary>
     public const int CurrentFormatVersion = 1;
 
     /// <summary>Captures <paramref name="configuration"/> with the versions of Bagel.Training, TorchSharp and .NET.</summary>
-    public static RunInfo Capture(TrainingConfiguration configuration)
+    /// <param name="configuration">The configuration the trainer runs with.</param>
+    /// <param name="model">The model's description when built in code (see <see cref="Model"/>); optional.</param>
+    public static RunInfo Capture(TrainingConfiguration configuration, IReadOnlyDictionary<string, string>? model = null)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var versions = new SortedDictionary<string, string>(StringComparer.Ordinal)
@@ -25,7 +32,7 @@ public sealed record RunInfo(int FormatVersion, TrainingConfiguration Configurat
             [".NET"] = RuntimeInformation.FrameworkDescription,
             ["os"] = RuntimeInformation.OSDescription,
         };
-        return new RunInfo(CurrentFormatVersion, configuration, versions);
+        return new RunInfo(CurrentFormatVersion, configuration, versions, model is null ? null : new SortedDictionary<string, string>(model.ToDictionary(), StringComparer.Ordinal));
     }
 
     /// <summary>Reads <paramref name="path"/>.</summary>

@@ -8,7 +8,9 @@ namespace Bagel.Training.Logging;
 /// The reference's step log line (training.md 5.6), character for character:
 /// <c>(step=0000123) Train Loss mse: 0.4063, Train Loss ce: 0.5504, Train Steps/Sec: 0.44, Tokens/Sec: 35.20k, MFU: 31.2%, </c>
 /// (losses with 4 decimals in the order given, tokens/s in thousands with a <c>k</c>, MFU in percent, every item
-/// ending in <c>", "</c>), then ours: <c>LR: 1.000e-04, Grad Norm: 0.1234, Skipped Samples: 0, </c>.
+/// ending in <c>", "</c>), then ours: <c>LR: 1.000e-04, Grad Norm: 0.1234, Skipped Samples: 0, </c>. The MFU item is
+/// left out when no figure is known (<see cref="ThroughputReportView.Mfu"/> is 0: no peak TFLOP/s for the device, as on
+/// a CPU, or no FLOP count for the model), rather than printing a meaningless <c>MFU: 0.0%</c>.
 /// </summary>
 public static class TrainLogLine
 {
@@ -28,7 +30,7 @@ public static class TrainLogLine
             line.Append("Train Loss ").Append(name).Append(": ").Append(Fixed(value, 4)).Append(", ");
         line.Append("Train Steps/Sec: ").Append(Fixed(throughput.StepsPerSec, 2)).Append(", ");
         line.Append("Tokens/Sec: ").Append(Fixed(throughput.TokensPerSec / 1000.0, 2)).Append("k, ");
-        line.Append("MFU: ").Append(Fixed(throughput.Mfu * 100.0, 1)).Append("%, ");
+        if (throughput.Mfu > 0) line.Append("MFU: ").Append(Fixed(throughput.Mfu * 100.0, 1)).Append("%, ");
         return line.ToString();
     }
 
@@ -44,7 +46,7 @@ public static class TrainLogLine
 /// <summary>The three speed figures the log line shows.</summary>
 /// <param name="StepsPerSec">Steps per second of the window.</param>
 /// <param name="TokensPerSec">Tokens per second of the window.</param>
-/// <param name="Mfu">Model FLOPs utilisation as a fraction.</param>
+/// <param name="Mfu">Model FLOPs utilisation as a fraction; 0 when unknown (the log line then leaves it out).</param>
 public readonly record struct ThroughputReportView(double StepsPerSec, double TokensPerSec, double Mfu)
 {
     /// <summary>The view of a full <see cref="Metrics.ThroughputReport"/>.</summary>

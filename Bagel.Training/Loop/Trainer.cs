@@ -55,6 +55,7 @@ public sealed partial class Trainer : IDisposable
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
             Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
+            ModelDescription = settings.ModelDescription,
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
         _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;

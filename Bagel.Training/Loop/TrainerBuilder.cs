@@ -41,6 +41,7 @@ public sealed class TrainerBuilder
     private ValidationSet? _validationSet;
     private int? _validateEvery;
     private bool _flatBufferOptimizer;
+    private IReadOnlyDictionary<string, string>? _modelDescription;
 
     /// <summary>The model to train (required).</summary>
     public TrainerBuilder UseModel(ITrainableModel model)
@@ -213,6 +214,16 @@ public sealed class TrainerBuilder
         return this;
     }
 
+    /// <summary>
+    /// Describes a model built in code (sizes, vocabulary, tokenizer) for <c>run_info.json</c> in every checkpoint, where
+    /// the configuration's model paths do not say what was trained. Default: none.
+    /// </summary>
+    public TrainerBuilder DescribeModel(IReadOnlyDictionary<string, string> description)
+    {
+        _modelDescription = description ?? throw new ArgumentNullException(nameof(description));
+        return this;
+    }
+
     /// <summary>Validates everything and creates the trainer (optimizer, schedule, EMA copy, checkpointer).</summary>
     /// <exception cref="InvalidTrainingOptionsException">Lists every missing part and bad option.</exception>
     public Trainer Build()
@@ -236,7 +247,7 @@ public sealed class TrainerBuilder
             : _source! with { NumWorkers = numWorkers };
         return new Trainer(new TrainerSettings(_model!, data, _configuration, [.. _sinks], [.. _onStep], [.. _onSave],
             _loggerFactory.CreateLogger<Trainer>(), _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
-            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer));
+            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription));
     }
 
     /// <summary>Applies the compute options and checks that the model lives on the chosen device.</summary>

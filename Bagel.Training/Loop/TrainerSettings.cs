@@ -28,4 +28,5 @@ internal sealed record TrainerSettings(
     ILearningRateSchedule? Schedule = null,
     Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups = null,
     ValidationPlan? Validation = null,
-    bool FlatBufferOptimizer = false);
+    bool FlatBufferOptimizer = false,
+    IReadOnlyDictionary<string, string>? ModelDescription = null);

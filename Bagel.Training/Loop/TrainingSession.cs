@@ -63,7 +63,7 @@ public sealed class TrainingSession : IDisposable
         Scheduler = new LearningRateScheduler(Optimizer, options.Schedule ?? LearningRateSchedules.FromOptions(training));
         Guard = new NonFiniteStepGuard(options.MaxConsecutiveNonFiniteSteps);
         Stepper = new OptimizerStepper(Optimizer, Scheduler, Ema, Guard, training.MaxGradNorm, logger);
-        var components = new TrainingComponents(model.Module, Optimizer, Scheduler, Ema, Streams, Guard, RunInfo.Capture(configuration));
+        var components = new TrainingComponents(model.Module, Optimizer, Scheduler, Ema, Streams, Guard, RunInfo.Capture(configuration, options.ModelDescription));
         var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = training.CheckpointDir, KeepLast = options.KeepLastCheckpoints }, logger);
         _checkpointer = new TrainingCheckpointer(writer, components, logger, options.Time);
     }

@@ -27,4 +27,10 @@ public sealed class TrainingSessionOptions
 
     /// <summary>The clock that stamps each checkpoint's <c>saved_at</c>. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
+
+    /// <summary>
+    /// What the model is (sizes, vocabulary, tokenizer), recorded in each checkpoint's <c>run_info.json</c> beside the flags.
+    /// Default null: the flags alone.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? ModelDescription { get; set; }
 }

@@ -48,3 +48,14 @@ public sealed class BareStepLineLoggerProvider : ILoggerProvider
         }
     }
 }
+
+/// <summary>Adds <see cref="BareStepLineLoggerProvider"/> to a logging builder.</summary>
+public static class BareStepLineLoggingExtensions
+{
+    /// <summary>Adds the bare step lines written to <paramref name="writer"/>; a null writer adds nothing (the lines are off).</summary>
+    public static ILoggingBuilder AddBareStepLines(this ILoggingBuilder builder, TextWriter? writer)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return writer is null ? builder : builder.AddProvider(new BareStepLineLoggerProvider(writer));
+    }
+}

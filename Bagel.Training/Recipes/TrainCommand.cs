@@ -11,11 +11,11 @@ namespace Bagel.Training.Recipes;
 /// kebab-case, unique prefixes), checked all at once, then <see cref="BagelRecipe"/> and a <see cref="Trainer"/> that logs
 /// as the reference's rank 0 (records to stderr and <c>&lt;results_dir&gt;/log.txt</c>, bare step lines to stdout) with
 /// JSONL (<c>metrics.jsonl</c>) and TensorBoard (<c>tensorboard/</c>) metrics under <c>results_dir</c>. Cancelling the
-/// token stops after the current step with a final checkpoint.
+/// token stops after the current step with a final checkpoint and returns <see cref="ExitInterrupted"/>.
 /// </summary>
 public static partial class TrainCommand
 {
-    /// <summary>Exit code of a finished (or cleanly stopped) run.</summary>
+    /// <summary>Exit code of a finished run.</summary>
     public const int ExitSuccess = 0;
 
     /// <summary>Exit code when the run failed after starting (a load, the data, a non-finite loss).</summary>
@@ -23,6 +23,16 @@ public static partial class TrainCommand
 
     /// <summary>Exit code for bad flags or files named by the flags (every problem listed on stderr).</summary>
     public const int ExitUsage = 2;
+
+    /// <summary>
+    /// Exit code of a run stopped by its cancellation token (Ctrl+C): 130, the shell's code for SIGINT. The run wrote a
+    /// final checkpoint when it had started training; the same command resumes it when <c>auto_resume</c> is on. The
+    /// console app returns <see cref="ExitTerminated"/> instead when SIGTERM stopped it.
+    /// </summary>
+    public const int ExitInterrupted = 130;
+
+    /// <summary>Exit code of a run stopped by SIGTERM (143, the shell's code for it); otherwise as <see cref="ExitInterrupted"/>.</summary>
+    public const int ExitTerminated = 143;
 
     /// <summary>Launcher settings of <c>torchrun</c> (training.md 5.8), refused until distributed training exists.</summary>
     public static IReadOnlyList<string> LauncherFlags { get; } =
@@ -34,7 +44,7 @@ public static partial class TrainCommand
     /// <param name="stderr">Receives the log records, problems and the progress bar.</param>
     /// <param name="options">Presentation (default: no progress bar).</param>
     /// <param name="cancellationToken">Stops the run after the current step, with a final checkpoint.</param>
-    /// <returns><see cref="ExitSuccess"/>, <see cref="ExitFailure"/> or <see cref="ExitUsage"/>.</returns>
+    /// <returns><see cref="ExitSuccess"/>, <see cref="ExitFailure"/>, <see cref="ExitUsage"/> or <see cref="ExitInterrupted"/>.</returns>
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TrainCommandOptions? options = null,
         CancellationToken cancellationToken = default)
     {
@@ -82,9 +92,9 @@ public static partial class TrainCommand
         TextWriter logWriter = progressWriter ?? stderr;
         using TextWriter? stepWriter = progressWriter?.Beside(stdout); // keeps the bare lines off the progress line of a shared terminal
         using ILoggerFactory loggers = LoggerFactory.Create(b => b
-            .AddProvider(new ReferenceFormatLoggerProvider(logWriter))
+            .AddProvider(new ReferenceFormatLoggerProvider(logWriter, color: options.ColorLogs))
             .AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
-            .AddProvider(new BareStepLineLoggerProvider(stepWriter ?? stdout)));
+            .AddBareStepLines(options.BareStepLines ? stepWriter ?? stdout : null));
         ILogger log = loggers.CreateLogger("Bagel.Train");
         try
         {
@@ -97,7 +107,12 @@ public static partial class TrainCommand
             using Trainer trainer = builder.Build();
             TrainingRunResult result = await trainer.RunAsync(cancellationToken).ConfigureAwait(false);
             progressWriter?.ClearProgress();
-            LogDone(log, result.CompletedSteps, result.Cancelled ? " (stopped early)" : "", result.LastCheckpoint, results);
+            if (result.Cancelled)
+            {
+                LogInterrupted(log, result.CompletedSteps, configuration.Training.TotalSteps, result.LastCheckpoint, results);
+                return ExitInterrupted;
+            }
+            LogDone(log, result.CompletedSteps, result.LastCheckpoint, results);
             return ExitSuccess;
         }
         catch (InvalidTrainingOptionsException e)
@@ -111,7 +126,7 @@ public static partial class TrainCommand
             // Stopped while loading, before the first step: there is nothing to checkpoint yet.
             progressWriter?.ClearProgress();
             LogStoppedBeforeTraining(log);
-            return ExitFailure;
+            return ExitInterrupted;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -132,13 +147,22 @@ public static partial class TrainCommand
             .Distinct(StringComparer.Ordinal)];
     }
 
-    private static string Usage() =>
-        "Usage: Bagel.Train [--flag value ...]   (no arguments: the tiny preset)\n"
-        + "Flags (the reference's names; --a_b and --a-b both work, unique prefixes too; bool flags alone mean true):\n  "
-        + string.Join("\n  ", ReferenceCommandLine.FlagNames.Order(StringComparer.Ordinal).Select(f => "--" + f));
+    /// <summary>The <c>--help</c> text: how to run the tiny preset, then every flag with its meaning and default.</summary>
+    public static string Usage() =>
+        "Usage: Bagel.Train [--flag value ...]\n"
+        + "       Bagel.Train            the tiny preset: example data + a tiny BAGEL trained on CPU under results/tiny-preset;\n"
+        + "                              run again, it resumes from the latest checkpoint (or reports that the run is complete)\n"
+        + "       Bagel.Train --fresh    the tiny preset after deleting results/tiny-preset (checkpoints, metrics, log, data, tokenizer)\n"
+        + "       (BAGEL_TOKENIZER=<folder with the Qwen2.5 tokenizer files> makes the tiny preset use that tokenizer)\n\n"
+        + "Flags (the reference's names; --a_b and --a-b both work, unique prefixes too; bool flags alone mean true,\n"
+        + "--no_<flag> turns off one whose default is true):\n"
+        + ReferenceFlagHelp.Format();
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Steps} steps{Stopped}; last checkpoint {Checkpoint}; log and metrics in {Results}.")]
-    private static partial void LogDone(ILogger logger, long steps, string stopped, string checkpoint, string results);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Steps} steps; last checkpoint {Checkpoint}; log and metrics in {Results}.")]
+    private static partial void LogDone(ILogger logger, long steps, string checkpoint, string results);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Interrupted after {Steps} of {TotalSteps} steps; checkpoint {Checkpoint}; log and metrics in {Results}. With --auto_resume the same command continues from it.")]
+    private static partial void LogInterrupted(ILogger logger, long steps, long totalSteps, string checkpoint, string results);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Metrics go to {Jsonl} and {TensorBoard} under the reference's W&B names (the wandb_* flags are accepted but W&B is not called; `wandb sync --sync-tensorboard` uploads the TensorBoard files).")]
     private static partial void LogTrackers(ILogger logger, string jsonl, string tensorBoard);

@@ -9,6 +9,19 @@ public sealed record TrainCommandOptions
     /// terminal, or when <c>BAGEL_PROGRESS=1</c>.</summary>
     public bool ShowProgress { get; init; }
 
+    /// <summary>
+    /// Colour the log records' timestamps with ANSI codes (the reference's blue). Default false; the console app turns it
+    /// on only when stderr is a terminal and <c>NO_COLOR</c> is unset. <c>log.txt</c> never gets colour codes.
+    /// </summary>
+    public bool ColorLogs { get; init; }
+
+    /// <summary>
+    /// Print each step line bare on stdout as well as in the stamped log record on stderr (the reference's rank 0 does
+    /// both). Default true; the console app turns it off when stdout and stderr are both the terminal, where the line
+    /// would otherwise appear twice.
+    /// </summary>
+    public bool BareStepLines { get; init; } = true;
+
     /// <summary>Redraw the progress bar at most this often. Default 0.5 s.</summary>
     public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(0.5);
 
@@ -18,6 +31,23 @@ public sealed record TrainCommandOptions
     /// into the same folders.
     /// </summary>
     public int WorldSize { get; init; } = ReadWorldSize();
+
+    /// <summary>
+    /// The presentation for this process's console: a progress bar and coloured timestamps only on a terminal stderr
+    /// (<c>BAGEL_PROGRESS=1</c> forces the bar, <c>0</c> turns it off; <c>NO_COLOR</c> turns colour off), and the bare
+    /// step line on stdout only when stdout and stderr are not both the terminal.
+    /// </summary>
+    public static TrainCommandOptions ForConsole()
+    {
+        string? progress = Environment.GetEnvironmentVariable("BAGEL_PROGRESS");
+        bool showProgress = progress is null ? !Console.IsErrorRedirected : progress is "1" or "true";
+        return new TrainCommandOptions
+        {
+            ShowProgress = showProgress,
+            ColorLogs = Logging.ReferenceFormatLoggerProvider.IsTerminalColor(Console.IsErrorRedirected),
+            BareStepLines = Console.IsOutputRedirected || Console.IsErrorRedirected,
+        };
+    }
 
     private static int ReadWorldSize() =>
         int.TryParse(Environment.GetEnvironmentVariable("WORLD_SIZE"), NumberStyles.None, CultureInfo.InvariantCulture, out int size) && size > 0 ? size : 1;

@@ -14,6 +14,7 @@ public class ImageDecoderTests
     private static long Sum(RgbImage image) => image.Pixels.Sum(b => (long)b);
 
     [Theory]
+    [NeedsSharedData("images")]
     [InlineData("jpeg_baseline_rgb_480x360.jpg", 480, 360)]
     [InlineData("jpeg_baseline_rgb_128x128_hopper.jpg", 128, 128)]
     [InlineData("jpeg_progressive_rgb_320x240.jpg", 320, 240)]
@@ -37,6 +38,7 @@ public class ImageDecoderTests
     }
 
     [Theory]
+    [NeedsSharedData("images")]
     [InlineData("png_rgba_200x150.png", 18_534_739L, 100, 75, 144, 59, 59)]
     [InlineData("png_palette_trns_162x150.png", 13_378_787L, 81, 75, 33, 23, 3)]
     [InlineData("png_16bit_rgba_32x32.png", 640_560L, 16, 16, 8, 8, 255)]
@@ -49,6 +51,7 @@ public class ImageDecoderTests
     }
 
     [Theory]
+    [NeedsSharedData("images")]
     [InlineData("png_rgba_200x150.png")]
     [InlineData("png_palette_trns_162x150.png")]
     [InlineData("png_16bit_rgba_32x32.png")]
@@ -64,6 +67,7 @@ public class ImageDecoderTests
     }
 
     [Theory]
+    [NeedsSharedData("images")]
     [InlineData("jpeg_baseline_rgb_480x360.jpg", 0)]
     [InlineData("jpeg_baseline_rgb_128x128_hopper.jpg", 0)]
     [InlineData("jpeg_progressive_rgb_320x240.jpg", 0)]
@@ -103,6 +107,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void Grayscale_expands_to_three_equal_channels()
     {
         RgbImage image = Decode("jpeg_grayscale_128x128_hopper.jpg");
@@ -117,6 +122,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void Cmyk_top_left_is_red_dominant()
     {
         var (r, g, b) = Decode("jpeg_cmyk_adobe_ycck_100x100.jpg").GetPixel(0, 0);
@@ -124,6 +130,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void Exif_orientation_6_is_applied_by_default_and_ignored_by_the_reference_options()
     {
         RgbImage upright = Decode("jpeg_baseline_rgb_128x128_hopper.jpg");
@@ -134,6 +141,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void Exif_orientation_8_swaps_width_and_height_unless_ignored()
     {
         RgbImage turned = Decode("jpeg_exif_orientation8_2x1.jpg");
@@ -145,6 +153,7 @@ public class ImageDecoderTests
     }
 
     [Theory]
+    [NeedsSharedData("images")]
     [InlineData("corrupt_jpeg_truncated_first16384bytes_480x360.jpg")]
     [InlineData("corrupt_jpeg_truncated_progressive_100x100.jpg")]
     [InlineData("corrupt_png_truncated_idat_640x480.png")]
@@ -159,6 +168,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void A_truncated_image_is_accepted_when_allowed()
     {
         var tolerant = new ImageDecoder(new ImageDecodeOptions { AllowTruncated = true });
@@ -167,6 +177,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void Garbage_after_a_png_signature_is_undecodable()
     {
         string path = SharedData.Require("images/corrupt_png_garbage_after_signature.png");
@@ -176,6 +187,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void Random_bytes_are_undecodable_and_named_by_the_given_source()
     {
         var error = Assert.Throws<ImageDecodeException>(() => Default.Decode([1, 2, 3, 4, 5, 6, 7, 8, 9], "shard-3.parquet row 17"));
@@ -184,6 +196,7 @@ public class ImageDecoderTests
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public void A_header_declaring_too_many_pixels_is_rejected_before_decoding()
     {
         // A crafted PNG whose IHDR declares 20000 x 20000 (400 M pixels) with no real pixel data behind it.

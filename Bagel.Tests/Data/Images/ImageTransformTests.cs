@@ -26,6 +26,7 @@ public class ImageTransformTests
     }
 
     [Theory]
+    [NeedsSharedData("images")]
     [MemberData(nameof(PixelCases))]
     public void Resized_pixels_are_bit_identical_to_the_reference_given_the_same_decoded_pixels(string source, string config)
     {
@@ -54,6 +55,7 @@ public class ImageTransformTests
     }
 
     [Theory]
+    [NeedsSharedData("images")]
     [MemberData(nameof(PixelCases))]
     public void The_normalised_tensor_is_bit_identical_to_the_reference(string source, string config)
     {
@@ -69,6 +71,7 @@ public class ImageTransformTests
     }
 
     [Theory]
+    [NeedsSharedData("images")]
     [MemberData(nameof(PixelCases))]
     public void Decoding_the_original_file_and_transforming_gives_the_reference_tensor(string source, string config)
     {

@@ -1,4 +1,5 @@
 using Bagel.Data.Diagnostics;
+using Bagel.Data.Example;
 using Bagel.Data.Images;
 using Bagel.Data.Pipeline;
 using Bagel.Data.Samples;
@@ -18,17 +19,25 @@ internal sealed class PipelineFixture : IDisposable
     public static readonly ImageTransformOptions Vae = new() { ImageStride = 16, MaxImageSize = 64, MinImageSize = 32 };
     public static readonly ImageTransformOptions Vit = new() { ImageStride = 14, MaxImageSize = 56, MinImageSize = 28 };
 
-    private static readonly Lazy<BagelTokenizerSetup> Setup = new(() =>
+    // By default the project's own byte-level BPE (trained on the example data's texts), so these tests need no external data.
+    private static readonly Lazy<BagelTokenizerSetup> Trained = new(() =>
+        BagelSpecialTokens.Apply(ByteLevelBpeTrainer.Train(new ExampleDataWriter(new ExampleDataOptions { OutputFolder = "unused" }).EnumerateTexts())));
+
+    private static readonly Lazy<BagelTokenizerSetup> Qwen25 = new(() =>
         BagelSpecialTokens.Apply(Qwen2Tokenizer.FromFolder(SharedData.Require("tokenizer/qwen2.5"))));
 
-    public PipelineFixture()
+    private readonly Lazy<BagelTokenizerSetup> _setup;
+
+    /// <summary>The datasets over the trained tokenizer, or with <paramref name="qwen25"/> over the shared Qwen2.5 files (the test skips without them).</summary>
+    public PipelineFixture(bool qwen25 = false)
     {
-        _ = Setup.Value; // skips the test when the shared tokenizer is absent
+        _setup = qwen25 ? Qwen25 : Trained;
+        _ = _setup.Value;
     }
 
     public TempDirectory Directory { get; } = new("bagel-pipeline-");
 
-    public BagelTokenizerSetup Tokenizer => Setup.Value;
+    public BagelTokenizerSetup Tokenizer => _setup.Value;
 
     public static byte[] Png(int width, int height, int seed)
     {

@@ -7,6 +7,7 @@ namespace Bagel.Tests.Data.Tokenization;
 public sealed class BagelSpecialTokensTests(Qwen2TokenizerFixture fixture)
 {
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public void Qwen25AlreadyHasAllFourSoNothingIsAdded()
     {
         Qwen2Tokenizer tokenizer = fixture.Tokenizer;

@@ -7,6 +7,9 @@ namespace Bagel.Tests.Data.Tokenization;
 public sealed class Qwen2TokenizerLoadingTests(Qwen2TokenizerFixture fixture)
 {
     [Theory]
+    [NeedsSharedData("tokenizer/qwen2.5")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.inp")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.out")]
     [InlineData(false)]
     [InlineData(true)]
     public void TokenizerJsonBuiltFromTheSameFilesGivesIdenticalIds(bool pairForm)

@@ -4,11 +4,14 @@ namespace Bagel.Tests.Data.Tokenization;
 
 /// <summary>Qwen2Tokenizer on the real Qwen2.5 files against llama.cpp's vectors and the facts in SOURCES.md.</summary>
 [Collection(Qwen2TokenizerCollection.Name)]
+[NeedsSharedData("tokenizer/qwen2.5")]
 public sealed class Qwen2TokenizerTests(Qwen2TokenizerFixture fixture)
 {
     private Qwen2Tokenizer Tokenizer => fixture.Tokenizer;
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.inp")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.out")]
     public void AllLlamaCppVectorsEncodeExactly()
     {
         var vectors = TokenizerTestVectors.Load();
@@ -22,6 +25,8 @@ public sealed class Qwen2TokenizerTests(Qwen2TokenizerFixture fixture)
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.inp")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.out")]
     public void DecodeOfEncodeGivesBackEveryVectorInput()
     {
         foreach (TokenizerTestVector vector in TokenizerTestVectors.Load())
@@ -29,6 +34,8 @@ public sealed class Qwen2TokenizerTests(Qwen2TokenizerFixture fixture)
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.inp")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.out")]
     public void CountTokensAgreesWithEncodeOnEveryVector()
     {
         foreach (TokenizerTestVector vector in TokenizerTestVectors.Load())
@@ -156,6 +163,9 @@ public sealed class Qwen2TokenizerTests(Qwen2TokenizerFixture fixture)
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.inp")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.out")]
     public void MergingAgreesWithAPlainReferenceBpeOnShuffledVectorTextAndLongWords()
     {
         string folder = Qwen2TokenizerFixture.FolderPath;
@@ -182,6 +192,8 @@ public sealed class Qwen2TokenizerTests(Qwen2TokenizerFixture fixture)
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.inp")]
+    [NeedsSharedData("tokenizer/qwen2-tokenizer-vectors.out")]
     public void ParallelEncodesEqualSerialEncodes()
     {
         var vectors = TokenizerTestVectors.Load();

@@ -5,6 +5,7 @@ namespace Bagel.Tests.Models.Qwen2;
 public sealed class Qwen2ConfigTests
 {
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public void The_Qwen2_5_7B_config_json_parses_to_its_sizes()
     {
         string path = SharedData.Require("tokenizer/qwen2.5/config.json");

@@ -20,7 +20,7 @@ public sealed class ReferenceFormatLoggerProviderTests
     {
         var output = new StringWriter();
         var time = new FixedTime(new DateTimeOffset(2026, 3, 4, 5, 6, 7, TimeSpan.Zero), PlusTwo);
-        using (var provider = new ReferenceFormatLoggerProvider(output, timeProvider: time))
+        using (var provider = new ReferenceFormatLoggerProvider(output, timeProvider: time, color: true))
         {
             ILogger logger = provider.CreateLogger("train");
             TrainingLog.Step(logger, "(step=0000000) Train Loss mse: 0.4063, ");
@@ -42,6 +42,17 @@ public sealed class ReferenceFormatLoggerProviderTests
         }
 
         string[] lines = File.ReadAllLines(Path.Combine(folder.Path, ReferenceLogFormat.LogFileName));
-        Assert.Equal(["[\u001b[34m1970-01-01 00:00:00\u001b[0m] first run", "[\u001b[34m1970-01-01 00:00:00\u001b[0m] resumed run"], lines);
+        Assert.Equal(["[1970-01-01 00:00:00] first run", "[1970-01-01 00:00:00] resumed run"], lines); // no colour codes in the file
+    }
+
+    [Fact]
+    public void RecordsAreUncolouredUnlessColourIsAskedFor()
+    {
+        var output = new StringWriter();
+        using (var provider = new ReferenceFormatLoggerProvider(output, timeProvider: new FixedTime(DateTimeOffset.UnixEpoch, TimeZoneInfo.Utc)))
+            provider.CreateLogger("x").LogInformation("plain");
+
+        Assert.Equal("[1970-01-01 00:00:00] plain" + Environment.NewLine, output.ToString());
+        Assert.False(ReferenceFormatLoggerProvider.IsTerminalColor(isRedirected: true));
     }
 }

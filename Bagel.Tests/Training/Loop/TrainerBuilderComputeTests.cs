@@ -19,6 +19,7 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseCpuThreadsSetsTorchsThreadCountForTheRun()
     {
         int before = torch.get_num_threads();
@@ -38,6 +39,7 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseCompute_ReportsAReducedPrecisionDTypeAndBadThreadCountsWithTheOtherFailures()
     {
         using var fixture = new LoopFixture();
@@ -58,6 +60,7 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseCompute_ACudaDeviceWithoutCudaIsAnOptionFailure()
     {
         Assert.SkipWhen(torch.cuda.is_available(), "This machine has CUDA; the failure path needs a machine without it.");
@@ -70,6 +73,7 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseLearningRateScheduleReplacesTheConfiguredSchedule()
     {
         using var fixture = new LoopFixture();
@@ -85,6 +89,7 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseParameterGroupsGivesEachGroupItsOwnLearningRate()
     {
         using var fixture = new LoopFixture();

@@ -26,6 +26,7 @@ public sealed class TrainerBuilderTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task GradientAccumulationTakesThatManyBatchesPerStepFromACustomSource()
     {
         using var fixture = new LoopFixture();
@@ -54,6 +55,7 @@ public sealed class TrainerBuilderTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task ATrainerRunsOnlyOnce()
     {
         using var fixture = new LoopFixture();

@@ -28,6 +28,7 @@ public sealed class TrainerOptimizerStepTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task EveryStepReportsItsWallTimeSplit()
     {
         using var fixture = new LoopFixture();
@@ -46,6 +47,7 @@ public sealed class TrainerOptimizerStepTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task TheFlatBufferOptimizerTrainsAndResumesBitForBitAsTorchSharpsAdamW()
     {
         using var fixture = new LoopFixture();

@@ -22,6 +22,7 @@ public sealed class BagelTrainingKillTests
     private const int KilledInSaveOf = 20;
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task ChildTrainsUntilKilledInsideTheSaveOfStepTwenty()
     {
         string? root = Environment.GetEnvironmentVariable(ChildDirVariable);
@@ -41,6 +42,7 @@ public sealed class BagelTrainingKillTests
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task ASigkillDuringASaveOfTheCompositeResumesBitIdentically()
     {
         using var fixture = new LoopFixture();

@@ -9,6 +9,7 @@ namespace Bagel.Tests.Training.Models;
 public sealed class BagelTrainingResumeTests
 {
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task StoppingAndResumingTheCompositeIsBitIdenticalToOneRun()
     {
         using var fixture = new LoopFixture();

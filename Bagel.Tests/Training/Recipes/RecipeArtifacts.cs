@@ -14,7 +14,8 @@ namespace Bagel.Tests.Training.Recipes;
 
 /// <summary>
 /// Tiny versions of every artifact a recipe reads, written to a temp folder at test time: a Hugging Face Qwen2 folder
-/// (config.json, model.safetensors, the shared Qwen2.5 tokenizer files, the real vocabulary size), a SigLIP folder, a
+/// (config.json, model.safetensors, the files of a byte-level BPE tokenizer trained on the example data's texts, so no
+/// external data is needed, and its vocabulary size), a SigLIP folder, a
 /// FLUX-layout ae.safetensors, the example data, and on request a BAGEL release folder (llm_config.json,
 /// vit_config.json, ae.safetensors, ema.safetensors, tokenizer).
 /// </summary>
@@ -26,7 +27,7 @@ internal sealed class RecipeArtifacts : IDisposable
     private static int? _vocabulary;
     private readonly TempDirectory _dir = new("bagel-recipe-");
 
-    private RecipeArtifacts(string tokenizer) => Tokenizer = tokenizer;
+    private RecipeArtifacts() => Tokenizer = Path.Combine(Root, "tokenizer");
 
     public string Root => _dir.Path;
     public string Tokenizer { get; }
@@ -38,19 +39,21 @@ internal sealed class RecipeArtifacts : IDisposable
     public string Results => Path.Combine(Root, "results");
     public int Vocabulary { get; private set; }
 
-    /// <summary>Writes the parts and the example data; skips the test when the shared tokenizer is absent.</summary>
+    /// <summary>Writes the parts, the tokenizer and the example data.</summary>
     public static async Task<RecipeArtifacts> CreateAsync()
     {
-        string tokenizer = SharedData.RequireDirectory("tokenizer/qwen2.5");
-        var artifacts = new RecipeArtifacts(tokenizer);
+        var artifacts = new RecipeArtifacts();
         try
         {
-            artifacts.Vocabulary = _vocabulary ??= BagelSpecialTokens.Apply(Qwen2Tokenizer.FromFolder(tokenizer)).Tokenizer.Count;
+            var data = new ExampleDataOptions { OutputFolder = artifacts.Data, Overwrite = true, MaxDegreeOfParallelism = 2 };
+            Qwen2Tokenizer tokenizer = ByteLevelBpeTrainer.Train(new ExampleDataWriter(data).EnumerateTexts(), cancellationToken: TestContext.Current.CancellationToken);
+            tokenizer.Save(artifacts.Tokenizer);
+            artifacts.Vocabulary = _vocabulary ??= BagelSpecialTokens.Apply(tokenizer).Tokenizer.Count;
             torch.manual_seed(11);
             artifacts.WriteQwen2();
             artifacts.WriteSiglip();
             using (var vae = new FluxAutoEncoder(VaeShape)) StateDictSaver.SaveFile(vae, artifacts.Vae);
-            await new ExampleDataWriter(new ExampleDataOptions { OutputFolder = artifacts.Data, Overwrite = true, MaxDegreeOfParallelism = 2 })
+            await new ExampleDataWriter(data)
                 .WriteAsync(cancellationToken: TestContext.Current.CancellationToken);
             return artifacts;
         }

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Bagel.Training.Metrics;
+using Bagel.Training.Options;
 using Bagel.Training.Recipes;
 
 namespace Bagel.Tests.Training.Recipes;
@@ -163,6 +164,55 @@ public sealed partial class TrainCommandTests
         Assert.Equal(TrainCommand.ExitSuccess, exit);
         Assert.Contains("--dataset_info_file", stdout, StringComparison.Ordinal);
         Assert.Contains("--finetune_from_ema", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HelpGivesEveryFlagItsMeaningAndDefault()
+    {
+        (int exit, string stdout, _) = await RunAsync(["--help"]);
+
+        Assert.Equal(TrainCommand.ExitSuccess, exit);
+        Assert.Contains("--lr  (default: 0.0001)\n      Peak learning rate.", stdout, StringComparison.Ordinal);
+        Assert.Contains("--resume_from  (default: none)", stdout, StringComparison.Ordinal);
+        Assert.Contains("--visual_und  (default: true)", stdout, StringComparison.Ordinal);
+        Assert.Contains("Bagel.Train --fresh", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("(no description)", stdout, StringComparison.Ordinal);
+        foreach (string flag in ReferenceCommandLine.FlagNames)
+        {
+            Assert.False(string.IsNullOrWhiteSpace(ReferenceFlagHelp.Describe(flag)), flag);
+            Assert.Contains($"--{flag}  (default: ", stdout, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task AStopRequestBeforeTrainingExitsAsInterrupted()
+    {
+        using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
+        using var stopped = new CancellationTokenSource();
+        await stopped.CancelAsync();
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int exit = await TrainCommand.RunAsync(a.Flags(Path.Combine(a.Root, "stopped"), Path.Combine(a.Data, "example.yaml")), stdout, stderr, null, stopped.Token);
+
+        Assert.Equal(TrainCommand.ExitInterrupted, exit);
+        Assert.Equal(130, TrainCommand.ExitInterrupted);
+        Assert.DoesNotContain("Done", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task WithoutBareStepLinesTheStepLineAppearsOnceAndNothingIsColoured()
+    {
+        using RecipeArtifacts a = await RecipeArtifacts.CreateAsync();
+        string results = Path.Combine(a.Root, "once");
+        (int exit, string stdout, string stderr) = await RunAsync(a.Flags(results, Path.Combine(a.Data, "example.yaml")), new TrainCommandOptions { BareStepLines = false });
+
+        Assert.True(exit == 0, stderr);
+        Assert.Empty(stdout);
+        Assert.Equal(2, Losses(stderr).Count);
+        Assert.DoesNotContain('\u001b', stderr);
+        Assert.DoesNotContain('\u001b', await File.ReadAllTextAsync(Path.Combine(results, "log.txt"), Ct));
+        Assert.DoesNotContain("MFU", stderr, StringComparison.Ordinal); // no peak is known on a CPU
     }
 
     private static List<string> Losses(string stdout) => [.. LossPart().Matches(stdout).Select(m => m.Value)];

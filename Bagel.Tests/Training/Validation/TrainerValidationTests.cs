@@ -32,6 +32,7 @@ public sealed partial class TrainerValidationTests(ExampleDatasetFixture data) :
     }
 
     [Theory]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     [InlineData(3, 1000, 7, new long[] { 3, 6, 7 })] // every 3 steps, then the end
     [InlineData(0, 2, 5, new long[] { 2, 4, 5 })] // 0: at every checkpoint (save_every), then the end
     [InlineData(2, 1000, 4, new long[] { 2, 4 })] // the end coincides with a scheduled evaluation: once
@@ -55,6 +56,7 @@ public sealed partial class TrainerValidationTests(ExampleDatasetFixture data) :
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task TrainingIsBitIdenticalWithAndWithoutValidation()
     {
         using var fixture = new LoopFixture();
@@ -78,6 +80,7 @@ public sealed partial class TrainerValidationTests(ExampleDatasetFixture data) :
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task AResumedRunWithValidationMatchesTheStraightRunInTrainingAndValidation()
     {
         using var fixture = new LoopFixture();
@@ -101,6 +104,7 @@ public sealed partial class TrainerValidationTests(ExampleDatasetFixture data) :
     }
 
     [Fact]
+    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task ValidationLossesReachTheMetricSinksUnderTheDocumentedNames()
     {
         using var fixture = new LoopFixture();

@@ -42,6 +42,7 @@ public sealed class ParquetBadInputTests : IDisposable
     private DataSkipCounters NewSkips() => new(_log);
 
     [Theory]
+    [NeedsSharedData("images")]
     [InlineData("corrupt_png_garbage_after_signature.png", SkipReason.CorruptImage)]
     [InlineData("corrupt_jpeg_truncated_first16384bytes_480x360.jpg", SkipReason.TruncatedImage)]
     [InlineData("corrupt_jpeg_truncated_progressive_100x100.jpg", SkipReason.TruncatedImage)]
@@ -202,6 +203,7 @@ public sealed class ParquetBadInputTests : IDisposable
     }
 
     [Fact]
+    [NeedsSharedData("images")]
     public async Task CorruptAndTruncatedImagesInAnEditChainAreCountedSkips()
     {
         byte[] garbage = await File.ReadAllBytesAsync(SharedData.Require("images/corrupt_png_garbage_after_signature.png"), TestContext.Current.CancellationToken);

@@ -39,6 +39,7 @@ public sealed class VlmBadInputTests : IDisposable
     };
 
     [Theory]
+    [NeedsSharedData("images")]
     [MemberData(nameof(BadLines))]
     public async Task ABadLineIsOneCountedSkipNamingItsLineAndTheLinesAroundItArrive(string kind, SkipReason reason)
     {
