@@ -77,7 +77,7 @@ public sealed class PackingLoop : IDisposable
     /// <returns>The batch, already validated.</returns>
     public async ValueTask<PackedBatch> NextBatchAsync(CancellationToken cancellationToken = default)
     {
-        var builder = new PackedBatchBuilder { Rank = _rank };
+        var builder = new PackedBatchBuilder { Rank = _rank, VaePixelsPerLatentToken = _options.PixelsPerLatentToken };
         var packed = new List<PackableSample>();
         var owned = new List<Tensor>();
         try
@@ -167,5 +167,10 @@ public sealed class PackingLoop : IDisposable
     }
 
     private PackedBatch Finish(PackedBatchBuilder builder) =>
-        builder.Build(validate: true, new PackedBatchLimits { MaxLatentSize = _options.MaxLatentSize, VitMaxPatchesPerSide = _options.MaxNumPatchPerSide });
+        builder.Build(validate: true, new PackedBatchLimits
+        {
+            MaxLatentSize = _options.MaxLatentSize,
+            VitMaxPatchesPerSide = _options.MaxNumPatchPerSide,
+            InterpolatedLatentPositions = _options.InterpolatePos,
+        });
 }

@@ -48,6 +48,9 @@ public sealed class SequencePacker
         ArgumentNullException.ThrowIfNull(dropout);
         ArgumentNullException.ThrowIfNull(timesteps);
         ArgumentNullException.ThrowIfNull(ownedTensors);
+        if (batch.VaePixelsPerLatentToken != _options.PixelsPerLatentToken)
+            throw new ArgumentException(
+                $"The batch builder cuts VAE images at {batch.VaePixelsPerLatentToken} pixels per latent token, but the packing options say {_options.PixelsPerLatentToken}; set PackedBatchBuilder.VaePixelsPerLatentToken from PackingOptions.PixelsPerLatentToken.", nameof(batch));
         int curr = batch.SequenceLength;
         int start = curr;
         int rope = 0;
@@ -121,7 +124,7 @@ public sealed class SequencePacker
                     }
                     AddText(batch, _tokens.StartOfImage, curr++);
                     LatentGrid grid = batch.AddVaeImage(image);
-                    batch.LatentPositionIds.AddRange(PositionIds(image, PackableSample.VaeStride, _options.MaxLatentSize));
+                    batch.LatentPositionIds.AddRange(PositionIds(image, _options.PixelsPerLatentToken, _options.MaxLatentSize));
                     int count = grid.TokenCount;
                     // Clean (conditioning) images get t_raw = -inf, i.e. t = sigmoid(-inf) = 0 in the model.
                     float timestep = item.Loss ? (float)timesteps.NextStandardNormal() : float.NegativeInfinity;

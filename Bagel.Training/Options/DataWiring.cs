@@ -29,6 +29,7 @@ public static class DataWiring
             PreferBufferBefore = data.PreferBufferBefore,
             MaxBufferSize = data.MaxBufferSize,
             InterpolatePos = model.InterpolatePos,
+            PixelsPerLatentToken = VaeImageDownsample(model),
         };
         if (training.VisualUnd) options = options with { MaxNumPatchPerSide = model.VitMaxNumPatchPerSide };
         if (training.VisualGen)
