@@ -18,19 +18,19 @@ namespace Bagel.Data.Samples;
 /// </summary>
 public sealed class SampleBuilder : ISampleBuilder
 {
-    private readonly Qwen2Tokenizer _tokenizer;
+    private readonly ITextTokenizer _tokenizer;
     private readonly ImageDecoder _decoder;
     private readonly ImageTransform _transform;
     private readonly ImageTransform? _vitTransform;
     private readonly DataSkipCounters _skips;
 
     /// <summary>Creates a builder for one dataset group.</summary>
-    /// <param name="tokenizer">The text tokenizer.</param>
+    /// <param name="tokenizer">The text tokenizer (<see cref="Qwen2Tokenizer"/>, or any <see cref="ITextTokenizer"/>).</param>
     /// <param name="decoder">The image decoder (its options hold the EXIF and truncation policies).</param>
     /// <param name="transform">The group's main transform (<c>image_transform_args</c>).</param>
     /// <param name="vitTransform">The ViT copy transform of editing groups (<c>vit_image_transform_args</c>).</param>
     /// <param name="skips">Where skipped records are counted.</param>
-    public SampleBuilder(Qwen2Tokenizer tokenizer, ImageDecoder decoder, ImageTransform transform, ImageTransform? vitTransform, DataSkipCounters skips)
+    public SampleBuilder(ITextTokenizer tokenizer, ImageDecoder decoder, ImageTransform transform, ImageTransform? vitTransform, DataSkipCounters skips)
     {
         _tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         _decoder = decoder ?? throw new ArgumentNullException(nameof(decoder));
