@@ -43,6 +43,12 @@ public sealed record PackingOptions
     /// tokens, and their sides must be multiples of it.</summary>
     public int PixelsPerLatentToken { get; init; } = PackableSample.VaeStride;
 
+    /// <summary><c>special_token_loss</c> for the images to generate: the closing <c>&lt;|im_end|&gt;</c> of a text item
+    /// directly followed (in its plan) by a noisy VAE image carries the CE label <c>&lt;|vision_start|&gt;</c> with weight
+    /// 1, as a plan item with <c>special_token_loss = 1, special_token_label = start_of_image</c> would (default false, as
+    /// every shipped dataset). Items that set their own <see cref="PlanItem.SpecialTokenLoss"/> keep their label.</summary>
+    public bool SpecialTokenLoss { get; init; }
+
     /// <summary>Throws one <see cref="ArgumentException"/> listing every invalid value.</summary>
     public void Validate()
     {

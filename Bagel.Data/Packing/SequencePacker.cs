@@ -57,8 +57,10 @@ public sealed class SequencePacker
         int textIndex = 0, imageIndex = 0;
         var splits = new List<AttentionSplit>();
 
-        foreach (PlanItem item in sample.Plan)
+        for (int p = 0; p < sample.Plan.Count; p++)
         {
+            PlanItem item = sample.Plan[p];
+            PlanItem? next = p + 1 < sample.Plan.Count ? sample.Plan[p + 1] : null;
             int splitStart = curr;
             switch (item.Kind)
             {
@@ -81,7 +83,10 @@ public sealed class SequencePacker
                     }
                     curr += shifted;
                     AddText(batch, _tokens.EosTokenId, curr);
-                    AddSpecialTokenLoss(batch, item, curr);
+                    if (!item.SpecialTokenLoss && _options.SpecialTokenLoss && next is { Kind: PlanItemKind.VaeImage, Loss: true })
+                        AddSpecialTokenLabel(batch, curr, _tokens.StartOfImage);
+                    else
+                        AddSpecialTokenLoss(batch, item, curr);
                     curr += 1;
                     int length = curr - splitStart;
                     for (int i = 0; i < length; i++) batch.PositionIds.Add(rope + i);
@@ -161,9 +166,13 @@ public sealed class SequencePacker
 
     private static void AddSpecialTokenLoss(PackedBatchBuilder batch, PlanItem item, int position)
     {
-        if (!item.SpecialTokenLoss) return;
+        if (item.SpecialTokenLoss) AddSpecialTokenLabel(batch, position, item.SpecialTokenLabel);
+    }
+
+    private static void AddSpecialTokenLabel(PackedBatchBuilder batch, int position, int label)
+    {
         batch.CeLossIndexes.Add(position);
         batch.CeLossWeights.Add(1f);
-        batch.LabelIds.Add(item.SpecialTokenLabel);
+        batch.LabelIds.Add(label);
     }
 }

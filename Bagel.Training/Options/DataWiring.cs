@@ -30,6 +30,7 @@ public static class DataWiring
             MaxBufferSize = data.MaxBufferSize,
             InterpolatePos = model.InterpolatePos,
             PixelsPerLatentToken = VaeImageDownsample(model),
+            SpecialTokenLoss = training.SpecialTokenLoss,
         };
         if (training.VisualUnd) options = options with { MaxNumPatchPerSide = model.VitMaxNumPatchPerSide };
         if (training.VisualGen)
