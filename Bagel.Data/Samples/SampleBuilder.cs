@@ -80,7 +80,7 @@ public sealed class SampleBuilder : ISampleBuilder
         images.Add(_transform.Apply(Decode(payload.Image, raw.Origin)));
         string caption = ChooseCaption(payload.Captions, random);
         return new PackableSample(raw.Index, raw.Origin, [PlanItem.Text(enableCfg: true, loss: false), PlanItem.NoisyVaeImage()],
-            [_tokenizer.Encode(caption)], [.. images]);
+            [_tokenizer.Encode(caption)], [.. images], _transform.Options.ImageStride);
     }
 
     private PackableSample BuildImageFolder(RawSample raw, ImageFolderPayload payload, List<Tensor> images)
@@ -88,7 +88,7 @@ public sealed class SampleBuilder : ISampleBuilder
         if (!File.Exists(payload.ImagePath)) throw new SkipException(SkipReason.MissingImage, $"image file '{payload.ImagePath}' does not exist.");
         images.Add(_transform.Apply(DecodeFile(payload.ImagePath)));
         return new PackableSample(raw.Index, raw.Origin, [PlanItem.Text(enableCfg: true, loss: false), PlanItem.NoisyVaeImage()],
-            [_tokenizer.Encode(payload.Caption)], [.. images]);
+            [_tokenizer.Encode(payload.Caption)], [.. images], _transform.Options.ImageStride);
     }
 
     /// <summary>The reference picks one caption uniformly among the dict's values; an empty dict gives " ".</summary>
@@ -179,7 +179,7 @@ public sealed class SampleBuilder : ISampleBuilder
                 AddImage(Image(idx), loss: true, vae: idx != end, vitCopy: idx != end);
             }
         }
-        return new PackableSample(raw.Index, raw.Origin, plan, texts, [.. images]);
+        return new PackableSample(raw.Index, raw.Origin, plan, texts, [.. images], _transform.Options.ImageStride);
     }
 
     private PackableSample? BuildVlm(RawSample raw, VlmPayload payload, List<Tensor> images)

@@ -132,4 +132,14 @@ public sealed class InterpolatedPositionPackingTests
         var error = Assert.Throws<ArgumentException>(() => packer.Pack(new PackedBatchBuilder(), sample, new SeededRandomSource(1), new SeededRandomSource(2), []));
         Assert.Contains("PixelsPerLatentToken", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void TheTokenEstimateCountsVaeImagesAtTheGivenStride()
+    {
+        PlanItem[] plan = [PlanItem.Text(true, false), PlanItem.NoisyVaeImage()];
+        using var atDefault = new PackableSample(SequencePackerTests.Index("t2i", 0), "a", plan, [[1, 2]], [Image(32, 48)]);
+        using var atEight = new PackableSample(SequencePackerTests.Index("t2i", 1), "b", plan, [[1, 2]], [Image(32, 48)], vaeStride: 8);
+        Assert.Equal(2 + 2 * 3, atDefault.NumTokens);
+        Assert.Equal(2 + 4 * 6, atEight.NumTokens);
+    }
 }

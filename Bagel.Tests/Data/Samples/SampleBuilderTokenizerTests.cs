@@ -44,5 +44,22 @@ public sealed class SampleBuilderTokenizerTests
     }
 
     [Fact]
+    public void TheTokenEstimateUsesTheTransformsStride()
+    {
+        // The reference counts H·W/transform.stride² per image; with stride 32 a 64x32 image is 2 tokens.
+        using var folder = new TempDirectory("bagel-stride-");
+        string image = Path.Combine(folder.Path, "wide.png");
+        File.WriteAllBytes(image, PipelineFixture.Png(64, 32, seed: 4));
+        var transform = new ImageTransform(new ImageTransformOptions { ImageStride = 32, MaxImageSize = 64, MinImageSize = 32 });
+        var builder = new SampleBuilder(new CharTokenizer(), new ImageDecoder(), transform, null, new DataSkipCounters());
+        var raw = new RawSample(new SampleDataIndex("folder", 0, new SourcePosition(SourcePositionKind.ImageFolder, [0])), image, new ImageFolderPayload(image, "ab"));
+
+        using PackableSample sample = builder.Build(raw, new SeededRandomSource(1))!;
+
+        Assert.Equal(32 * 64, sample.Images[0].shape[1] * sample.Images[0].shape[2]);
+        Assert.Equal(2 + 2, sample.NumTokens);
+    }
+
+    [Fact]
     public void Qwen2TokenizerIsATextTokenizer() => Assert.True(typeof(ITextTokenizer).IsAssignableFrom(typeof(Qwen2Tokenizer)));
 }
