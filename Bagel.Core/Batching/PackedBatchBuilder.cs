@@ -19,6 +19,23 @@ public sealed class PackedBatchBuilder
     /// <summary>The rank the batch belongs to (default 0).</summary>
     public int Rank { get; set; }
 
+    /// <summary>Image pixels per latent token side for <see cref="AddVaeImage"/>: the VAE's downsampling ×
+    /// <c>latent_patch_size</c> (default <see cref="VaeImageFields.DefaultPixelsPerLatentToken"/>, FLUX's 8 × 2). Set it
+    /// before adding VAE images; the built batch carries it in <see cref="VaeImageFields.PixelsPerLatentToken"/>.</summary>
+    public int VaePixelsPerLatentToken
+    {
+        get => _vaePixelsPerLatentToken;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(value);
+            if (_vaeImages.Count > 0 && value != _vaePixelsPerLatentToken)
+                throw new InvalidOperationException($"VaePixelsPerLatentToken is {_vaePixelsPerLatentToken} and {_vaeImages.Count} VAE image(s) were added with it; set it before adding VAE images.");
+            _vaePixelsPerLatentToken = value;
+        }
+    }
+
+    private int _vaePixelsPerLatentToken = VaeImageFields.DefaultPixelsPerLatentToken;
+
     /// <summary>The sample layouts, in order (see <see cref="AddSample"/>).</summary>
     public List<SampleLayout> Samples { get; } = [];
 
@@ -81,16 +98,17 @@ public sealed class PackedBatchBuilder
         DataIndexes.Add(dataIndex);
     }
 
-    /// <summary>Appends a VAE image ([3, H, W] float32, H and W multiples of 16) and records its latent grid (H/16, W/16).</summary>
+    /// <summary>Appends a VAE image ([3, H, W] float32, H and W multiples of s = <see cref="VaePixelsPerLatentToken"/>,
+    /// 16 by default) and records its latent grid (H/s, W/s).</summary>
     /// <param name="image">The normalized image (borrowed until <see cref="Build"/>).</param>
     /// <returns>The latent grid.</returns>
-    /// <exception cref="ArgumentException">The image has another shape or dtype, or a side is not a multiple of 16.</exception>
+    /// <exception cref="ArgumentException">The image has another shape or dtype, or a side is not a multiple of s.</exception>
     public LatentGrid AddVaeImage(Tensor image)
     {
         ArgumentNullException.ThrowIfNull(image);
         if (image.dtype != ScalarType.Float32 || image.ndim != 3 || image.shape[0] != 3)
             throw new ArgumentException($"A VAE image is a [3, H, W] float32 tensor; got {image.dtype} [{string.Join(", ", image.shape)}].", nameof(image));
-        const int stride = 16; // VAE downsampling 8 × latent patch 2
+        int stride = _vaePixelsPerLatentToken;
         if (image.shape[1] % stride != 0 || image.shape[2] % stride != 0 || image.shape[1] == 0 || image.shape[2] == 0)
             throw new ArgumentException($"A VAE image's sides are positive multiples of {stride}; got {image.shape[1]}x{image.shape[2]}.", nameof(image));
         var grid = new LatentGrid((int)(image.shape[1] / stride), (int)(image.shape[2] / stride));
@@ -148,7 +166,10 @@ public sealed class PackedBatchBuilder
             }
         }
         return new VaeImageFields(padded, [.. LatentShapes], torch.tensor(LatentPositionIds.ToArray()),
-            torch.tensor(VaeTokenIndexes.ToArray()), torch.tensor(Timesteps.ToArray()), torch.tensor(MseLossIndexes.ToArray()));
+            torch.tensor(VaeTokenIndexes.ToArray()), torch.tensor(Timesteps.ToArray()), torch.tensor(MseLossIndexes.ToArray()))
+        {
+            PixelsPerLatentToken = _vaePixelsPerLatentToken,
+        };
     }
 
     private VitImageFields? BuildVit()

@@ -6,9 +6,6 @@ namespace Bagel.Core.Batching;
 /// <summary>The checks behind <see cref="PackedBatch.Validate"/>; each failure names the reference field.</summary>
 internal static class PackedBatchValidator
 {
-    /// <summary>Image pixels per latent token side: VAE downsampling 8 × latent patch 2 (the reference's VAE stride 16).</summary>
-    private const int PixelsPerLatentToken = 16;
-
     private const string SequenceLength = "sequence_length";
 
     public static void Validate(PackedBatch batch, PackedBatchLimits limits)
@@ -108,13 +105,15 @@ internal static class PackedBatchValidator
             throw new PackedBatchValidationException("patchified_vae_latent_shapes", "the VAE group holds no image; a batch without VAE images has Vae = null.");
         if (vae.ImageCount != images.shape[0])
             throw new PackedBatchValidationException("patchified_vae_latent_shapes", $"{vae.ImageCount} latent shapes for {images.shape[0]} padded images.");
+        int pixelsPerToken = vae.PixelsPerLatentToken;
         for (int i = 0; i < vae.ImageCount; i++)
         {
             LatentGrid grid = vae.LatentShapes[i];
-            if (grid.Height < 1 || grid.Width < 1 || (long)grid.Height * PixelsPerLatentToken > images.shape[2] || (long)grid.Width * PixelsPerLatentToken > images.shape[3])
+            if (grid.Height < 1 || grid.Width < 1 || (long)grid.Height * pixelsPerToken > images.shape[2] || (long)grid.Width * pixelsPerToken > images.shape[3])
                 throw new PackedBatchValidationException("patchified_vae_latent_shapes",
-                    $"image {i} has latent grid {grid.Height}x{grid.Width}, which does not fit the padded {images.shape[2]}x{images.shape[3]} pixels at {PixelsPerLatentToken} pixels per token.");
-            if (limits.MaxLatentSize is int g && (grid.Height > g || grid.Width > g))
+                    $"image {i} has latent grid {grid.Height}x{grid.Width}, which does not fit the padded {images.shape[2]}x{images.shape[3]} pixels at {pixelsPerToken} pixels per token.");
+            // Interpolated ids bucket any grid onto G×G, so only extrapolated ids need the grid to fit.
+            if (limits.MaxLatentSize is int g && !limits.InterpolatedLatentPositions && (grid.Height > g || grid.Width > g))
                 throw new PackedBatchValidationException("patchified_vae_latent_shapes",
                     $"image {i} has latent grid {grid.Height}x{grid.Width}, larger than max_latent_size {g}; raise max_latent_size or lower max_image_size.");
         }
@@ -122,7 +121,7 @@ internal static class PackedBatchValidator
         long[] tokenIndexes = Longs(vae.PackedVaeTokenIndexes, "packed_vae_token_indexes", v, "Σ h·w of patchified_vae_latent_shapes");
         Claim(owner, tokenIndexes, "packed_vae_token_indexes");
         long[] latentIds = Longs(vae.PackedLatentPositionIds, "packed_latent_position_ids", v, "Σ h·w of patchified_vae_latent_shapes");
-        CheckLatentPositionIds(vae.LatentShapes, latentIds, limits.MaxLatentSize);
+        CheckLatentPositionIds(vae.LatentShapes, latentIds, limits.MaxLatentSize, limits.InterpolatedLatentPositions);
 
         RequireDType(vae.PackedTimesteps, ScalarType.Float32, "packed_timesteps");
         float[] timesteps = Floats(vae.PackedTimesteps, "packed_timesteps", v);
@@ -158,7 +157,7 @@ internal static class PackedBatchValidator
             throw new PackedBatchValidationException("mse_loss_indexes", $"holds {mse.Length} positions, but {noisy.Count} latent slots have a finite timestep; every noisy latent token carries the MSE loss.");
     }
 
-    private static void CheckLatentPositionIds(IReadOnlyList<LatentGrid> grids, long[] ids, int? maxLatentSize)
+    private static void CheckLatentPositionIds(IReadOnlyList<LatentGrid> grids, long[] ids, int? maxLatentSize, bool interpolated)
     {
         int k = 0;
         for (int i = 0; i < grids.Count; i++)
@@ -167,10 +166,29 @@ internal static class PackedBatchValidator
                 {
                     if (ids[k] < 0)
                         throw new PackedBatchValidationException("packed_latent_position_ids", $"latent token {k} has id {ids[k]}; ids are non-negative.");
-                    if (maxLatentSize is int g && ids[k] != (long)row * g + col)
+                    if (maxLatentSize is not int g) continue;
+                    if (interpolated)
+                        CheckInterpolatedLatentId(ids, k, i, row, col, grids[i].Width, g);
+                    else if (ids[k] != (long)row * g + col)
                         throw new PackedBatchValidationException("packed_latent_position_ids",
                             $"latent token {k} (image {i}, row {row}, col {col}) has id {ids[k]}; expected row·{g}+col = {(long)row * g + col}.");
                 }
+    }
+
+    /// <summary>An interpolated id is <c>bucket_row·G + bucket_col</c> with both buckets in [0, G); the buckets never
+    /// decrease along a row (column bucket) or down a column (row bucket) of the image.</summary>
+    private static void CheckInterpolatedLatentId(long[] ids, int k, int image, int row, int col, int width, int g)
+    {
+        long id = ids[k];
+        if (id >= (long)g * g)
+            throw new PackedBatchValidationException("packed_latent_position_ids",
+                $"latent token {k} (image {image}, row {row}, col {col}) has id {id}, outside [0, {(long)g * g}) = [0, max_latent_size²) of the interpolated grid.");
+        if (col > 0 && (id / g != ids[k - 1] / g || id % g < ids[k - 1] % g))
+            throw new PackedBatchValidationException("packed_latent_position_ids",
+                $"latent token {k} (image {image}, row {row}, col {col}) has id {id} after {ids[k - 1]}; along a row the interpolated row bucket stays and the column bucket does not decrease.");
+        if (row > 0 && (id / g < ids[k - width] / g || id % g != ids[k - width] % g))
+            throw new PackedBatchValidationException("packed_latent_position_ids",
+                $"latent token {k} (image {image}, row {row}, col {col}) has id {id} below {ids[k - width]}; down a column the interpolated column bucket stays and the row bucket does not decrease.");
     }
 
     private static void CheckVit(VitImageFields vit, string?[] owner, PackedBatchLimits limits)

@@ -27,16 +27,34 @@ public sealed class VaeImageFields : IDisposable
         MseLossIndexes = mseLossIndexes ?? throw new ArgumentNullException(nameof(mseLossIndexes));
     }
 
+    /// <summary>The image pixels per latent token side when none is given: FLUX's 8× downsampling × latent patch 2.</summary>
+    public const int DefaultPixelsPerLatentToken = 16;
+
+    /// <summary>Image pixels per latent token side: the VAE's downsampling × <c>latent_patch_size</c> (default
+    /// <see cref="DefaultPixelsPerLatentToken"/>). A latent grid (h, w) covers h·this × w·this pixels of its padded image.</summary>
+    public int PixelsPerLatentToken
+    {
+        get => _pixelsPerLatentToken;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(value);
+            _pixelsPerLatentToken = value;
+        }
+    }
+
+    private readonly int _pixelsPerLatentToken = DefaultPixelsPerLatentToken;
+
     /// <summary><c>padded_images</c>: [Nvae, 3, Hmax, Wmax] float32, every VAE image (clean and noisy) in sequence
     /// order, normalized to [−1, 1] and zero-padded at the bottom/right (0 = mid-grey). Stays fp32 under bf16
     /// training; the model casts. The VAE encodes these to the latents.</summary>
     public Tensor PaddedImages { get; }
 
-    /// <summary><c>patchified_vae_latent_shapes</c>: one (h, w) = (H/16, W/16) token grid per VAE image, in order.</summary>
+    /// <summary><c>patchified_vae_latent_shapes</c>: one (h, w) = (H/s, W/s) token grid, s = <see cref="PixelsPerLatentToken"/>, per VAE image, in order.</summary>
     public IReadOnlyList<LatentGrid> LatentShapes { get; }
 
     /// <summary><c>packed_latent_position_ids</c>: [V] int64, <c>row·max_latent_size + col</c> per latent token
-    /// (row-major per image), indexing the latent sin-cos table.</summary>
+    /// (row-major per image), indexing the latent sin-cos table; with <c>interpolate_pos</c> the rows and columns are
+    /// the image's fractional coordinates bucketed onto the max_latent_size grid instead.</summary>
     public Tensor PackedLatentPositionIds { get; }
 
     /// <summary><c>packed_vae_token_indexes</c>: [V] int64, strictly ascending sequence positions of the latent slots.</summary>
@@ -60,7 +78,10 @@ public sealed class VaeImageFields : IDisposable
     public VaeImageFields To(Device device, bool nonBlocking = false) => new(
         PaddedImages.to(device, non_blocking: nonBlocking), LatentShapes,
         PackedLatentPositionIds.to(device, non_blocking: nonBlocking), PackedVaeTokenIndexes.to(device, non_blocking: nonBlocking),
-        PackedTimesteps.to(device, non_blocking: nonBlocking), MseLossIndexes.to(device, non_blocking: nonBlocking));
+        PackedTimesteps.to(device, non_blocking: nonBlocking), MseLossIndexes.to(device, non_blocking: nonBlocking))
+    {
+        PixelsPerLatentToken = PixelsPerLatentToken,
+    };
 
     /// <summary>The tensors, with their reference names.</summary>
     internal IEnumerable<(string Name, Tensor Tensor)> Tensors()

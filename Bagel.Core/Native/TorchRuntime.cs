@@ -17,6 +17,11 @@ public static class TorchRuntime
     /// <summary>The version requirement Bagel.Core's build step weakens (see <c>Bagel.Core.targets</c>).</summary>
     public const string PatchedVersionNeed = "GLIBCXX_3.4.32";
 
+    /// <summary>The line a project that references Bagel.Core.csproj as a ProjectReference adds to get the native
+    /// fix (NuGet imports <c>buildTransitive</c> targets only from packages); the path is relative to the clone.</summary>
+    public const string ProjectReferenceImportHint =
+        "<Import Project=\"PATH/TO/Bagel.NET/Bagel.Core/buildTransitive/Bagel.Core.targets\" />";
+
     private static readonly Lock Gate = new();
     private static bool _loaded;
     private static TorchNativeLoadException? _failure;
@@ -127,6 +132,9 @@ public static class TorchRuntime
             message.Append("Fix: reference Bagel.Core as a PackageReference (or import Bagel.Core.targets) in the project that builds the executable, " +
                            "make sure BagelPatchLibTorchSharp is not set to false, and rebuild (dotnet build / dotnet publish). " +
                            "Alternatively install a libstdc++ from GCC 13 or later.\n");
+            message.Append("A ProjectReference to Bagel.Core.csproj (source, not the package) does not bring the build step with it: " +
+                           "NuGet imports buildTransitive targets only from packages. Add to the executable's project file " +
+                           $"{ProjectReferenceImportHint} and rebuild.\n");
         }
         else
         {

@@ -7,7 +7,10 @@ namespace Bagel.Data.Config;
 /// <param name="VitMaxNumPatchPerSide"><c>vit_max_num_patch_per_side</c>: largest ViT patch grid side (side/14 must fit; 70).</param>
 /// <param name="VaeImageDownsample">VAE downsample × latent patch size (16).</param>
 /// <param name="VitPatchSize">ViT patch size (14).</param>
-public sealed record ModelImageLimits(int MaxLatentSize = 32, int VitMaxNumPatchPerSide = 70, int VaeImageDownsample = 16, int VitPatchSize = 14);
+/// <param name="InterpolatePos"><c>interpolate_pos</c>: position ids are bucketed onto the grids, so images of any size
+/// fit them and only the strides are checked (default false).</param>
+public sealed record ModelImageLimits(int MaxLatentSize = 32, int VitMaxNumPatchPerSide = 70, int VaeImageDownsample = 16, int VitPatchSize = 14,
+    bool InterpolatePos = false);
 
 /// <summary>
 /// The dataset mix: the reference's dataset YAML (<c>dataset_config_file</c>), one block per group with the same keys,
@@ -107,6 +110,7 @@ public sealed class DatasetMixConfig
                 errors.Add(new DataConfigException(SourceFile, key + ".image_stride", $"is {args.ImageStride}, but the {(vit ? "ViT" : "VAE")} stream needs stride {stride}."));
                 return;
             }
+            if (limits.InterpolatePos) return; // interpolated ids map any image size onto the grid
             try
             {
                 args.EnsureFitsPositionGrid(limit, limitName);

@@ -15,8 +15,12 @@ public sealed class PackableSample : IDisposable
     /// <param name="plan">The sequence plan.</param>
     /// <param name="texts">Token ids of each text item, in plan order (dropped items still consume theirs).</param>
     /// <param name="images">Image tensors of each image item, in plan order; ownership passes to the sample.</param>
-    public PackableSample(SampleDataIndex index, string origin, IReadOnlyList<PlanItem> plan, IReadOnlyList<int[]> texts, IReadOnlyList<Tensor> images)
+    /// <param name="vaeStride">The stride of the VAE images' transform (the reference's <c>transform.stride</c>, the
+    /// image pixels per latent token side): each VAE image counts H·W/stride² tokens. Default <see cref="VaeStride"/>.</param>
+    public PackableSample(SampleDataIndex index, string origin, IReadOnlyList<PlanItem> plan, IReadOnlyList<int[]> texts, IReadOnlyList<Tensor> images,
+        int vaeStride = VaeStride)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vaeStride);
         Index = index ?? throw new ArgumentNullException(nameof(index));
         Origin = origin ?? string.Empty;
         Plan = plan ?? throw new ArgumentNullException(nameof(plan));
@@ -30,13 +34,13 @@ public sealed class PackableSample : IDisposable
         foreach (PlanItem item in plan.Where(p => p.Kind != PlanItemKind.Text))
         {
             Tensor t = images[image++];
-            int stride = item.Kind == PlanItemKind.VaeImage ? VaeStride : VitStride;
+            int stride = item.Kind == PlanItemKind.VaeImage ? vaeStride : VitStride;
             tokens += t.shape[1] * t.shape[2] / (stride * stride);
         }
         NumTokens = tokens;
     }
 
-    /// <summary>The VAE image stride: VAE downsample 8 × latent patch 2.</summary>
+    /// <summary>The default VAE image stride: VAE downsample 8 × latent patch 2.</summary>
     public const int VaeStride = 16;
 
     /// <summary>The ViT patch size.</summary>

@@ -33,7 +33,28 @@ public sealed class PackingLoop : IDisposable
     private readonly List<PackableSample> _buffer = [];
     private readonly int _rank;
 
-    /// <summary>Creates the loop.</summary>
+    /// <summary>
+    /// Creates the loop with the reference's two random streams: the reference draws the group choice and the
+    /// conditioning dropout from one Python <c>random</c> stream, interleaved in packing order, and the timesteps from
+    /// numpy. Passing that one uniform source here reproduces its draws exactly (the same as passing it twice to the
+    /// other constructor).
+    /// </summary>
+    /// <param name="groups">The groups in configuration order (the order of the cumulative weight table).</param>
+    /// <param name="options">Token budgets and dropout probabilities.</param>
+    /// <param name="packer">Packs one sample.</param>
+    /// <param name="uniform">Uniform draws choosing the group and deciding the conditioning dropout (the reference's
+    /// <c>random.random()</c>).</param>
+    /// <param name="timesteps">Standard-normal timestep draws (the reference's <c>np.random.randn()</c>).</param>
+    /// <param name="skips">Where skipped samples are counted.</param>
+    /// <param name="rank">The rank the batches belong to.</param>
+    public PackingLoop(IReadOnlyList<PackingGroup> groups, PackingOptions options, SequencePacker packer, IRandomSource uniform,
+        IRandomSource timesteps, DataSkipCounters skips, int rank = 0)
+        : this(groups, options, packer, uniform, uniform, timesteps, skips, rank)
+    {
+    }
+
+    /// <summary>Creates the loop with separate group-sampling and dropout streams (the data workers' layout, where
+    /// each purpose has its own resumable stream).</summary>
     /// <param name="groups">The groups in configuration order (the order of the cumulative weight table).</param>
     /// <param name="options">Token budgets and dropout probabilities.</param>
     /// <param name="packer">Packs one sample.</param>
@@ -77,7 +98,7 @@ public sealed class PackingLoop : IDisposable
     /// <returns>The batch, already validated.</returns>
     public async ValueTask<PackedBatch> NextBatchAsync(CancellationToken cancellationToken = default)
     {
-        var builder = new PackedBatchBuilder { Rank = _rank };
+        var builder = new PackedBatchBuilder { Rank = _rank, VaePixelsPerLatentToken = _options.PixelsPerLatentToken };
         var packed = new List<PackableSample>();
         var owned = new List<Tensor>();
         try
@@ -167,5 +188,10 @@ public sealed class PackingLoop : IDisposable
     }
 
     private PackedBatch Finish(PackedBatchBuilder builder) =>
-        builder.Build(validate: true, new PackedBatchLimits { MaxLatentSize = _options.MaxLatentSize, VitMaxPatchesPerSide = _options.MaxNumPatchPerSide });
+        builder.Build(validate: true, new PackedBatchLimits
+        {
+            MaxLatentSize = _options.MaxLatentSize,
+            VitMaxPatchesPerSide = _options.MaxNumPatchPerSide,
+            InterpolatedLatentPositions = _options.InterpolatePos,
+        });
 }

@@ -38,6 +38,17 @@ public sealed record PackingOptions
     /// <summary><c>interpolate_pos</c>: bucket fractional coordinates onto the grid instead of extrapolating (default false).</summary>
     public bool InterpolatePos { get; init; }
 
+    /// <summary>Image pixels per latent token side: the VAE's downsampling × <c>latent_patch_size</c> (the reference's
+    /// <c>vae_image_downsample</c>; default 16 = FLUX's 8 × 2). VAE images are cut into latent grids of (H/this, W/this)
+    /// tokens, and their sides must be multiples of it.</summary>
+    public int PixelsPerLatentToken { get; init; } = PackableSample.VaeStride;
+
+    /// <summary><c>special_token_loss</c> for the images to generate: the closing <c>&lt;|im_end|&gt;</c> of a text item
+    /// directly followed (in its plan) by a noisy VAE image carries the CE label <c>&lt;|vision_start|&gt;</c> with weight
+    /// 1, as a plan item with <c>special_token_loss = 1, special_token_label = start_of_image</c> would (default false, as
+    /// every shipped dataset). Items that set their own <see cref="PlanItem.SpecialTokenLoss"/> keep their label.</summary>
+    public bool SpecialTokenLoss { get; init; }
+
     /// <summary>Throws one <see cref="ArgumentException"/> listing every invalid value.</summary>
     public void Validate()
     {
@@ -50,6 +61,7 @@ public sealed record PackingOptions
         foreach (var (name, p) in new[] { ("text_cond_dropout_prob", TextCondDropoutProb), ("vit_cond_dropout_prob", VitCondDropoutProb), ("vae_cond_dropout_prob", VaeCondDropoutProb) })
             if (p is < 0 or > 1 || double.IsNaN(p)) errors.Add($"{name} must be in [0, 1] (got {p}).");
         if (MaxLatentSize < 1) errors.Add($"max_latent_size must be positive (got {MaxLatentSize}).");
+        if (PixelsPerLatentToken < 1) errors.Add($"the VAE's pixels per latent token (vae_image_downsample) must be positive (got {PixelsPerLatentToken}).");
         if (MaxNumPatchPerSide < 1) errors.Add($"max_num_patch_per_side must be positive (got {MaxNumPatchPerSide}).");
         if (errors.Count > 0) throw new ArgumentException("Invalid packing options: " + string.Join(" ", errors));
     }

@@ -48,14 +48,19 @@ public sealed class SequencePacker
         ArgumentNullException.ThrowIfNull(dropout);
         ArgumentNullException.ThrowIfNull(timesteps);
         ArgumentNullException.ThrowIfNull(ownedTensors);
+        if (batch.VaePixelsPerLatentToken != _options.PixelsPerLatentToken)
+            throw new ArgumentException(
+                $"The batch builder cuts VAE images at {batch.VaePixelsPerLatentToken} pixels per latent token, but the packing options say {_options.PixelsPerLatentToken}; set PackedBatchBuilder.VaePixelsPerLatentToken from PackingOptions.PixelsPerLatentToken.", nameof(batch));
         int curr = batch.SequenceLength;
         int start = curr;
         int rope = 0;
         int textIndex = 0, imageIndex = 0;
         var splits = new List<AttentionSplit>();
 
-        foreach (PlanItem item in sample.Plan)
+        for (int p = 0; p < sample.Plan.Count; p++)
         {
+            PlanItem item = sample.Plan[p];
+            PlanItem? next = p + 1 < sample.Plan.Count ? sample.Plan[p + 1] : null;
             int splitStart = curr;
             switch (item.Kind)
             {
@@ -78,7 +83,10 @@ public sealed class SequencePacker
                     }
                     curr += shifted;
                     AddText(batch, _tokens.EosTokenId, curr);
-                    AddSpecialTokenLoss(batch, item, curr);
+                    if (!item.SpecialTokenLoss && _options.SpecialTokenLoss && next is { Kind: PlanItemKind.VaeImage, Loss: true })
+                        AddSpecialTokenLabel(batch, curr, _tokens.StartOfImage);
+                    else
+                        AddSpecialTokenLoss(batch, item, curr);
                     curr += 1;
                     int length = curr - splitStart;
                     for (int i = 0; i < length; i++) batch.PositionIds.Add(rope + i);
@@ -121,7 +129,7 @@ public sealed class SequencePacker
                     }
                     AddText(batch, _tokens.StartOfImage, curr++);
                     LatentGrid grid = batch.AddVaeImage(image);
-                    batch.LatentPositionIds.AddRange(PositionIds(image, PackableSample.VaeStride, _options.MaxLatentSize));
+                    batch.LatentPositionIds.AddRange(PositionIds(image, _options.PixelsPerLatentToken, _options.MaxLatentSize));
                     int count = grid.TokenCount;
                     // Clean (conditioning) images get t_raw = -inf, i.e. t = sigmoid(-inf) = 0 in the model.
                     float timestep = item.Loss ? (float)timesteps.NextStandardNormal() : float.NegativeInfinity;
@@ -158,9 +166,13 @@ public sealed class SequencePacker
 
     private static void AddSpecialTokenLoss(PackedBatchBuilder batch, PlanItem item, int position)
     {
-        if (!item.SpecialTokenLoss) return;
+        if (item.SpecialTokenLoss) AddSpecialTokenLabel(batch, position, item.SpecialTokenLabel);
+    }
+
+    private static void AddSpecialTokenLabel(PackedBatchBuilder batch, int position, int label)
+    {
         batch.CeLossIndexes.Add(position);
         batch.CeLossWeights.Add(1f);
-        batch.LabelIds.Add(item.SpecialTokenLabel);
+        batch.LabelIds.Add(label);
     }
 }

@@ -37,7 +37,8 @@ public sealed class DataPipelineFactory
         Options = options ?? new DataPipelineOptions();
         Options.Validate();
         DecodeOptions = decodeOptions ?? new ImageDecodeOptions();
-        ModelLimits = modelLimits ?? new ModelImageLimits(Options.Packing.MaxLatentSize, Options.Packing.MaxNumPatchPerSide);
+        ModelLimits = modelLimits ?? new ModelImageLimits(Options.Packing.MaxLatentSize, Options.Packing.MaxNumPatchPerSide,
+            Options.Packing.PixelsPerLatentToken, InterpolatePos: Options.Packing.InterpolatePos);
         _logger = logger ?? NullLogger.Instance;
     }
 

@@ -18,19 +18,19 @@ namespace Bagel.Data.Samples;
 /// </summary>
 public sealed class SampleBuilder : ISampleBuilder
 {
-    private readonly Qwen2Tokenizer _tokenizer;
+    private readonly ITextTokenizer _tokenizer;
     private readonly ImageDecoder _decoder;
     private readonly ImageTransform _transform;
     private readonly ImageTransform? _vitTransform;
     private readonly DataSkipCounters _skips;
 
     /// <summary>Creates a builder for one dataset group.</summary>
-    /// <param name="tokenizer">The text tokenizer.</param>
+    /// <param name="tokenizer">The text tokenizer (<see cref="Qwen2Tokenizer"/>, or any <see cref="ITextTokenizer"/>).</param>
     /// <param name="decoder">The image decoder (its options hold the EXIF and truncation policies).</param>
     /// <param name="transform">The group's main transform (<c>image_transform_args</c>).</param>
     /// <param name="vitTransform">The ViT copy transform of editing groups (<c>vit_image_transform_args</c>).</param>
     /// <param name="skips">Where skipped records are counted.</param>
-    public SampleBuilder(Qwen2Tokenizer tokenizer, ImageDecoder decoder, ImageTransform transform, ImageTransform? vitTransform, DataSkipCounters skips)
+    public SampleBuilder(ITextTokenizer tokenizer, ImageDecoder decoder, ImageTransform transform, ImageTransform? vitTransform, DataSkipCounters skips)
     {
         _tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         _decoder = decoder ?? throw new ArgumentNullException(nameof(decoder));
@@ -80,7 +80,7 @@ public sealed class SampleBuilder : ISampleBuilder
         images.Add(_transform.Apply(Decode(payload.Image, raw.Origin)));
         string caption = ChooseCaption(payload.Captions, random);
         return new PackableSample(raw.Index, raw.Origin, [PlanItem.Text(enableCfg: true, loss: false), PlanItem.NoisyVaeImage()],
-            [_tokenizer.Encode(caption)], [.. images]);
+            [_tokenizer.Encode(caption)], [.. images], _transform.Options.ImageStride);
     }
 
     private PackableSample BuildImageFolder(RawSample raw, ImageFolderPayload payload, List<Tensor> images)
@@ -88,7 +88,7 @@ public sealed class SampleBuilder : ISampleBuilder
         if (!File.Exists(payload.ImagePath)) throw new SkipException(SkipReason.MissingImage, $"image file '{payload.ImagePath}' does not exist.");
         images.Add(_transform.Apply(DecodeFile(payload.ImagePath)));
         return new PackableSample(raw.Index, raw.Origin, [PlanItem.Text(enableCfg: true, loss: false), PlanItem.NoisyVaeImage()],
-            [_tokenizer.Encode(payload.Caption)], [.. images]);
+            [_tokenizer.Encode(payload.Caption)], [.. images], _transform.Options.ImageStride);
     }
 
     /// <summary>The reference picks one caption uniformly among the dict's values; an empty dict gives " ".</summary>
@@ -179,7 +179,7 @@ public sealed class SampleBuilder : ISampleBuilder
                 AddImage(Image(idx), loss: true, vae: idx != end, vitCopy: idx != end);
             }
         }
-        return new PackableSample(raw.Index, raw.Origin, plan, texts, [.. images]);
+        return new PackableSample(raw.Index, raw.Origin, plan, texts, [.. images], _transform.Options.ImageStride);
     }
 
     private PackableSample? BuildVlm(RawSample raw, VlmPayload payload, List<Tensor> images)

@@ -17,7 +17,7 @@ namespace Bagel.Data.Tokenization;
 /// Load one with <see cref="FromFolder"/>. An instance is immutable and thread-safe: data-loader workers share one.
 /// NFC normalisation needs ICU; under <c>InvariantGlobalization</c> it is skipped (see <see cref="IsNormalizationAvailable"/>).
 /// </remarks>
-public sealed partial class Qwen2Tokenizer
+public sealed partial class Qwen2Tokenizer : ITextTokenizer
 {
     private readonly BpeTokenizer _bpe;
     private readonly Dictionary<string, int> _vocabulary;

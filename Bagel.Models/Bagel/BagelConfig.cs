@@ -69,6 +69,7 @@ public sealed record BagelConfig
     {
         MaxLatentSize = VisualGen ? MaxLatentSize : null,
         VitMaxPatchesPerSide = VisualUnd ? VitMaxNumPatchPerSide : null,
+        InterpolatedLatentPositions = InterpolatePos,
         VocabularySize = LlmConfig.VocabSize,
     };
 

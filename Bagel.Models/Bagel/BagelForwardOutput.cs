@@ -4,7 +4,7 @@ namespace Bagel.Models.Bagel;
 
 /// <summary>
 /// The reference's <c>{mse, ce}</c>: unreduced per-token losses of one packed batch (model.md §1.2 steps 7-8). Owns
-/// its tensors; reduce them with <see cref="BagelLoss.Reduce"/>.
+/// its tensors; reduce them with <see cref="BagelLoss.Reduce(BagelForwardOutput, Core.Batching.PackedBatch, LossNormalizers, BagelLossOptions?)"/>.
 /// </summary>
 /// <param name="Mse">[Nm, p²·z] float32 squared velocity errors at the noisy latent tokens, or null when the batch
 /// has no VAE image (or the model no generation branch).</param>

@@ -6,8 +6,9 @@ namespace Bagel.Models.Bagel;
 /// <summary>
 /// The trainer's loss reduction (train/pretrain_unified_navit.py, model.md §5): CE = Σ ce·W / N_ce (or, with
 /// reweighting, Σ ce·w·W / Σw), MSE = Σ_tokens mean_channels(err²)·W / N_mse, total = ce_weight·CE + mse_weight·MSE.
-/// A term whose global count is zero is 0 (the reference asserts instead). Division by gradient accumulation steps is
-/// left to the trainer.
+/// A term that is absent (null) is 0; a present term with tokens needs a positive global count (the reference would
+/// divide by zero); an empty term over a zero global count is 0/0 = NaN, as in the reference. Division by gradient
+/// accumulation steps is left to the trainer (<c>Bagel.Training.Loss.TrainingLoss.Combine</c> reduces through here).
 /// </summary>
 public static class BagelLoss
 {
@@ -23,34 +24,58 @@ public static class BagelLoss
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(batch);
         options ??= new BagelLossOptions();
+        Tensor? weights = null;
+        if (options.CeLossReweighting && output.Ce is { } perTokenCe && perTokenCe.shape[0] > 0)
+            weights = batch.TextLoss?.CeLossWeights
+                ?? throw new ArgumentException("CE reweighting needs the batch's ce_loss_weights, but the batch has no CE group.", nameof(batch));
+        return Reduce(output.Ce, weights, output.Mse, normalizers, options, batch.Device);
+    }
+
+    /// <summary>Reduces per-token losses given as tensors (the form a custom model or the trainer has them in).</summary>
+    /// <param name="cePerToken">Unreduced CE per labelled token [N_ce], or null when there is no CE term.</param>
+    /// <param name="ceTokenWeights">Per-token CE weights [N_ce]; needed when <see cref="BagelLossOptions.CeLossReweighting"/>
+    /// is on and <paramref name="cePerToken"/> is not empty.</param>
+    /// <param name="mseSquaredError">Squared error per noisy latent token and channel [N_mse, C], or null when there is
+    /// no MSE term.</param>
+    /// <param name="normalizers">The global counts (and the global CE weight sum when reweighting).</param>
+    /// <param name="options">Weights and reweighting; null uses the defaults.</param>
+    /// <returns>The reduced losses (with autograd history); the caller owns them.</returns>
+    /// <exception cref="ArgumentException">The world size is not positive, a loss has tokens but a zero global count, or
+    /// reweighting lacks its weights.</exception>
+    public static BagelLosses Reduce(Tensor? cePerToken, Tensor? ceTokenWeights, Tensor? mseSquaredError, LossNormalizers normalizers, BagelLossOptions? options = null) =>
+        Reduce(cePerToken, ceTokenWeights, mseSquaredError, normalizers, options ?? new BagelLossOptions(), (cePerToken ?? mseSquaredError)?.device ?? CPU);
+
+    private static BagelLosses Reduce(Tensor? cePerToken, Tensor? ceTokenWeights, Tensor? mseSquaredError, LossNormalizers normalizers, BagelLossOptions options, Device device)
+    {
         if (normalizers.WorldSize <= 0)
             throw new ArgumentException($"World size must be positive; got {normalizers.WorldSize}.", nameof(normalizers));
-        Device device = batch.Device;
         using var scope = NewDisposeScope();
         double world = normalizers.WorldSize;
 
         Tensor ce = zeros([], ScalarType.Float32, device);
-        if (output.Ce is { } perTokenCe && perTokenCe.shape[0] > 0)
+        if (cePerToken is not null)
         {
+            bool hasTokens = cePerToken.shape[0] > 0;
             if (options.CeLossReweighting)
             {
-                Tensor weights = batch.TextLoss?.CeLossWeights.to(ScalarType.Float32, perTokenCe.device)
-                    ?? throw new ArgumentException("CE reweighting needs the batch's ce_loss_weights, but the batch has no CE group.", nameof(batch));
-                RequirePositive(normalizers.GlobalCeWeightSum, "GlobalCeWeightSum");
-                ce = perTokenCe.mul(weights).sum().mul(world).div(normalizers.GlobalCeWeightSum);
+                if (hasTokens && ceTokenWeights is null)
+                    throw new ArgumentException("ce_loss_reweighting is on but no per-token CE weights were given.", nameof(ceTokenWeights));
+                if (hasTokens) RequirePositive(normalizers.GlobalCeWeightSum, "GlobalCeWeightSum");
+                Tensor weighted = ceTokenWeights is null ? cePerToken : cePerToken.mul(ceTokenWeights.to(ScalarType.Float32, cePerToken.device));
+                ce = weighted.sum().mul(world).div(normalizers.GlobalCeWeightSum);
             }
             else
             {
-                RequirePositive(normalizers.GlobalCeTokens, "GlobalCeTokens");
-                ce = perTokenCe.sum().mul(world).div(normalizers.GlobalCeTokens);
+                if (hasTokens) RequirePositive(normalizers.GlobalCeTokens, "GlobalCeTokens");
+                ce = cePerToken.sum().mul(world).div(normalizers.GlobalCeTokens);
             }
         }
 
         Tensor mse = zeros([], ScalarType.Float32, device);
-        if (output.Mse is { } perElementMse && perElementMse.shape[0] > 0)
+        if (mseSquaredError is not null)
         {
-            RequirePositive(normalizers.GlobalMseTokens, "GlobalMseTokens");
-            mse = perElementMse.mean([-1]).sum().mul(world).div(normalizers.GlobalMseTokens);
+            if (mseSquaredError.shape[0] > 0) RequirePositive(normalizers.GlobalMseTokens, "GlobalMseTokens");
+            mse = mseSquaredError.mean([-1]).sum().mul(world).div(normalizers.GlobalMseTokens);
         }
 
         Tensor total = ce.mul(options.CeWeight).add(mse.mul(options.MseWeight));

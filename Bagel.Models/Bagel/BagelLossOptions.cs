@@ -1,6 +1,6 @@
 namespace Bagel.Models.Bagel;
 
-/// <summary>How <see cref="BagelLoss.Reduce"/> weighs the two losses (the reference's training arguments).</summary>
+/// <summary>How <see cref="BagelLoss.Reduce(BagelForwardOutput, Core.Batching.PackedBatch, LossNormalizers, BagelLossOptions?)"/> weighs the two losses (the reference's training arguments).</summary>
 public sealed record BagelLossOptions
 {
     /// <summary><c>ce_weight</c>: the CE term's factor in the total (default 1.0).</summary>

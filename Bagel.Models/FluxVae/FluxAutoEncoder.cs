@@ -10,7 +10,7 @@ namespace Bagel.Models.FluxVae;
 /// <summary>
 /// The FLUX autoencoder (reference <c>AutoEncoder</c>, modeling/autoencoder.py) with the checkpoint's state-dict names
 /// (<c>encoder.*</c>, <c>decoder.*</c>). Always frozen: the constructor turns off every parameter's gradient and puts
-/// the module in eval mode, and encoding and decoding run under no_grad. <see cref="Encode"/> samples the posterior
+/// the module in eval mode, and encoding and decoding run under no_grad. <see cref="Encode(Tensor, IRandomSource)"/> samples the posterior (<see cref="Encode(Tensor, bool, IRandomSource?)"/> can take its mean instead)
 /// and maps it to BAGEL's latent space, <c>scale·(z − shift)</c>; <see cref="Decode"/> undoes that map.
 /// Computation runs in the parameters' dtype (float32 as loaded); the posterior sum is float32.
 /// </summary>
@@ -99,6 +99,23 @@ public sealed class FluxAutoEncoder : nn.Module
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         Tensor z = VaePosterior.Sample(EncodeMoments(images), random);
+        return z.sub(Config.ShiftFactor).mul(Config.ScaleFactor).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The reference's <c>encode</c> with the posterior's <c>sample</c> flag: with <paramref name="sample"/> true
+    /// it is <see cref="Encode(Tensor, IRandomSource)"/>; with false the latent is the posterior <b>mean</b> (the reference's
+    /// <c>DiagonalGaussian(sample=False)</c>), deterministic and drawing nothing, then <c>scale·(mean − shift)</c>.</summary>
+    /// <param name="images">Images [B, 3, H, W] normalized to [−1, 1]; H and W multiples of the downsample factor.</param>
+    /// <param name="sample">Sample the posterior (true, as training does) or take its mean (false).</param>
+    /// <param name="random">The posterior noise source; required when <paramref name="sample"/> is true, unused otherwise.</param>
+    /// <returns>Latents [B, z, H/f, W/f], float32.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="sample"/> is true and <paramref name="random"/> is null.</exception>
+    public Tensor Encode(Tensor images, bool sample, IRandomSource? random = null)
+    {
+        if (sample) return Encode(images, random ?? throw new ArgumentNullException(nameof(random), "Sampling the VAE posterior needs a random source."));
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        Tensor z = VaePosterior.Mean(EncodeMoments(images));
         return z.sub(Config.ShiftFactor).mul(Config.ScaleFactor).MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using Bagel.Models.Bagel;
 using TorchSharp;
 
 namespace Bagel.Training.Loss;
@@ -6,7 +7,9 @@ namespace Bagel.Training.Loss;
 /// The reference's loss normalisation for one process (training.md 5.4, world size 1): CE is the token mean of the
 /// per-token cross-entropy (or, with reweighting, <c>Σ w·ce / Σ w</c>); MSE is the per-token mean over the latent
 /// channels, then the mean over noisy latent tokens; the total is <c>(ce_weight·CE + mse_weight·MSE) / grad_accum</c>.
-/// Like the reference, zero counted tokens give NaN (the non-finite guard then skips the step).
+/// Like the reference, zero counted tokens give NaN (the non-finite guard then skips the step). The reduction itself
+/// is <see cref="BagelLoss.Reduce(torch.Tensor?, torch.Tensor?, torch.Tensor?, LossNormalizers, BagelLossOptions?)"/>
+/// with this micro-batch's own counts; this adds the accumulation and the token counts.
 /// </summary>
 public static class TrainingLoss
 {
@@ -21,30 +24,22 @@ public static class TrainingLoss
         ArgumentNullException.ThrowIfNull(weights);
         if (cePerToken is null && mseSquaredError is null)
             throw new ArgumentException("Neither a CE nor an MSE loss was given; at least one of visual_und / visual_gen must be on.");
-        torch.Tensor total = torch.zeros([]);
-        torch.Tensor ce = torch.zeros([]), mse = torch.zeros([]);
-        long ceTokens = 0, mseTokens = 0;
-        if (cePerToken is not null)
+        if (weights.CeLossReweighting && cePerToken is not null && ceTokenWeights is null)
+            throw new ArgumentException("ce_loss_reweighting is on but no per-token CE weights were given.", nameof(ceTokenWeights));
+        long ceTokens = cePerToken?.shape[0] ?? 0, mseTokens = mseSquaredError?.shape[0] ?? 0;
+        // The weight sum in float32, as the reference sums the weight tensor (exact through double and back).
+        double weightSum = weights.CeLossReweighting && ceTokenWeights is not null
+            ? ceTokenWeights.to(torch.ScalarType.Float32).sum().item<float>()
+            : 0.0;
+        var options = new BagelLossOptions { CeWeight = weights.CeWeight, MseWeight = weights.MseWeight, CeLossReweighting = weights.CeLossReweighting };
+        BagelLosses losses = BagelLoss.Reduce(cePerToken, ceTokenWeights, mseSquaredError, new LossNormalizers(1, ceTokens, mseTokens, weightSum), options);
+        try
         {
-            ceTokens = cePerToken.shape[0];
-            torch.Tensor ceLoss;
-            if (weights.CeLossReweighting)
-            {
-                if (ceTokenWeights is null)
-                    throw new ArgumentException("ce_loss_reweighting is on but no per-token CE weights were given.", nameof(ceTokenWeights));
-                ceLoss = (cePerToken * ceTokenWeights).sum() / ceTokenWeights.sum();
-            }
-            else ceLoss = cePerToken.sum() / (double)ceTokens;
-            ce = ceLoss.detach();
-            total = total + ceLoss * weights.CeWeight;
+            return new StepLoss(losses.Total.div((double)weights.GradientAccumulationSteps), losses.Ce.detach(), losses.Mse.detach(), ceTokens, mseTokens);
         }
-        if (mseSquaredError is not null)
+        finally
         {
-            mseTokens = mseSquaredError.shape[0];
-            torch.Tensor mseLoss = mseSquaredError.mean([-1]).sum() / (double)mseTokens;
-            mse = mseLoss.detach();
-            total = total + mseLoss * weights.MseWeight;
+            losses.Dispose();
         }
-        return new StepLoss(total / (double)weights.GradientAccumulationSteps, ce, mse, ceTokens, mseTokens);
     }
 }

@@ -3,19 +3,65 @@ using TorchSharp.Modules;
 
 namespace Bagel.Training.Optimization;
 
-/// <summary>Global gradient-norm clipping, as the reference's <c>clip_grad_norm_(max_grad_norm)</c>.</summary>
+/// <summary>Global gradient-norm clipping, as the reference's <c>clip_grad_norm_(max_grad_norm)</c>, and the norm alone.</summary>
 public static class GradientClipping
 {
     /// <summary>
-    /// Scales the gradients of <paramref name="parameters"/> in place so that their global L2 norm is at most
-    /// <paramref name="maxNorm"/>; returns the norm before clipping (the reference's <c>total_norm</c>). Parameters
-    /// without a gradient are ignored. A non-finite norm is returned as is; check it before stepping.
+    /// The total gradient norm of <paramref name="parameters"/>, as if all their gradients were one vector, without
+    /// changing any gradient (what <see cref="ClipGradNorm"/> returns, for logging or a custom loop's own decision).
+    /// Computed as libtorch's <c>clip_grad_norm_</c> does: the norm of each gradient, then the norm of those norms
+    /// (the maximum of absolute values for an infinite <paramref name="normType"/>). Parameters without a gradient are
+    /// ignored; none at all gives 0. A non-finite result is returned as is.
     /// </summary>
+    /// <param name="parameters">The parameters whose gradients are measured.</param>
+    /// <param name="normType">The p of the p-norm (default 2; <see cref="double.PositiveInfinity"/> for the max norm).</param>
+    /// <returns>The total norm.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="normType"/> is not positive (or is NaN).</exception>
+    public static double ComputeTotalNorm(IEnumerable<Parameter> parameters, double normType = 2)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        if (!(normType > 0)) throw new ArgumentOutOfRangeException(nameof(normType), normType, "The norm type must be positive (or +infinity).");
+        Parameter[] withGrad = [.. parameters.Where(p => p.grad is not null)];
+        if (withGrad.Length == 0) return 0.0;
+        using var scope = torch.NewDisposeScope();
+        return TotalNorm(withGrad, normType).item<float>();
+    }
+
+    /// <summary>
+    /// Scales the gradients of <paramref name="parameters"/> in place so that their global L2 norm is at most
+    /// <paramref name="maxNorm"/>; returns the norm before clipping (the reference's <c>total_norm</c>, the same value
+    /// as <see cref="ComputeTotalNorm"/>). Every gradient is multiplied by <c>min(1, maxNorm / (norm + 1e-6))</c>, as
+    /// libtorch does. Parameters without a gradient are ignored. A non-finite norm is returned as is (and spreads to
+    /// the gradients); check it before stepping.
+    /// </summary>
+    /// <param name="parameters">The parameters whose gradients are clipped.</param>
+    /// <param name="maxNorm">The largest total norm allowed.</param>
+    /// <returns>The total norm before clipping.</returns>
     public static double ClipGradNorm(IEnumerable<Parameter> parameters, double maxNorm)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNorm);
         Parameter[] withGrad = [.. parameters.Where(p => p.grad is not null)];
-        return withGrad.Length == 0 ? 0.0 : torch.nn.utils.clip_grad_norm_(withGrad, maxNorm);
+        if (withGrad.Length == 0) return 0.0;
+        using var scope = torch.NewDisposeScope();
+        torch.Tensor total = TotalNorm(withGrad, 2);
+        // maxNorm / (total + 1e-6) as libtorch's C++ evaluates a scalar over a tensor: a tensor filled with maxNorm,
+        // divided by the other (Python's reciprocal-times-scalar can differ in the last bit).
+        torch.Tensor denominator = total.add(1e-6);
+        torch.Tensor coefficient = torch.full_like(denominator, maxNorm).div_(denominator).clamp_max(1.0);
+        using (torch.no_grad())
+        {
+            foreach (Parameter parameter in withGrad) parameter.grad!.mul_(coefficient);
+        }
+        return total.item<float>();
+    }
+
+    private static torch.Tensor TotalNorm(Parameter[] withGrad, double normType)
+    {
+        using var noGrad = torch.no_grad();
+        bool max = double.IsPositiveInfinity(normType);
+        torch.Tensor[] norms = [.. withGrad.Select(p => max ? p.grad!.abs().max() : p.grad!.norm((float)normType))];
+        if (norms.Length == 1) return norms[0]; // as libtorch: a single gradient's norm is the total
+        return max ? torch.stack(norms).max() : torch.stack(norms).norm((float)normType);
     }
 }

@@ -29,6 +29,8 @@ public static class DataWiring
             PreferBufferBefore = data.PreferBufferBefore,
             MaxBufferSize = data.MaxBufferSize,
             InterpolatePos = model.InterpolatePos,
+            PixelsPerLatentToken = VaeImageDownsample(model),
+            SpecialTokenLoss = training.SpecialTokenLoss,
         };
         if (training.VisualUnd) options = options with { MaxNumPatchPerSide = model.VitMaxNumPatchPerSide };
         if (training.VisualGen)
@@ -70,7 +72,7 @@ public static class DataWiring
     {
         ArgumentNullException.ThrowIfNull(configuration);
         ModelOptions model = configuration.Model;
-        return new ModelImageLimits(model.MaxLatentSize, model.VitMaxNumPatchPerSide, VaeImageDownsample(model), model.VitPatchSize);
+        return new ModelImageLimits(model.MaxLatentSize, model.VitMaxNumPatchPerSide, VaeImageDownsample(model), model.VitPatchSize, model.InterpolatePos);
     }
 
     /// <summary>Image pixels per latent token side: <c>latent_patch_size · 8</c> (the reference's <c>vae_image_downsample</c>).</summary>

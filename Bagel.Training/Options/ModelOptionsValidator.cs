@@ -8,13 +8,6 @@ public sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
     /// <summary>Decoder layer types the reference knows (<c>layer_module</c>).</summary>
     public static readonly IReadOnlyList<string> LayerModules = ["Qwen2DecoderLayer", "Qwen2MoEDecoderLayer", "Qwen2MoTDecoderLayer"];
 
-    /// <summary>
-    /// The only <c>latent_patch_size</c> the data pipeline packs for: VAE images are cut on a 16-pixel grid
-    /// (FLUX's 8× downsampling × latent patch 2, <c>PackedBatchBuilder.AddVaeImage</c>), so any other value would
-    /// pair a latent grid of one size with a patchified latent of another.
-    /// </summary>
-    public const int SupportedLatentPatchSize = 2;
-
     /// <summary>The connector activation the model implements (the reference's default, <c>connector_act</c>).</summary>
     public const string SupportedConnectorAct = "gelu_pytorch_tanh";
 
@@ -30,9 +23,6 @@ public sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
         f.OneOf("layer_module", options.LayerModule, [.. LayerModules]);
         f.Positive("max_latent_size", options.MaxLatentSize);
         f.Positive("latent_patch_size", options.LatentPatchSize);
-        if (options.LatentPatchSize > 0 && options.LatentPatchSize != SupportedLatentPatchSize)
-            f.Add($"'latent_patch_size' is {options.LatentPatchSize}; the data pipeline packs VAE images on a {SupportedLatentPatchSize * DataWiring.VaeDownsample}-pixel grid " +
-                  $"(latent patch {SupportedLatentPatchSize} × VAE downsampling {DataWiring.VaeDownsample}), so only {SupportedLatentPatchSize} (the default) is supported. Leave it at {SupportedLatentPatchSize}.");
         f.Positive("vit_patch_size", options.VitPatchSize);
         f.Positive("vit_max_num_patch_per_side", options.VitMaxNumPatchPerSide);
         f.OneOf("connector_act", options.ConnectorAct, [SupportedConnectorAct]);

@@ -161,6 +161,14 @@ public sealed class TrainingOptions
     /// evaluated every time). Default <c>4</c>.</summary>
     [ConfigurationKeyName("validation_batches")] public int ValidationBatches { get; set; } = DefaultValidationBatches;
 
+    /// <summary>Not in the reference as a flag (its datasets set <c>special_token_loss</c> per plan item, 0 in every
+    /// shipped one). When true, the closing <c>&lt;|im_end|&gt;</c> of a text item that is directly followed by an image
+    /// to generate (a noisy VAE image, e.g. a T2I caption or an edit instruction) carries a CE label,
+    /// <c>&lt;|vision_start|&gt;</c>, with weight 1: the model learns to open an image after the prompt. The packer applies
+    /// it (<c>PackingOptions.SpecialTokenLoss</c>, wired by <see cref="DataWiring.ToPackingOptions"/>); it counts in the
+    /// CE loss, so it needs the language-model head's CE path (<c>visual_und</c>). Default <c>false</c>.</summary>
+    [ConfigurationKeyName("special_token_loss")] public bool SpecialTokenLoss { get; set; }
+
     /// <summary>Default of <see cref="ValidationBatches"/>: a few batches per group keep an evaluation short.</summary>
     public const int DefaultValidationBatches = 4;
 }

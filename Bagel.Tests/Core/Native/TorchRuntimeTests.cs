@@ -33,6 +33,9 @@ public sealed class TorchRuntimeTests
             Assert.Contains("provides at most GLIBCXX_3.4.", ex.Message, StringComparison.Ordinal);
             Assert.Contains("BagelPatchLibTorchSharp", ex.Message, StringComparison.Ordinal);
             Assert.Contains("Fix: reference Bagel.Core as a PackageReference", ex.Message, StringComparison.Ordinal);
+            // A ProjectReference consumer is told the exact line to add (NuGet imports buildTransitive only from packages).
+            Assert.Contains("ProjectReference to Bagel.Core.csproj", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("<Import Project=\"PATH/TO/Bagel.NET/Bagel.Core/buildTransitive/Bagel.Core.targets\" />", ex.Message, StringComparison.Ordinal);
             // The loader's own words follow (in this process they may name a missing dependency instead).
             Assert.Contains("Loader said: ", ex.Message, StringComparison.Ordinal);
         }

@@ -57,6 +57,26 @@ public sealed class FluxAutoEncoderTests
     }
 
     [Fact]
+    public void Encode_WithoutSampling_IsTheScaledPosteriorMeanOfTheReferencesMoments()
+    {
+        // The reference's encode with DiagonalGaussian(sample=False): scale·(mean − shift), mean = the first z channels.
+        using FluxAutoEncoder vae = ReferenceFixtures.LoadTinyVae();
+        using Tensor images = ReferenceFixtures.Read(ReferenceFixtures.TinyIo, "padded_images");
+        using Tensor moments = ReferenceFixtures.Read(ReferenceFixtures.TinyIo, "moments");
+        int z = vae.Config.ZChannels;
+        using Tensor expected = moments.narrow(1, 0, z).sub(vae.Config.ShiftFactor).mul(vae.Config.ScaleFactor);
+
+        using Tensor mean = vae.Encode(images, sample: false);
+        using Tensor again = vae.Encode(images, sample: false, new ReplayRandomSource([])); // draws nothing
+
+        Assert.Equal(ScalarType.Float32, mean.dtype);
+        Assert.Equal(new long[] { images.shape[0], z, images.shape[2] / vae.Config.DownsampleFactor, images.shape[3] / vae.Config.DownsampleFactor }, mean.shape);
+        ReferenceFixtures.AssertClose(expected, mean, ReferenceFixtures.Float32Tolerance, "posterior mean latent");
+        Assert.True(mean.allclose(again, rtol: 0, atol: 0));
+        Assert.Throws<ArgumentNullException>(() => vae.Encode(images, sample: true));
+    }
+
+    [Fact]
     public void Decode_MatchesReference()
     {
         using FluxAutoEncoder vae = ReferenceFixtures.LoadTinyVae();

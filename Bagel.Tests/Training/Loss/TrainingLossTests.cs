@@ -1,4 +1,5 @@
 using Bagel.Core.Native;
+using Bagel.Models.Bagel;
 using Bagel.Training.Loss;
 using Bagel.Training.Options;
 using TorchSharp;
@@ -45,5 +46,25 @@ public sealed class TrainingLossTests
 
         Assert.True(float.IsNaN(loss.Total.item<float>()));
         Assert.Throws<ArgumentException>(() => TrainingLoss.Combine(null, null, null, LossWeights.FromOptions(new TrainingOptions())));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void CombineIsBagelLossReduceWithTheMicroBatchsOwnCountsDividedByAccumulation(bool reweighting)
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.Tensor ce = torch.tensor(new[] { 0.5f, 1.75f, 3.1f });
+        torch.Tensor w = torch.tensor(new[] { 0.3f, 0.3f, 1f });
+        torch.Tensor sq = torch.tensor(new[] { 1f, 3f, 2f, 6.5f, 0.2f, 0.1f }).reshape(3, 2);
+        var weights = new LossWeights(CeWeight: 0.7, MseWeight: 1.3, CeLossReweighting: reweighting, GradientAccumulationSteps: 4);
+
+        StepLoss combined = TrainingLoss.Combine(ce, w, sq, weights);
+        var normalizers = new LossNormalizers(1, 3, 3, w.sum().item<float>());
+        using BagelLosses reduced = BagelLoss.Reduce(ce, w, sq, normalizers, new BagelLossOptions { CeWeight = 0.7, MseWeight = 1.3, CeLossReweighting = reweighting });
+
+        Assert.Equal(reduced.Ce.item<float>(), combined.Ce.item<float>());
+        Assert.Equal(reduced.Mse.item<float>(), combined.Mse.item<float>());
+        Assert.Equal(reduced.Total.item<float>() / 4, combined.Total.item<float>());
     }
 }

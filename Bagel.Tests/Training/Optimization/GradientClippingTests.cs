@@ -40,4 +40,36 @@ public sealed class GradientClippingTests
         Assert.Equal(0.5, norm, 5);
         Assert.Equal(0.3f, parameter.grad!.data<float>()[0], 6);
     }
+
+    [Fact]
+    public void ComputeTotalNormMeasuresWithoutClipping_AndEqualsWhatTheClipReturns()
+    {
+        Parameter first = WithGrad(3f, 0f), second = WithGrad(4f);
+        var untouched = new Parameter(torch.zeros(2));
+
+        Assert.Equal(5.0, GradientClipping.ComputeTotalNorm([first, second, untouched]), 5);
+        Assert.Equal(4.0, GradientClipping.ComputeTotalNorm([first, second], double.PositiveInfinity), 6);
+        Assert.Equal(7.0, GradientClipping.ComputeTotalNorm([first, second], normType: 1), 5);
+        Assert.Equal(3f, first.grad!.data<float>()[0]); // untouched by measuring
+        Assert.Equal(0.0, GradientClipping.ComputeTotalNorm([untouched]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GradientClipping.ComputeTotalNorm([first], normType: 0));
+
+        double measured = GradientClipping.ComputeTotalNorm([first, second]);
+        Assert.Equal(measured, GradientClipping.ClipGradNorm([first, second], maxNorm: 1.0));
+    }
+
+    [Fact]
+    public void ClipGradNormScalesExactlyAsLibtorchDoes()
+    {
+        // Same gradients through torch's own clip_grad_norm_ and through ours: equal bits, norm and gradients.
+        float[] a = [0.7f, -1.3f, 2.9f], b = [5.5f, 0.01f];
+        Parameter ourA = WithGrad(a), ourB = WithGrad(b), torchA = WithGrad(a), torchB = WithGrad(b);
+
+        double ours = GradientClipping.ClipGradNorm([ourA, ourB], maxNorm: 0.75);
+        double theirs = torch.nn.utils.clip_grad_norm_([torchA, torchB], 0.75);
+
+        Assert.Equal(theirs, ours);
+        Assert.Equal(torchA.grad!.data<float>().ToArray(), ourA.grad!.data<float>().ToArray());
+        Assert.Equal(torchB.grad!.data<float>().ToArray(), ourB.grad!.data<float>().ToArray());
+    }
 }

@@ -58,10 +58,10 @@ public sealed class DataWiringTests
     }
 
     [Fact]
-    public void ModelImageLimitsTakeTheGridsAndTheStridesFromTheModelFlags()
+    public void ModelImageLimitsTakeTheGridsTheStridesAndInterpolatePosFromTheModelFlags()
     {
         ModelImageLimits limits = DataWiring.ToModelImageLimits(Configuration(true, true));
 
-        Assert.Equal(new ModelImageLimits(MaxLatentSize: 64, VitMaxNumPatchPerSide: 40, VaeImageDownsample: 16, VitPatchSize: 14), limits);
+        Assert.Equal(new ModelImageLimits(MaxLatentSize: 64, VitMaxNumPatchPerSide: 40, VaeImageDownsample: 16, VitPatchSize: 14, InterpolatePos: true), limits);
     }
 }

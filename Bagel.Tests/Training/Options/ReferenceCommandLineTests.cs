@@ -66,5 +66,5 @@ public sealed class ReferenceCommandLineTests
 
     [Fact]
     public void EveryFlagOfTheThreeClassesIsKnown() =>
-        Assert.Equal(18 + 8 + 45 + 1 + 3, ReferenceCommandLine.FlagNames.Count); // + dataset_info_file and the three validation flags (ours)
+        Assert.Equal(18 + 8 + 45 + 1 + 3 + 1, ReferenceCommandLine.FlagNames.Count); // + dataset_info_file, the three validation flags and special_token_loss (ours)
 }

@@ -37,6 +37,23 @@ public sealed class SeedGuideImageLimitOptionTests(ExampleDatasetFixture data) :
     }
 
     [Fact]
+    public async Task WithInterpolatePosImagesBeyondMaxLatentSizeAreAcceptedAndPackedOntoTheGrid()
+    {
+        // 64 px VAE images are 4x4 tokens; max_latent_size 2 refuses them unless the ids are interpolated onto 2x2.
+        DataPipeline pipeline = await CreateAsync("--max_latent_size", "2", "--interpolate_pos", "True");
+        await foreach (var batch in pipeline.ReadAsync(cancellationToken: TestContext.Current.CancellationToken))
+        {
+            using (batch)
+            {
+                if (batch.Vae is not { } vae) continue;
+                Assert.Contains(vae.LatentShapes, g => g.Height > 2 || g.Width > 2);
+                Assert.All(vae.PackedLatentPositionIds.data<long>().ToArray(), id => Assert.InRange(id, 0, 3));
+            }
+            break;
+        }
+    }
+
+    [Fact]
     public async Task LatentPatchSizeSetsTheVaeStrideTheMixMustUse()
     {
         // latent_patch_size 1 gives vae_image_downsample 1·8 = 8; the example's VAE streams use stride 16.

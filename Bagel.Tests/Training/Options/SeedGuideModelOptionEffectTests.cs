@@ -104,15 +104,16 @@ public sealed class SeedGuideModelOptionEffectTests
     }
 
     [Theory]
-    [InlineData("1")]
-    [InlineData("4")]
-    public void LatentPatchSizeOtherThanTwoIsRefusedByTheBuilderBecauseTheDataPacksOnASixteenPixelGrid(string latentPatchSize)
+    [InlineData("1", 8)]
+    [InlineData("2", 16)]
+    [InlineData("4", 32)]
+    public void LatentPatchSizeIsAcceptedAndSetsThePixelsPerLatentTokenOfThePacker(string latentPatchSize, int pixels)
     {
-        var error = Assert.Throws<InvalidTrainingOptionsException>(() => new TrainerBuilder().UseOptions(ReferenceCommandLine.Bind(["--latent_patch_size", latentPatchSize])).Build());
-
-        string failure = Assert.Single(error.Failures, f => f.Contains("latent_patch_size", StringComparison.Ordinal));
-        Assert.StartsWith($"'latent_patch_size' is {latentPatchSize};", failure, StringComparison.Ordinal);
-        Assert.Contains("16-pixel grid", failure, StringComparison.Ordinal);
-        Assert.Empty(ReferenceCommandLine.Bind(["--latent_patch_size", "2"]).Validate());
+        // It used to be refused because the data packed VAE images on a fixed 16-pixel grid.
+        TrainingConfiguration config = ReferenceCommandLine.Bind(["--latent_patch_size", latentPatchSize]);
+        Assert.Empty(config.Validate());
+        Assert.Equal(pixels, DataWiring.ToPackingOptions(config).PixelsPerLatentToken);
+        Assert.Equal(pixels, DataWiring.ToModelImageLimits(config).VaeImageDownsample);
+        Assert.Contains(ReferenceCommandLine.Bind(["--latent_patch_size", "0"]).Validate(), f => f.Contains("latent_patch_size", StringComparison.Ordinal));
     }
 }

@@ -102,7 +102,7 @@ public sealed class SeedGuideOptionCoverageTests
     public void ACommandLineGivingEverySeedGuideFlagAValueBindsEachAndBuildsATrainer()
     {
         using var dir = new TempDirectory("bagel-allflags-");
-        // A valid value for every flag, away from its default where one exists (latent_patch_size has only 2; the multi-process flags their single-process values).
+        // A valid value for every flag, away from its default where one exists (latent_patch_size stays 2, which the tests' VAE data stride of 16 needs; the multi-process flags their single-process values).
         Dictionary<string, string> values = new(StringComparer.Ordinal)
         {
             ["llm_path"] = "my/llm", ["vae_path"] = "my/ae.safetensors", ["vit_path"] = "my/vit", ["max_latent_size"] = "64",
