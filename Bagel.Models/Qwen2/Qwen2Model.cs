@@ -146,8 +146,9 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
             routing = new Qwen2TokenRouting(isUnd.nonzero().squeeze(1), gen);
         }
         var (cos, sin) = rotary_emb.forward(positionIds, querySequence.dtype);
-        // The layers read their attention structure from the cache; this one-sample mask is carried but not used.
-        using PackedAttentionMask unused = PackedAttentionMask.Build([SampleLayout.FromSplits(new AttentionSplit((int)n, AttentionMode.Full))], device);
+        // The layers read their attention structure from the cache; this placeholder is carried but not used (an
+        // all-causal sample holds no mask tensor, so it costs nothing).
+        using PackedAttentionMask unused = PackedAttentionMask.Build([SampleLayout.FromSplits(new AttentionSplit((int)n, AttentionMode.Causal))], device);
         var packed_sequence = querySequence;
         for (int i = 0; i < layers.Count; i++)
         {
