@@ -52,7 +52,8 @@ public sealed class BagelGenerator
     /// overloads work without it (null).</param>
     /// <param name="specialTokens">The ids of bos/eos and the image delimiters (the reference's <c>new_token_ids</c>;
     /// Bagel.Data's <c>BagelSpecialTokenIds</c> holds the same four values).</param>
-    /// <exception cref="ArgumentException">The model has no generation branch, or its latent channels differ from the VAE's.</exception>
+    /// <exception cref="ArgumentException">The model has no generation branch, or its latent channels or downsample
+    /// factor differ from the VAE's.</exception>
     public BagelGenerator(BagelModel model, FluxAutoEncoder vae, Func<string, IReadOnlyList<int>>? tokenizer, GenerationTokenIds specialTokens)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -60,9 +61,9 @@ public sealed class BagelGenerator
         ArgumentNullException.ThrowIfNull(specialTokens);
         if (!model.Config.VisualGen || model.Config.VaeConfig is null)
             throw new ArgumentException("The model has no generation branch (visual_gen is false).", nameof(model));
-        if (model.Config.VaeConfig.ZChannels != vae.Config.ZChannels)
+        if (model.Config.VaeConfig.ZChannels != vae.Config.ZChannels || model.Config.VaeConfig.DownsampleFactor != vae.Config.DownsampleFactor)
             throw new ArgumentException(
-                $"The model expects {model.Config.VaeConfig.ZChannels} latent channels, the VAE has {vae.Config.ZChannels}.", nameof(vae));
+                $"The model expects {model.Config.VaeConfig.ZChannels} latent channels at ×{model.Config.VaeConfig.DownsampleFactor}, the VAE has {vae.Config.ZChannels} at ×{vae.Config.DownsampleFactor}.", nameof(vae));
         _model = model;
         _vae = vae;
         _tokenizer = tokenizer;

@@ -14,10 +14,10 @@ public sealed class KvCacheInferenceTests
 {
     private const double Tolerance = 1e-5;
 
-    private static Qwen2Model Backbone()
+    private static Qwen2Model Backbone(Qwen2LayerModule layerModule = Qwen2LayerModule.Qwen2MoTDecoderLayer)
     {
         torch.manual_seed(11);
-        var model = new Qwen2Model(Qwen2Fixtures.Tiny());
+        var model = new Qwen2Model(Qwen2Fixtures.Tiny(layerModule));
         model.eval();
         return model;
     }
@@ -30,11 +30,14 @@ public sealed class KvCacheInferenceTests
         Assert.True(error <= Tolerance * scale, $"{what}: max |diff| {error:E3} exceeds {Tolerance:E0} × {scale:E3}");
     }
 
-    [Fact]
-    public void Prefill_InOneOrTwoChunks_MatchesACausalTrainingSample()
+    [Theory]
+    [InlineData(Qwen2LayerModule.Qwen2MoTDecoderLayer)]
+    [InlineData(Qwen2LayerModule.Qwen2MoEDecoderLayer)]
+    [InlineData(Qwen2LayerModule.Qwen2DecoderLayer)]
+    public void Prefill_InOneOrTwoChunks_MatchesACausalTrainingSample(Qwen2LayerModule layerModule)
     {
         using var noGrad = no_grad();
-        using Qwen2Model model = Backbone();
+        using Qwen2Model model = Backbone(layerModule);
         using Tensor x = randn(7, 16);
         using Tensor positions = arange(7, dtype: int64);
         using Tensor training = model.forward(new Qwen2PackedInput(x, [SampleLayout.FromSplits(new AttentionSplit(7, AttentionMode.Causal))],
