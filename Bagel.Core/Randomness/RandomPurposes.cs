@@ -23,4 +23,7 @@ public static class RandomPurposes
 
     /// <summary>VAE posterior sampling noise (reference: <c>torch.randn_like(mean)</c> in autoencoder.py).</summary>
     public const string VaePosteriorNoise = "model.vae_posterior_noise";
+
+    /// <summary>The initial noise of image generation (reference: <c>torch.randn</c> in bagel.py <c>prepare_vae_latent</c>).</summary>
+    public const string GenerationNoise = "generation.noise";
 }

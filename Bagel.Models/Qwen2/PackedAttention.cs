@@ -54,8 +54,9 @@ public sealed class PackedAttention : torch.nn.Module<Qwen2LayerInput, torch.Ten
         (packed_query_states, packed_key_states) = Qwen2RotaryEmbedding.ApplyRotaryPosEmb(
             packed_query_states, packed_key_states, input.Cos, input.Sin);
 
-        var packed_attn_output = PackedScaledDotProductAttention.Forward(
-            packed_query_states, packed_key_states, packed_value_states, input.AttentionMask);
+        var packed_attn_output = input.Cache is { } cache
+            ? cache.Attend(packed_query_states, packed_key_states, packed_value_states)
+            : PackedScaledDotProductAttention.Forward(packed_query_states, packed_key_states, packed_value_states, input.AttentionMask);
         return o_proj.forward(packed_attn_output).MoveToOuterDisposeScope();
     }
 }

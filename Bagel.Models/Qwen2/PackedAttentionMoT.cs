@@ -77,8 +77,9 @@ public sealed class PackedAttentionMoT : torch.nn.Module<Qwen2LayerInput, torch.
         (packed_query_states_, packed_key_states_) = Qwen2RotaryEmbedding.ApplyRotaryPosEmb(
             packed_query_states_, packed_key_states_, input.Cos, input.Sin);
 
-        var packed_attn_output = PackedScaledDotProductAttention.Forward(
-            packed_query_states_, packed_key_states_, packed_value_states, input.AttentionMask);
+        var packed_attn_output = input.Cache is { } cache
+            ? cache.Attend(packed_query_states_, packed_key_states_, packed_value_states)
+            : PackedScaledDotProductAttention.Forward(packed_query_states_, packed_key_states_, packed_value_states, input.AttentionMask);
         var packed_attn_output_ = routing.Merge(
             o_proj.forward(routing.SelectUnd(packed_attn_output)),
             o_proj_moe_gen.forward(routing.SelectGen(packed_attn_output)),

@@ -1,4 +1,5 @@
 using Bagel.Models.Attention;
+using Bagel.Models.Generation;
 using TorchSharp;
 
 namespace Bagel.Models.Qwen2;
@@ -9,12 +10,15 @@ namespace Bagel.Models.Qwen2;
 /// <param name="Cos">RoPE cos [L, hd] (hidden dtype).</param>
 /// <param name="Sin">RoPE sin [L, hd] (hidden dtype).</param>
 /// <param name="Routing">The und/gen split; null for the dense layer.</param>
+/// <param name="Cache">Inference only: attend to a cached prefix instead of within <paramref name="AttentionMask"/>
+/// (the reference's <c>forward_inference</c>); null in training.</param>
 public sealed record Qwen2LayerInput(
     torch.Tensor PackedSequence,
     PackedAttentionMask AttentionMask,
     torch.Tensor Cos,
     torch.Tensor Sin,
-    Qwen2TokenRouting? Routing)
+    Qwen2TokenRouting? Routing,
+    KvCacheAttention? Cache = null)
 {
     /// <summary>The routing, required by MoE/MoT modules.</summary>
     /// <param name="module">The asking module, for the message.</param>

@@ -1,4 +1,6 @@
+using Bagel.Core.Batching;
 using Bagel.Models.Attention;
+using Bagel.Models.Generation;
 using Bagel.Models.Memory;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -104,6 +106,59 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
         if (Config.FreezeUnd) und_rows = und_rows.detach();
         var gen_rows = norm_moe_gen!.forward(routing.SelectGen(packed_sequence));
         return routing.Merge(und_rows, gen_rows, packed_sequence.shape[0]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The inference forward (the reference's <c>Qwen2Model.forward_inference</c>) for one sequence: a query segment
+    /// attends to the prefix held in <paramref name="cache"/> and to itself (causally or fully), with the und/gen
+    /// routing the reference uses at inference — mode 'und' (every token through the understanding weights) when
+    /// <paramref name="genTokenIndexes"/> is null, mode 'gen' (the listed rows through the <c>_moe_gen</c> experts,
+    /// the others through the understanding ones) otherwise.
+    /// </summary>
+    /// <param name="querySequence">[n, H] input hidden states of the segment.</param>
+    /// <param name="positionIds">[n] int64 RoPE positions.</param>
+    /// <param name="cache">The prefix's keys and values (possibly empty).</param>
+    /// <param name="causal">Causal attention within the segment (text) or full (an image's tokens).</param>
+    /// <param name="updateCache">Append the segment's keys/values to <paramref name="cache"/> (prefill) or not
+    /// (a sampler step).</param>
+    /// <param name="genTokenIndexes">Ascending int64 rows of the segment that are VAE latent tokens, or null for mode 'und'.</param>
+    /// <returns>[n, H] final-normed hidden states; the caller owns them.</returns>
+    /// <exception cref="Qwen2InputException">The shapes disagree, or gen rows are given to a dense backbone.</exception>
+    public torch.Tensor ForwardInference(torch.Tensor querySequence, torch.Tensor positionIds, KvCache cache, bool causal,
+        bool updateCache, torch.Tensor? genTokenIndexes = null)
+    {
+        ArgumentNullException.ThrowIfNull(querySequence);
+        ArgumentNullException.ThrowIfNull(positionIds);
+        ArgumentNullException.ThrowIfNull(cache);
+        long n = querySequence.shape[0];
+        if (querySequence.dim() != 2 || positionIds.shape[0] != n || cache.LayerCount != layers.Count)
+            throw new Qwen2InputException(
+                $"Inference got a segment [{string.Join(", ", querySequence.shape)}] with {positionIds.shape[0]} position ids and a cache of {cache.LayerCount} layers; expected [n, H], n positions and {layers.Count} layers.");
+        if (genTokenIndexes is not null && !Config.UseMoe)
+            throw new Qwen2InputException($"layer_module {Config.LayerModule} has no gen experts; pass no gen rows.");
+        using var scope = torch.NewDisposeScope();
+        var device = querySequence.device;
+        Qwen2TokenRouting? routing = null;
+        if (Config.UseMoe)
+        {
+            var gen = genTokenIndexes ?? torch.empty(0, torch.int64, device);
+            var isUnd = torch.ones(n, torch.@bool, device).index_fill_(0, gen, false);
+            routing = new Qwen2TokenRouting(isUnd.nonzero().squeeze(1), gen);
+        }
+        var (cos, sin) = rotary_emb.forward(positionIds, querySequence.dtype);
+        // The layers read their attention structure from the cache; this placeholder is carried but not used (an
+        // all-causal sample holds no mask tensor, so it costs nothing).
+        using PackedAttentionMask unused = PackedAttentionMask.Build([SampleLayout.FromSplits(new AttentionSplit((int)n, AttentionMode.Causal))], device);
+        var packed_sequence = querySequence;
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var attention = new KvCacheAttention(cache, i, causal, updateCache);
+            packed_sequence = layers[i].forward(new Qwen2LayerInput(packed_sequence, unused, cos, sin, routing, attention));
+        }
+        if (routing is null) return norm.forward(packed_sequence).MoveToOuterDisposeScope();
+        var und_rows = norm.forward(routing.SelectUnd(packed_sequence));
+        var gen_rows = norm_moe_gen!.forward(routing.SelectGen(packed_sequence));
+        return routing.Merge(und_rows, gen_rows, n).MoveToOuterDisposeScope();
     }
 
     private static void CheckLengths(Qwen2PackedInput input)
