@@ -44,6 +44,8 @@ public sealed partial class Trainer : IDisposable
     private readonly ThroughputWindow _throughput;
     private readonly ComputeSelection _compute;
     private readonly ValidationRunner? _validation;
+    private readonly bool _stopOnSignals;
+    private readonly IReadOnlyList<object> _owned;
     private bool _started;
 
     internal Trainer(TrainerSettings settings)
@@ -56,6 +58,8 @@ public sealed partial class Trainer : IDisposable
         _onStep = settings.OnStep;
         _onSave = settings.OnSave;
         _logger = settings.Logger;
+        _stopOnSignals = settings.StopOnSignals;
+        _owned = settings.Owned ?? [];
         _time = settings.Time;
         _lossWeights = LossWeights.FromOptions(_options);
         _streams = new RandomStreams(_options.GlobalSeed);
@@ -87,8 +91,10 @@ public sealed partial class Trainer : IDisposable
 
     /// <summary>
     /// Trains from the resumed step (or 0) up to <c>total_steps</c>. Cancelling <paramref name="cancellationToken"/>
-    /// lets the current step finish, then writes a final checkpoint and returns with
-    /// <see cref="TrainingRunResult.Cancelled"/> set. Checkpoints are written every <c>save_every</c> completed steps and
+    /// (or, with <see cref="TrainerBuilder.StopOnSignals"/>, a SIGINT or SIGTERM) lets the current step finish, then
+    /// writes a final checkpoint and returns with <see cref="TrainingRunResult.Cancelled"/> set. Before the first step
+    /// every metric sink forgets its records of that step and later, so a resumed run records each step once. The
+    /// run's first step is always logged, then every <c>log_every</c>-th. Checkpoints are written every <c>save_every</c> completed steps and
     /// at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
     /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); it does not change training.
     /// </summary>
@@ -104,7 +110,9 @@ public sealed partial class Trainer : IDisposable
         RankDataStatus? dataResume = restored.DataStatus?.ForResume(0, 1, _data.NumWorkers, logger: _logger);
         long startStep = restored.StartStep, step = startStep;
         long tokensSeen = restored.State?.TokensSeen ?? 0, samplesSeen = restored.State?.SamplesSeen ?? 0;
+        foreach (IMetricSink sink in _sinks) await sink.DiscardFromStepAsync(startStep, cancellationToken);
         LogStart(_logger, startStep, _options.TotalSteps);
+        using GracefulStop stop = GracefulStop.Start(_stopOnSignals, cancellationToken, _logger, () => step);
 
         // The data stream has its own token: a cancelled run still finishes the step it is in, so that the saved data
         // status is the one after the last completed step.
@@ -115,7 +123,7 @@ public sealed partial class Trainer : IDisposable
             _model.Module.train();
             long windowStart = _time.GetTimestamp();
             int windowSteps = 0;
-            while (step < _options.TotalSteps && !cancellationToken.IsCancellationRequested)
+            while (step < _options.TotalSteps && !stop.Token.IsCancellationRequested)
             {
                 TrainingStepReport report = await TrainStepAsync(step, batches);
                 tokensSeen += report.Tokens;
@@ -123,7 +131,7 @@ public sealed partial class Trainer : IDisposable
                 step++;
                 windowSteps++;
 
-                if (report.Step % _options.LogEvery == 0)
+                if (report.Step % _options.LogEvery == 0 || report.Step == startStep)
                 {
                     await LogStepAsync(report, _time.GetElapsedTime(windowStart), windowSteps);
                     windowStart = _time.GetTimestamp();
@@ -138,7 +146,7 @@ public sealed partial class Trainer : IDisposable
             if (cancelled) LogCancelled(_logger, step);
             CheckpointInfo last = await SaveAsync(step, tokensSeen, samplesSeen); // while the stream is open: its status is exact
             if (_validation is not null && !cancelled) await _validation.RunAsync(step); // a stop request skips the final evaluation
-            return new TrainingRunResult(startStep, step, _stepper.Guard.TotalSkipped, cancelled, last.Folder);
+            return new TrainingRunResult(startStep, step, _stepper.Guard.TotalSkipped, cancelled, last.Folder) { StopSignal = stop.Signal };
         }
         finally
         {
@@ -222,12 +230,20 @@ public sealed partial class Trainer : IDisposable
         return info;
     }
 
-    /// <summary>Disposes the EMA copy and the RNG streams (the model belongs to the caller).</summary>
+    /// <summary>
+    /// Disposes the EMA copy, the RNG streams and what the builder made for the trainer (default metric sinks and
+    /// logger); the model, added sinks and a logger given with <c>UseLogger</c> belong to the caller.
+    /// </summary>
     public void Dispose()
     {
         _ema.Dispose();
         _optimizer.Dispose();
         _streams.Dispose();
+        foreach (object owned in _owned)
+        {
+            if (owned is IAsyncDisposable asyncDisposable) asyncDisposable.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            else if (owned is IDisposable disposable) disposable.Dispose();
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Training from step {StartStep} to total_steps {TotalSteps}.")]
