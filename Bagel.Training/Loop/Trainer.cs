@@ -99,14 +99,15 @@ public sealed partial class Trainer : IDisposable
     /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); it does not change training.
     /// </summary>
     /// <exception cref="NonFiniteLossException">Too many NaN or infinite losses in a row (the last good checkpoint stays).</exception>
-    /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit.</exception>
+    /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit (under
+    /// <c>auto_resume</c>: no checkpoint could be restored; damaged ones are skipped with a warning).</exception>
     public async Task<TrainingRunResult> RunAsync(CancellationToken cancellationToken = default)
     {
         if (_started) throw new InvalidOperationException("A Trainer runs once; build a new one (it resumes from the last checkpoint).");
         _started = true;
 
         _streams.SeedTorchGlobal(worldSize: 1, _logger);
-        RestoreResult restored = _checkpointer.Restore(ResumePlanner.Plan(_options, _logger), cancellationToken);
+        RestoreResult restored = _checkpointer.RestoreFromOptions(_options, cancellationToken);
         RankDataStatus? dataResume = restored.DataStatus?.ForResume(0, 1, _data.NumWorkers, logger: _logger);
         long startStep = restored.StartStep, step = startStep;
         long tokensSeen = restored.State?.TokensSeen ?? 0, samplesSeen = restored.State?.SamplesSeen ?? 0;
