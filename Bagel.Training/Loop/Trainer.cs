@@ -94,8 +94,8 @@ public sealed partial class Trainer : IDisposable
     /// (or, with <see cref="TrainerBuilder.StopOnSignals"/>, a SIGINT or SIGTERM) lets the current step finish, then
     /// writes a final checkpoint and returns with <see cref="TrainingRunResult.Cancelled"/> set. Before the first step
     /// every metric sink forgets its records of that step and later, so a resumed run records each step once. The
-    /// run's first step is always logged, then every <c>log_every</c>-th. Checkpoints are written every <c>save_every</c> completed steps and
-    /// at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
+    /// run's first step is always logged, then every <c>log_every</c>-th. Checkpoints are written every
+    /// <c>save_every</c> completed steps and at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
     /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); it does not change training.
     /// </summary>
     /// <exception cref="NonFiniteLossException">Too many NaN or infinite losses in a row (the last good checkpoint stays).</exception>

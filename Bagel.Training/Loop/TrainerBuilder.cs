@@ -20,7 +20,7 @@ namespace Bagel.Training.Loop;
 /// Each <c>Use*</c> replaces the earlier value; <c>Add*</c> and <c>On*</c> accumulate. Nothing is checked until
 /// <see cref="Build"/>, which reports every missing part and bad option at once, then logs a warning for settings that
 /// do not fit together (warm-up longer than the run, <c>save_every</c> or <c>log_every</c> above <c>total_steps</c>,
-/// reference-sized batches on the CPU, no metric sink).
+/// reference-sized batches on the CPU).
 /// </summary>
 public sealed partial class TrainerBuilder
 {
@@ -281,7 +281,7 @@ public sealed partial class TrainerBuilder
             sinks.Add(Own(owned, new TensorBoardMetricSink(Path.Combine(resultsDir, DefaultTensorBoardFolder), sinkLogger)));
             LogDefaultSinks(logger, Path.GetFullPath(resultsDir));
         }
-        foreach (string warning in TrainingPlanWarnings.For(_configuration, compute.Device, _schedule is not null, sinks.Count))
+        foreach (string warning in TrainingPlanWarnings.For(_configuration, compute.Device, _schedule is not null))
             LogPlanWarning(logger, warning);
 
         int numWorkers = _configuration.Data.NumWorkers;

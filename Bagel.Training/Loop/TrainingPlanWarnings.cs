@@ -16,8 +16,7 @@ internal static class TrainingPlanWarnings
     /// <param name="configuration">The run's flags.</param>
     /// <param name="device">The compute device.</param>
     /// <param name="customSchedule">Whether a schedule replaces <c>lr_scheduler</c> (then <c>warmup_steps</c> is not used).</param>
-    /// <param name="sinkCount">Metric sinks the run writes to.</param>
-    public static IReadOnlyList<string> For(TrainingConfiguration configuration, torch.Device device, bool customSchedule, int sinkCount)
+    public static IReadOnlyList<string> For(TrainingConfiguration configuration, torch.Device device, bool customSchedule)
     {
         TrainingOptions t = configuration.Training;
         var warnings = new List<string>();
@@ -31,8 +30,6 @@ internal static class TrainingPlanWarnings
         if (device.type == DeviceType.CPU && t.ExpectedNumTokens >= CpuTokenWarningThreshold)
             warnings.Add($"expected_num_tokens {t.ExpectedNumTokens} (max_num_tokens {configuration.Data.MaxNumTokens}) on the CPU: a step packs that many tokens " +
                          "and may take minutes. For a trial run lower expected_num_tokens, max_num_tokens and max_num_tokens_per_sample.");
-        if (sinkCount == 0)
-            warnings.Add("No metric sink: step metrics are only logged (set results_dir, or add a sink with AddMetricSink).");
         return warnings;
     }
 }
