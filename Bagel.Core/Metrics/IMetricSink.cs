@@ -16,4 +16,14 @@ public interface IMetricSink : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the flush.</param>
     /// <returns>A task that completes when flushed.</returns>
     ValueTask FlushAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Called once before a run's first step with that step's 0-based index (the resumed checkpoint's completed steps;
+    /// 0 from scratch): a sink that keeps files forgets every record of that step or later, so that the steps a resumed
+    /// run trains again are recorded once, not twice. The default does nothing (for sinks that keep no history).
+    /// </summary>
+    /// <param name="step">The first step the run trains.</param>
+    /// <param name="cancellationToken">Cancels the work.</param>
+    /// <returns>A task that completes when the older records are gone.</returns>
+    ValueTask DiscardFromStepAsync(long step, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 }

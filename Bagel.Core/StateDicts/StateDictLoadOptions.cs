@@ -18,6 +18,13 @@ public sealed class StateDictLoadOptions
     /// </summary>
     public Func<string, string?>? KeyMap { get; init; }
 
+    /// <summary>
+    /// Module keys the load leaves as the module has them and does not count as missing, even when strict: tables a
+    /// model rebuilds from its configuration (fixed position tables, for instance) rather than reads from a file.
+    /// Default: null, every module key must be filled.
+    /// </summary>
+    public Func<string, bool>? KeepModuleKey { get; init; }
+
     /// <summary>Where the non-strict report and progress go (default: nowhere).</summary>
     public ILogger? Logger { get; init; }
 }

@@ -74,7 +74,7 @@ public static class StateDictLoader
             }
             plan.Add((info.Name, moduleKey));
         }
-        List<string> missing = [.. target.Keys.Where(key => !filledBy.ContainsKey(key)).Order(StringComparer.Ordinal)];
+        List<string> missing = [.. target.Keys.Where(key => !filledBy.ContainsKey(key) && options.KeepModuleKey?.Invoke(key) != true).Order(StringComparer.Ordinal)];
         var report = new StateDictLoadReport(source.Location, [.. plan.Select(p => p.ModuleKey)], missing, unexpected, ignored, misshapen);
         if (options.Strict && !report.IsExactMatch)
             throw new StateDictMismatchException(report);

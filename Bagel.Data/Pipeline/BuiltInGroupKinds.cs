@@ -88,6 +88,13 @@ internal static class BuiltInGroupKinds
             throw new DataConfigException(null, $"{config.Name}.dataset_names",
                 $"lists {context.Datasets.Count} datasets; a {DatasetGroupKinds.T2IImageFolder} group reads exactly one image folder (merge the folders, or register a custom group kind).");
         DatasetInfoEntry dataset = context.Datasets[0];
-        return ValueTask.FromResult<RawSampleSource>(new ImageFolderSource(config.Name, dataset.DataDir, dataset.CaptionsPath, config.NumUsedData[0], context.Logger));
+        try
+        {
+            return ValueTask.FromResult<RawSampleSource>(new ImageFolderSource(config.Name, dataset.DataDir, dataset.CaptionsPath, config.NumUsedData[0], context.Logger));
+        }
+        catch (Exception e) when (e is InvalidDataException or DirectoryNotFoundException)
+        {
+            throw new DataConfigException(null, $"{config.Name}.dataset_names", $"dataset '{config.DatasetNames[0]}': {e.Message}", innerException: e);
+        }
     }
 }

@@ -26,12 +26,18 @@ public sealed class ImageFolderSource : RawSampleSource
     /// <param name="captionsJsonl">The captions JSONL, or null to read <c>.txt</c> files beside the images.</param>
     /// <param name="numUsedData">Images taken (in sorted order), or null for all.</param>
     /// <param name="logger">For messages.</param>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="InvalidDataException">The folder holds no file with an accepted extension; the message names it.</exception>
     public ImageFolderSource(string group, string folder, string? captionsJsonl = null, long? numUsedData = null, ILogger? logger = null)
         : base(group, logger)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder '{folder}' of group '{group}' does not exist.");
         _images = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
             .Where(f => ImageExtensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal).ToList();
+        if (_images.Count == 0)
+            throw new InvalidDataException(
+                $"Image folder '{Path.GetFullPath(folder)}' of group '{group}' holds no images: no file (searched recursively) has an accepted extension " +
+                $"({string.Join(", ", ImageExtensions.Order(StringComparer.Ordinal))}).");
         if (numUsedData is { } n) _images = _images.Take((int)Math.Min(n, _images.Count)).ToList();
         if (captionsJsonl is not null) _captions = ReadCaptions(captionsJsonl, folder);
     }

@@ -13,7 +13,7 @@ public abstract class RawSampleSource
 {
     /// <summary>Creates the source.</summary>
     /// <param name="group">The dataset group (YAML top-level key) the positions are recorded under.</param>
-    /// <param name="logger">For the wrap message.</param>
+    /// <param name="logger">For the source's own messages (passes are counted and logged by the skip counters).</param>
     protected RawSampleSource(string group, ILogger? logger)
     {
         ArgumentException.ThrowIfNullOrEmpty(group);
@@ -64,7 +64,7 @@ public abstract class RawSampleSource
             if (!any && start is null)
                 throw new InvalidOperationException($"Data source '{Group}' (rank {slice.Rank}, worker {slice.Worker}) yielded no valid record in a full pass over its slice; see the skip warnings.");
             start = null;
-            DataLog.SourceWrapped(Logger, Group, slice.Rank, slice.Worker);
+            skips.RecordPass(Group, slice.Rank, slice.Worker);
         }
     }
 

@@ -17,17 +17,31 @@ public static partial class ResumePlanner
 {
     /// <summary>The plan for <paramref name="options"/>.</summary>
     /// <exception cref="CheckpointException">A needed weights file or train state is missing; the message names it.</exception>
-    public static ResumePlan Plan(TrainingOptions options, ILogger? logger = null)
+    public static ResumePlan Plan(TrainingOptions options, ILogger? logger = null) => Plan(options, logger, skipFolders: null);
+
+    /// <summary>
+    /// The plan for <paramref name="options"/>, with <c>auto_resume</c> passing over the checkpoint folders in
+    /// <paramref name="skipFolders"/> (full paths of checkpoints found damaged).
+    /// </summary>
+    /// <exception cref="CheckpointException">A needed weights file or train state is missing; the message names it.</exception>
+    public static ResumePlan Plan(TrainingOptions options, ILogger? logger, IReadOnlySet<string>? skipFolders)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ResumePlan plan = Choose(options, logger);
+        ResumePlan plan = Choose(options, logger, skipFolders);
         if (logger is not null) LogPlan(logger, plan.Kind, plan.Folder ?? "-", plan.StartStep, plan.Reason);
         return plan;
     }
 
-    private static ResumePlan Choose(TrainingOptions options, ILogger? logger)
+    /// <summary>The newest complete checkpoint of <c>checkpoint_dir</c> not in <paramref name="skipFolders"/>, or null.</summary>
+    public static CheckpointInfo? LatestCandidate(TrainingOptions options, IReadOnlySet<string>? skipFolders, ILogger? logger = null)
     {
-        if (options.AutoResume && CheckpointCatalog.FindLatest(options.CheckpointDir, logger) is { } latest)
+        ArgumentNullException.ThrowIfNull(options);
+        return CheckpointCatalog.List(options.CheckpointDir, logger).LastOrDefault(c => skipFolders?.Contains(c.Folder) != true);
+    }
+
+    private static ResumePlan Choose(TrainingOptions options, ILogger? logger, IReadOnlySet<string>? skipFolders)
+    {
+        if (options.AutoResume && LatestCandidate(options, skipFolders, logger) is { } latest)
             return Full(latest.Folder, fromAutoResume: true,
                 $"auto_resume found {latest.Folder}; resuming fully (resume_model_only and finetune_from_ema do not apply).");
 

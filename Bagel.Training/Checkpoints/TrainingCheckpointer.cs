@@ -3,6 +3,7 @@ using Bagel.Core.SafeTensors;
 using Bagel.Core.StateDicts;
 using Bagel.Training.Ema;
 using Bagel.Training.Optimization;
+using Bagel.Training.Options;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -16,8 +17,9 @@ namespace Bagel.Training.Checkpoints;
 /// the reference loads with <c>strict=False</c> and only logs missing keys, so a fine-tune whose file did not fit
 /// silently started from random weights (loss ≈ 11). Here every tensor of the model must be in the file with the same
 /// shape, or <see cref="Restore"/> throws a <see cref="CheckpointException"/> naming the missing, unexpected and
-/// misshapen tensors before anything is loaded. The rebuilt sin-cos tables (<c>*_pos_embed.pos_embed</c>) stay
-/// dropped, as in the reference. File tensors of a whole branch the model does not have (a top-level module such as
+/// misshapen tensors before anything is loaded. The fixed sin-cos position tables (<c>*_pos_embed.pos_embed</c>) are
+/// written with the weights but not read back: the model rebuilds them from its configuration (as the reference drops
+/// them), so they are neither loaded nor missing. File tensors of a whole branch the model does not have (a top-level module such as
 /// <c>vit_model</c> or <c>vae2llm</c> absent because <c>visual_und</c> or <c>visual_gen</c> is off) are skipped with a
 /// log line, so a T2I-only or VLM-only fine-tune can start from a full BAGEL checkpoint.
 /// </para>
@@ -56,6 +58,44 @@ public sealed partial class TrainingCheckpointer
             _components.Guard?.ConsecutiveSkipped ?? 0, progress.TokensSeen, progress.SamplesSeen, _time.GetUtcNow());
         return _writer.Save(state, parts, cancellationToken);
     }
+
+    /// <summary>
+    /// Plans the resume for <paramref name="options"/> (<see cref="ResumePlanner"/>) and restores it. Under
+    /// <c>auto_resume</c> a checkpoint that cannot be restored (a truncated or unreadable file, a missing file or
+    /// tensor) is skipped with a warning that names it and why, and the next older one is tried, so a run killed while
+    /// its disk filled up resumes from its newest intact checkpoint.
+    /// </summary>
+    /// <exception cref="CheckpointException">No checkpoint could be restored (each one's reason is listed), or the
+    /// <c>resume_from</c> checkpoint cannot be.</exception>
+    public RestoreResult RestoreFromOptions(TrainingOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var skipped = new HashSet<string>(StringComparer.Ordinal);
+        var reasons = new List<string>();
+        while (true)
+        {
+            CheckpointInfo? candidate = options.AutoResume ? ResumePlanner.LatestCandidate(options, skipped) : null;
+            if (candidate is null && reasons.Count > 0)
+                throw new CheckpointException(
+                    $"auto_resume found no intact checkpoint in {Path.GetFullPath(options.CheckpointDir)}: {string.Join("; ", reasons)}. " +
+                    "Move the damaged folders away to start from resume_from or from scratch.");
+            try
+            {
+                return Restore(ResumePlanner.Plan(options, _logger, skipped), cancellationToken);
+            }
+            catch (Exception e) when (candidate is not null && IsDamage(e))
+            {
+                skipped.Add(candidate.Folder);
+                reasons.Add($"{candidate.Folder} ({e.Message})");
+                if (_logger is not null) LogSkippedDamaged(_logger, candidate.Folder, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Errors that say a checkpoint's files are damaged or incomplete (not a cancellation or a bug).</summary>
+    private static bool IsDamage(Exception e) =>
+        e is CheckpointException or IOException or InvalidDataException or FormatException or System.Text.Json.JsonException
+            or SafeTensorsFormatException or SafeTensorNotFoundException or StateDictMismatchException;
 
     /// <summary>Loads what <paramref name="plan"/> says into the components.</summary>
     /// <exception cref="CheckpointException">A file the plan needs is missing or does not fit.</exception>
@@ -119,12 +159,32 @@ public sealed partial class TrainingCheckpointer
                 $"{file} does not fit the {role}: {missing.Count} missing tensor(s) [{string.Join(", ", missing.Take(shown))}], "
                 + $"{unexpected.Count} unexpected tensor(s) [{string.Join(", ", unexpected.Take(shown))}], "
                 + $"{misshapen.Count} misshapen tensor(s) [{string.Join("; ", misshapen.Take(shown))}]. "
-                + "The reference would have loaded it non-strictly and trained from partly random weights; build the model from the "
-                + "checkpoint's own configs (llm_config.json, vit_config.json, layer_module, max_latent_size, visual_gen, visual_und).");
+                + "The reference would have loaded it non-strictly and trained from partly random weights. " + FitAdvice(file));
         }
         if (skippedBranches.Count > 0 && _logger is not null) LogSkippedBranches(_logger, file, string.Join(", ", skippedBranches));
-        var load = new StateDictLoadOptions { Strict = false, KeyMap = key => DropRebuiltKeys(key) is null || !target.ContainsKey(key) ? null : key, Logger = _logger };
+        List<string> rebuilt = [.. target.Keys.Where(key => DropRebuiltKeys(key) is null).Order(StringComparer.Ordinal)];
+        if (rebuilt.Count > 0 && _logger is not null) LogRebuiltTables(_logger, file, string.Join(", ", rebuilt));
+        // Strict now: every module tensor but the rebuilt tables comes from the file (checked above, from the header).
+        var load = new StateDictLoadOptions
+        {
+            Strict = true, KeyMap = key => DropRebuiltKeys(key) is null || !target.ContainsKey(key) ? null : key,
+            KeepModuleKey = key => DropRebuiltKeys(key) is null, Logger = _logger,
+        };
         return StateDictLoader.Load(module, file, load, cancellationToken);
+    }
+
+    /// <summary>What to build the model from so that <paramref name="file"/> fits: the files its folder actually holds.</summary>
+    private static string FitAdvice(string file)
+    {
+        string folder = Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".";
+        const string Flags = "layer_module, max_latent_size, latent_patch_size, vit_max_num_patch_per_side, visual_gen and visual_und";
+        if (File.Exists(Path.Combine(folder, CheckpointLayout.RunInfoFileName)))
+            return $"Build the model with the configuration that wrote it: {Path.Combine(folder, CheckpointLayout.RunInfoFileName)} holds the run's flags " +
+                   $"(llm_path and vit_path name the configs the model was built from; {Flags}).";
+        string[] configs = [.. new[] { "llm_config.json", "vit_config.json", "config.json" }.Where(name => File.Exists(Path.Combine(folder, name)))];
+        if (configs.Length > 0)
+            return $"Build the model from the configs beside it ({string.Join(", ", configs)}) with the same {Flags}.";
+        return $"Build the model with the llm_path, vit_path and {Flags} of the run that wrote it.";
     }
 
     private static string? TopLevel(string key)
@@ -132,6 +192,12 @@ public sealed partial class TrainingCheckpointer
         int dot = key.IndexOf('.', StringComparison.Ordinal);
         return dot > 0 ? key[..dot] : null;
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{File}: kept the model's own sin-cos position tables ({Keys}); they are rebuilt from the configuration, not loaded.")]
+    private static partial void LogRebuiltTables(ILogger logger, string file, string keys);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "auto_resume: skipping checkpoint {Folder}, which cannot be restored: {Reason} Trying the next older one.")]
+    private static partial void LogSkippedDamaged(ILogger logger, string folder, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{File}: skipped the tensors of branches this model does not have ({Branches}).")]
     private static partial void LogSkippedBranches(ILogger logger, string file, string branches);

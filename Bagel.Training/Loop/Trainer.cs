@@ -37,6 +37,8 @@ public sealed partial class Trainer : IDisposable
     private readonly ThroughputWindow _throughput;
     private readonly ComputeSelection _compute;
     private readonly ValidationRunner? _validation;
+    private readonly bool _stopOnSignals;
+    private readonly IReadOnlyList<object> _owned;
     private bool _started;
 
     internal Trainer(TrainerSettings settings)
@@ -49,6 +51,8 @@ public sealed partial class Trainer : IDisposable
         _onStep = settings.OnStep;
         _onSave = settings.OnSave;
         _logger = settings.Logger;
+        _stopOnSignals = settings.StopOnSignals;
+        _owned = settings.Owned ?? [];
         _time = settings.Time;
         _compute = settings.Compute;
         _session = new TrainingSession(_model, _config, new TrainingSessionOptions
@@ -72,13 +76,16 @@ public sealed partial class Trainer : IDisposable
 
     /// <summary>
     /// Trains from the resumed step (or 0) up to <c>total_steps</c>. Cancelling <paramref name="cancellationToken"/>
-    /// lets the current step finish, then writes a final checkpoint and returns with
-    /// <see cref="TrainingRunResult.Cancelled"/> set. Checkpoints are written every <c>save_every</c> completed steps and
-    /// at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
+    /// (or, with <see cref="TrainerBuilder.StopOnSignals"/>, a SIGINT or SIGTERM) lets the current step finish, then
+    /// writes a final checkpoint and returns with <see cref="TrainingRunResult.Cancelled"/> set. Before the first step
+    /// every metric sink forgets its records of that step and later, so a resumed run records each step once. The
+    /// run's first step is always logged, then every <c>log_every</c>-th. Checkpoints are written every
+    /// <c>save_every</c> completed steps and at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
     /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); it does not change training.
     /// </summary>
     /// <exception cref="NonFiniteLossException">Too many NaN or infinite losses in a row (the last good checkpoint stays).</exception>
-    /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit.</exception>
+    /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit (under
+    /// <c>auto_resume</c>: no checkpoint could be restored; damaged ones are skipped with a warning).</exception>
     public async Task<TrainingRunResult> RunAsync(CancellationToken cancellationToken = default)
     {
         if (_started) throw new InvalidOperationException("A Trainer runs once; build a new one (it resumes from the last checkpoint).");
@@ -87,7 +94,9 @@ public sealed partial class Trainer : IDisposable
         TrainingResume resume = _session.Restore(cancellationToken); // seeds torch's generator, then weights, optimizer, schedule, RNG, counters
         TrainProgress progress = resume.Progress;
         long startStep = resume.StartStep, step = startStep;
+        foreach (IMetricSink sink in _sinks) await sink.DiscardFromStepAsync(startStep, cancellationToken);
         LogStart(_logger, startStep, _options.TotalSteps);
+        using GracefulStop stop = GracefulStop.Start(_stopOnSignals, cancellationToken, _logger, () => step);
 
         // The data stream has its own token: a cancelled run still finishes the step it is in, so that the saved data
         // status is the one after the last completed step.
@@ -98,14 +107,14 @@ public sealed partial class Trainer : IDisposable
             _model.Module.train();
             long windowStart = _time.GetTimestamp();
             int windowSteps = 0;
-            while (step < _options.TotalSteps && !cancellationToken.IsCancellationRequested)
+            while (step < _options.TotalSteps && !stop.Token.IsCancellationRequested)
             {
                 TrainingStepReport report = await TrainStepAsync(step, batches);
                 progress = progress.AfterStep(report.Tokens, report.Samples);
                 step++;
                 windowSteps++;
 
-                if (report.Step % _options.LogEvery == 0)
+                if (report.Step % _options.LogEvery == 0 || report.Step == startStep)
                 {
                     await LogStepAsync(report, _time.GetElapsedTime(windowStart), windowSteps);
                     windowStart = _time.GetTimestamp();
@@ -120,7 +129,7 @@ public sealed partial class Trainer : IDisposable
             if (cancelled) LogCancelled(_logger, step);
             CheckpointInfo last = await SaveAsync(progress); // while the stream is open: its status is exact
             if (_validation is not null && !cancelled) await _validation.RunAsync(step); // a stop request skips the final evaluation
-            return new TrainingRunResult(startStep, step, _session.Guard.TotalSkipped, cancelled, last.Folder);
+            return new TrainingRunResult(startStep, step, _session.Guard.TotalSkipped, cancelled, last.Folder) { StopSignal = stop.Signal };
         }
         finally
         {
@@ -201,8 +210,19 @@ public sealed partial class Trainer : IDisposable
         return info;
     }
 
-    /// <summary>Disposes the session's EMA copy, optimizer and RNG streams (the model belongs to the caller).</summary>
-    public void Dispose() => _session.Dispose();
+    /// <summary>
+    /// Disposes the session (EMA copy, optimizer, RNG streams) and what the builder made for the trainer (default metric sinks and
+    /// logger); the model, added sinks and a logger given with <c>UseLogger</c> belong to the caller.
+    /// </summary>
+    public void Dispose()
+    {
+        _session.Dispose();
+        foreach (object owned in _owned)
+        {
+            if (owned is IAsyncDisposable asyncDisposable) asyncDisposable.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            else if (owned is IDisposable disposable) disposable.Dispose();
+        }
+    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Training from step {StartStep} to total_steps {TotalSteps}.")]
     private static partial void LogStart(ILogger logger, long startStep, long totalSteps);

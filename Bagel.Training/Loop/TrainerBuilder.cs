@@ -4,13 +4,13 @@ using Bagel.Core.Devices;
 using Bagel.Core.Metrics;
 using Bagel.Data.Pipeline;
 using Bagel.Training.Checkpoints;
+using Bagel.Training.Logging;
 using Bagel.Training.Metrics;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
 using Bagel.Training.Validation;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 
 namespace Bagel.Training.Loop;
@@ -18,9 +18,11 @@ namespace Bagel.Training.Loop;
 /// <summary>
 /// Composes a <see cref="Trainer"/> fluently: <c>new TrainerBuilder().UseModel(m).UseData(p).UseOptions(c).Build()</c>.
 /// Each <c>Use*</c> replaces the earlier value; <c>Add*</c> and <c>On*</c> accumulate. Nothing is checked until
-/// <see cref="Build"/>, which reports every missing part and bad option at once.
+/// <see cref="Build"/>, which reports every missing part and bad option at once, then logs a warning for settings that
+/// do not fit together (warm-up longer than the run, <c>save_every</c> or <c>log_every</c> above <c>total_steps</c>,
+/// reference-sized batches on the CPU).
 /// </summary>
-public sealed class TrainerBuilder
+public sealed partial class TrainerBuilder
 {
     private readonly List<IMetricSink> _sinks = [];
     private readonly List<Action<TrainingStepReport>> _onStep = [];
@@ -29,7 +31,9 @@ public sealed class TrainerBuilder
     private DataPipeline? _pipeline;
     private TrainingDataSource? _source;
     private TrainingConfiguration _configuration = TrainingConfiguration.Defaults();
-    private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
+    private ILoggerFactory? _loggerFactory;
+    private bool _defaultMetricSinks = true;
+    private bool _stopOnSignals;
     private TimeProvider _time = TimeProvider.System;
     private Qwen2FlopConfig? _flops;
     private int _maxConsecutiveNonFinite = NonFiniteStepGuard.DefaultMaxConsecutive;
@@ -83,7 +87,12 @@ public sealed class TrainerBuilder
     /// <summary>The reference's flags as the three option objects.</summary>
     public TrainerBuilder UseOptions(ModelOptions model, DataOptions data, TrainingOptions training) => UseOptions(new TrainingConfiguration(model, data, training));
 
-    /// <summary>Where the loop logs (default: nowhere). Add <c>ReferenceFormatLoggerProvider</c> for the reference's console lines.</summary>
+    /// <summary>
+    /// Where the loop, the checkpointer, the metric sinks it creates and the data pipeline's skip warnings log (the
+    /// pipeline keeps a logger it was given). Default: stderr at Information in the reference's line format
+    /// (<see cref="ReferenceFormatLoggerProvider"/>; colour codes only on a terminal). Pass
+    /// <c>NullLoggerFactory.Instance</c> for silence. The caller disposes <paramref name="loggerFactory"/>.
+    /// </summary>
     public TrainerBuilder UseLogger(ILoggerFactory loggerFactory)
     {
         _loggerFactory = loggerFactory ?? throw new ArgumentNullException(nameof(loggerFactory));
@@ -168,10 +177,39 @@ public sealed class TrainerBuilder
         return this;
     }
 
-    /// <summary>Adds a sink that receives every logged step's metrics (flushed at each checkpoint; the caller disposes it).</summary>
+    /// <summary>
+    /// Adds a sink that receives every logged step's metrics (flushed at each checkpoint; the caller disposes it).
+    /// Before the first step the trainer calls its <see cref="IMetricSink.DiscardFromStepAsync"/> with the run's first
+    /// step, so a resumed run records each step once. Adding a sink turns off the default sinks.
+    /// </summary>
     public TrainerBuilder AddMetricSink(IMetricSink sink)
     {
         _sinks.Add(sink ?? throw new ArgumentNullException(nameof(sink)));
+        return this;
+    }
+
+    /// <summary>
+    /// Whether a run without any <see cref="AddMetricSink"/> writes <c>&lt;results_dir&gt;/metrics.jsonl</c>
+    /// (<see cref="JsonlMetricSink"/>) and TensorBoard events in <c>&lt;results_dir&gt;/tensorboard</c>
+    /// (<see cref="TensorBoardMetricSink"/>), owned and disposed by the trainer. Default true; pass false to write no
+    /// metric files. Sinks added with <see cref="AddMetricSink"/> always replace the defaults.
+    /// </summary>
+    public TrainerBuilder UseDefaultMetricSinks(bool enabled = true)
+    {
+        _defaultMetricSinks = enabled;
+        return this;
+    }
+
+    /// <summary>
+    /// Stops gracefully on the first SIGINT (Ctrl+C) or SIGTERM (<c>kill</c>, a scheduler's or container's stop) while
+    /// <see cref="Trainer.RunAsync"/> runs: the signal's default action is cancelled, the step in progress finishes, a
+    /// final checkpoint is written, and the run returns with <see cref="TrainingRunResult.Cancelled"/> set and
+    /// <see cref="TrainingRunResult.StopSignal"/> naming the signal (exit with <c>128 + signal number</c>, 130 or 143,
+    /// to tell a scheduler so). A second signal ends the process at once. Default off: the process's own handling.
+    /// </summary>
+    public TrainerBuilder StopOnSignals(bool enabled = true)
+    {
+        _stopOnSignals = enabled;
         return this;
     }
 
@@ -241,14 +279,45 @@ public sealed class TrainerBuilder
         if (failures.Count > 0) throw new InvalidTrainingOptionsException(failures);
         ComputeSelection compute = ApplyCompute(_compute, _model!.Module);
 
+        var owned = new List<object>();
+        ILoggerFactory loggerFactory = _loggerFactory ?? Own(owned, DefaultConsoleLogging.Create());
+        ILogger logger = loggerFactory.CreateLogger<Trainer>();
+        _pipeline?.Skips.AttachLogger(loggerFactory.CreateLogger("Bagel.Data"));
+        List<IMetricSink> sinks = [.. _sinks];
+        string resultsDir = _configuration.Training.ResultsDir;
+        if (sinks.Count == 0 && _defaultMetricSinks && !string.IsNullOrWhiteSpace(resultsDir))
+        {
+            ILogger sinkLogger = loggerFactory.CreateLogger("Bagel.Training.Metrics");
+            sinks.Add(Own(owned, new JsonlMetricSink(Path.Combine(resultsDir, JsonlMetricSink.DefaultFileName), sinkLogger)));
+            sinks.Add(Own(owned, new TensorBoardMetricSink(Path.Combine(resultsDir, DefaultTensorBoardFolder), sinkLogger)));
+            LogDefaultSinks(logger, Path.GetFullPath(resultsDir));
+        }
+        foreach (string warning in TrainingPlanWarnings.For(_configuration, compute.Device, _schedule is not null))
+            LogPlanWarning(logger, warning);
+
         int numWorkers = _configuration.Data.NumWorkers;
         TrainingDataSource data = _pipeline is not null
             ? TrainingDataSource.FromPipeline(_pipeline, numWorkers)
             : _source! with { NumWorkers = numWorkers };
-        return new Trainer(new TrainerSettings(_model!, data, _configuration, [.. _sinks], [.. _onStep], [.. _onSave],
-            _loggerFactory.CreateLogger<Trainer>(), _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
-            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription));
+        return new Trainer(new TrainerSettings(_model!, data, _configuration, sinks, [.. _onStep], [.. _onSave],
+            logger, _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
+            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, _stopOnSignals, owned));
     }
+
+    /// <summary>The folder under <c>results_dir</c> the default TensorBoard sink writes to.</summary>
+    public const string DefaultTensorBoardFolder = "tensorboard";
+
+    private static T Own<T>(List<object> owned, T item) where T : notnull
+    {
+        owned.Add(item);
+        return item;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Warning}")]
+    private static partial void LogPlanWarning(ILogger logger, string warning);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Metrics go to {ResultsDir}/metrics.jsonl and {ResultsDir}/tensorboard (no sink was added; UseDefaultMetricSinks(false) turns this off).")]
+    private static partial void LogDefaultSinks(ILogger logger, string resultsDir);
 
     /// <summary>Applies the compute options and checks that the model lives on the chosen device.</summary>
     private static ComputeSelection ApplyCompute(ComputeOptions options, torch.nn.Module model)

@@ -11,7 +11,8 @@ using TorchSharp;
 
 namespace Bagel.Training.Loop;
 
-/// <summary>Everything <see cref="TrainerBuilder.Build"/> validated, handed to the <see cref="Trainer"/>.</summary>
+/// <summary>Everything <see cref="TrainerBuilder.Build"/> validated, handed to the <see cref="Trainer"/>; <c>Owned</c> lists what the
+/// trainer disposes (default sinks and logger).</summary>
 internal sealed record TrainerSettings(
     ITrainableModel Model,
     TrainingDataSource Data,
@@ -29,4 +30,7 @@ internal sealed record TrainerSettings(
     Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups = null,
     ValidationPlan? Validation = null,
     bool FlatBufferOptimizer = false,
-    IReadOnlyDictionary<string, string>? ModelDescription = null);
+    IReadOnlyDictionary<string, string>? ModelDescription = null,
+
+    bool StopOnSignals = false,
+    IReadOnlyList<object>? Owned = null);

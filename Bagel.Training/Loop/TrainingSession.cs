@@ -103,8 +103,10 @@ public sealed class TrainingSession : IDisposable
     /// <param name="cancellationToken">Stops loading between tensors.</param>
     /// <returns>The counters to continue from and the data status to start the data after.</returns>
     /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit the model.</exception>
+    /// <remarks>Under <c>auto_resume</c> a damaged checkpoint (truncated or unreadable file, missing file or tensor) is
+    /// skipped with a warning naming it and why, and the newest intact one is restored instead.</remarks>
     public TrainingResume Restore(CancellationToken cancellationToken = default) =>
-        Restore(ResumePlanner.Plan(Configuration.Training, _logger), cancellationToken);
+        RestoreWith(() => _checkpointer.RestoreFromOptions(Configuration.Training, cancellationToken));
 
     /// <summary>As <see cref="Restore(CancellationToken)"/>, from an explicit <paramref name="plan"/> instead of the flags.</summary>
     /// <param name="plan">What to load from where.</param>
@@ -114,10 +116,15 @@ public sealed class TrainingSession : IDisposable
     public TrainingResume Restore(ResumePlan plan, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(plan);
+        return RestoreWith(() => _checkpointer.Restore(plan, cancellationToken));
+    }
+
+    private TrainingResume RestoreWith(Func<RestoreResult> restore)
+    {
         if (_restored) throw new InvalidOperationException("A session restores once, before its first step; build a new session to restore again.");
         _restored = true;
         Streams.SeedTorchGlobal(worldSize: 1, _logger);
-        RestoreResult restored = _checkpointer.Restore(plan, cancellationToken);
+        RestoreResult restored = restore();
         RankDataStatus? data = restored.DataStatus?.ForResume(0, 1, Configuration.Data.NumWorkers, logger: _logger);
         var progress = new TrainProgress(restored.StartStep, restored.State?.TokensSeen ?? 0, restored.State?.SamplesSeen ?? 0);
         return new TrainingResume(progress, data, restored);

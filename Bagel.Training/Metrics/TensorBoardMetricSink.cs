@@ -1,4 +1,6 @@
 using Bagel.Core.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 
 namespace Bagel.Training.Metrics;
@@ -9,17 +11,23 @@ namespace Bagel.Training.Metrics;
 /// Limits inherited from TorchSharp 0.107's writer, acceptable for scalars: wall times are whole seconds (its
 /// <c>walltime</c> parameter is a <c>long</c>), steps must fit an <c>int</c>, values are stored as float32 (as every
 /// TensorBoard scalar), the file-version event carries <c>DateTime.Now.Ticks</c> as its wall time, and each event opens
-/// and closes the file (fine at <c>log_every</c> rates).
+/// and closes the file (fine at <c>log_every</c> rates). TensorBoard files are append-only and a new writer starts a new
+/// file, so on resume <see cref="DiscardFromStepAsync"/> (called by the trainer) rewrites the folder's event files
+/// without the events of the steps the run trains again: TensorBoard then shows each step once.
 /// </summary>
 public sealed class TensorBoardMetricSink : IMetricSink
 {
     private readonly TorchSharp.Modules.SummaryWriter _writer;
+    private readonly ILogger _logger;
 
     /// <summary>Creates an event file in <paramref name="logDir"/> (created if missing).</summary>
-    public TensorBoardMetricSink(string logDir)
+    /// <param name="logDir">The folder.</param>
+    /// <param name="logger">Where the resume rewrite reports what it dropped (default: nowhere).</param>
+    public TensorBoardMetricSink(string logDir, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(logDir);
         _writer = torch.utils.tensorboard.SummaryWriter(Path.GetFullPath(logDir));
+        _logger = logger ?? NullLogger.Instance;
     }
 
     /// <summary>The folder holding the event file.</summary>
@@ -42,6 +50,19 @@ public sealed class TensorBoardMetricSink : IMetricSink
 
     /// <inheritdoc />
     public ValueTask FlushAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask; // Each event is flushed by the writer.
+
+    /// <summary>
+    /// Rewrites every event file of <see cref="LogDir"/> (atomically, one by one) without the events of step
+    /// <paramref name="step"/> or later and without a half-written last record; the file-version records stay.
+    /// </summary>
+    /// <param name="step">The run's first step.</param>
+    /// <param name="cancellationToken">Checked between files.</param>
+    /// <returns>A completed task.</returns>
+    public ValueTask DiscardFromStepAsync(long step, CancellationToken cancellationToken = default)
+    {
+        TensorBoardEventFiles.DiscardFromStep(LogDir, step, _logger, cancellationToken);
+        return ValueTask.CompletedTask;
+    }
 
     /// <inheritdoc />
     public ValueTask DisposeAsync() => ValueTask.CompletedTask; // The writer holds no open handle between events.

@@ -252,16 +252,14 @@ public static partial class TinyPreset
         };
     }
 
-    /// <summary>Before a resume: drops metric lines of steps the checkpoint does not hold; before step 0: drops stale metrics.</summary>
+    /// <summary>Before step 0: drops the metrics of an earlier run that no checkpoint continues.</summary>
     private static void PrepareFolder(string results, CheckpointInfo? latest, ILogger log)
     {
         string metrics = Path.Combine(results, JsonlMetricSink.DefaultFileName);
         string tensorBoard = Path.Combine(results, "tensorboard");
         if (latest is not null)
         {
-            LogResuming(log, latest.Folder, latest.CompletedSteps);
-            int dropped = TrimMetrics(metrics, latest.CompletedSteps);
-            if (dropped > 0) LogTrimmed(log, dropped, metrics, latest.CompletedSteps);
+            LogResuming(log, latest.Folder, latest.CompletedSteps); // the trainer drops the metric records of steps it trains again
             return;
         }
         if (File.Exists(metrics) || Directory.Exists(tensorBoard))
@@ -270,34 +268,6 @@ public static partial class TinyPreset
             if (File.Exists(metrics)) File.Delete(metrics);
             if (Directory.Exists(tensorBoard)) Directory.Delete(tensorBoard, recursive: true);
         }
-    }
-
-    /// <summary>Keeps the lines of <paramref name="path"/> whose step is below <paramref name="startStep"/> (written atomically); returns how many went.</summary>
-    private static int TrimMetrics(string path, long startStep)
-    {
-        if (!File.Exists(path)) return 0;
-        string[] lines = File.ReadAllLines(path);
-        var kept = new List<string>(lines.Length);
-        for (int i = 0; i < lines.Length; i++)
-        {
-            if (lines[i].Length == 0) continue;
-            try
-            {
-                using JsonDocument line = JsonDocument.Parse(lines[i]);
-                if (line.RootElement.TryGetProperty("step", out JsonElement step) && step.TryGetInt64(out long value) && value >= startStep) continue;
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{path}, line {i + 1}: not a JSON object ({e.Message}); remove the line or start over with --fresh.", e);
-            }
-            kept.Add(lines[i]);
-        }
-        int dropped = lines.Count(l => l.Length > 0) - kept.Count;
-        if (dropped == 0) return 0;
-        string temp = $"{path}.tmp-{Environment.ProcessId}";
-        File.WriteAllText(temp, string.Concat(kept.Select(l => l + "\n")), new UTF8Encoding(false));
-        File.Move(temp, path, overwrite: true);
-        return dropped;
     }
 
     /// <summary>The example data: written once (its writer publishes the folder atomically), then reused, so a resume reads the same files.</summary>
@@ -341,9 +311,6 @@ public static partial class TinyPreset
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Resuming the tiny preset from {Checkpoint} at step {Step} (the data and tokenizer of its first run are reused; --fresh starts over).")]
     private static partial void LogResuming(ILogger logger, string checkpoint, long step);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Removed {Count} lines of {Metrics} for steps from {Step} on, which the checkpoint does not hold; they are trained again.")]
-    private static partial void LogTrimmed(ILogger logger, int count, string metrics, long step);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "No checkpoint in {Results}: training from step 0 (removing the metrics.jsonl and tensorboard/ of the earlier run, which no checkpoint continues).")]
     private static partial void LogNoCheckpoint(ILogger logger, string results);

@@ -88,6 +88,32 @@ public sealed class DataPipelineFactoryTests(ExampleDatasetFixture data) : IClas
     private static int ImageCount(string folder) => Directory.GetFiles(folder).Length;
 
     [Fact]
+    public async Task AnEmptyImageFolderIsNamedWithTheAcceptedExtensions()
+    {
+        using var fixture = new PipelineFixture();
+        string empty = fixture.Directory.Folder("no_pictures");
+        File.WriteAllText(Path.Combine(empty, "notes.txt"), "not an image");
+        var registry = DatasetInfoRegistry.Load(data.Summary.DatasetInfoPath)
+            .Add(DatasetGroupKinds.T2IImageFolder, "pictures", new DatasetInfoEntry { DataDir = empty });
+        var loaded = DatasetMixConfig.Load(data.Summary.MixConfigPath, registry);
+        var folderGroup = new DatasetGroupConfig
+        {
+            Name = DatasetGroupKinds.T2IImageFolder, DatasetNames = ["pictures"], NumUsedData = [1000], Weight = 1,
+            ImageTransform = loaded.Groups[0].ImageTransform,
+        };
+        var factory = new DataPipelineFactory(fixture.Tokenizer, new DataPipelineOptions { NumWorkers = 2, Packing = SmallPacks });
+
+        var error = await Assert.ThrowsAsync<DataConfigException>(() =>
+            factory.CreateAsync(registry, new DatasetMixConfig([.. loaded.Groups, folderGroup]), new DataSkipCounters(), TestContext.Current.CancellationToken));
+
+        Assert.Contains(Path.GetFullPath(empty), error.Message, StringComparison.Ordinal);
+        Assert.Contains("no images", error.Message, StringComparison.Ordinal);
+        Assert.Contains(".png", error.Message, StringComparison.Ordinal);
+        Assert.Contains("pictures", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Raise num_used_data", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ACustomGroupKindIsBuiltFromYamlWithItsOwnSourceAndBuilder()
     {
         using var fixture = new PipelineFixture();

@@ -42,6 +42,25 @@ internal sealed class LoopFixture : IDisposable
         return _data.Pipeline(_groups, new DataPipelineOptions { NumWorkers = Workers, PrefetchFactor = 2, DataSeed = 5, Packing = SmallPacks }, skips);
     }
 
+    /// <summary>
+    /// A pipeline over tiny T2I data (2 files of 3 rows, so the sources wrap every few steps) whose rows
+    /// <paramref name="badRows"/> hold bytes that are no image, and the usual VLM data; its skip counters have no logger.
+    /// </summary>
+    public async Task<DataPipeline> PipelineWithBadImagesAsync(params int[] badRows)
+    {
+        var skips = new DataSkipCounters();
+        string t2i = await _data.WriteT2IAsync(2, 3, 3, row => badRows.Contains(row)
+            ? ([1, 2, 3, 4, 5], $"{{\"short\": \"broken {row}\"}}")
+            : (PipelineFixture.Png(32 + 16 * (row % 4), 32 + 16 * (row % 3), row), $"{{\"short\": \"a shape number {row}\"}}"));
+        var (jsonl, images) = _data.WriteVlm(12);
+        DataGroup[] groups =
+        [
+            new DataGroup("t2i_pretrain", 1, false, new T2IParquetSource("t2i_pretrain", [t2i], [2]), _data.Builder(skips, PipelineFixture.Vae)),
+            new DataGroup("vlm_sft", 1, false, new VlmJsonlSource("vlm_sft", [jsonl], [images], [12]), _data.Builder(skips, PipelineFixture.Vit)),
+        ];
+        return _data.Pipeline(groups, new DataPipelineOptions { NumWorkers = Workers, PrefetchFactor = 2, DataSeed = 5, Packing = SmallPacks }, skips);
+    }
+
     /// <summary>A configuration for a short run checkpointing into <paramref name="checkpoints"/>.</summary>
     public TrainingConfiguration Configuration(string checkpoints, int totalSteps, int saveEvery = 1000, bool autoResume = false)
     {

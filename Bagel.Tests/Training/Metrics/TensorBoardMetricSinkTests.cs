@@ -66,4 +66,36 @@ public sealed class TensorBoardMetricSinkTests
 
         Assert.Equal(masked, TfRecordEventReader.MaskedCrc32C("123456789"u8));
     }
+
+    [Fact]
+    public async Task AResumedRunLeavesEachStepOnceAcrossTheEventFiles()
+    {
+        using var folder = new TempDirectory();
+        string logDir = Path.Combine(folder.Path, "tb");
+        var start = new DateTimeOffset(2026, 5, 1, 12, 0, 0, TimeSpan.Zero);
+        StepMetrics At(long step, double value) => new(step, start.AddSeconds(step), new Dictionary<string, double> { ["mse"] = value, ["lr"] = 1e-4 });
+        await using (var first = new TensorBoardMetricSink(logDir))
+            foreach (long step in new long[] { 0, 10, 20, 30 }) await first.WriteAsync(At(step, 1.0), TestContext.Current.CancellationToken);
+        string firstFile = Assert.Single(Directory.GetFiles(logDir, "events.out.tfevents.*"));
+        await File.AppendAllBytesAsync(firstFile, [0x21, 0, 0, 0, 0, 0, 0, 0, 1, 2], TestContext.Current.CancellationToken); // a record cut off by a kill
+        await Task.Delay(1100, TestContext.Current.CancellationToken); // a second later: the writer names its file by the second
+
+        await using (IMetricSink resumed = new TensorBoardMetricSink(logDir))
+        {
+            await resumed.DiscardFromStepAsync(20, TestContext.Current.CancellationToken);
+            foreach (long step in new long[] { 20, 30, 40 }) await resumed.WriteAsync(At(step, 2.0), TestContext.Current.CancellationToken);
+        }
+
+        var seen = new List<(long Step, string Tag, float Value)>();
+        foreach (string file in Directory.GetFiles(logDir, "events.out.tfevents.*").Order(StringComparer.Ordinal))
+        {
+            List<TfRecordEventReader.Event> events = TfRecordEventReader.Read(file); // throws on a damaged record
+            Assert.Equal("brain.Event:2", events[0].FileVersion);
+            seen.AddRange(events.SelectMany(e => e.Values.Select(v => (e.Step, v.Tag, v.SimpleValue))));
+        }
+        Assert.Equal(2, Directory.GetFiles(logDir, "events.out.tfevents.*").Length);
+        Assert.Equal([0L, 10L, 20L, 30L, 40L], seen.Where(v => v.Tag == "mse").Select(v => v.Step).Order());
+        Assert.All(seen.Where(v => v.Step >= 20), v => Assert.True(v.Tag != "mse" || v.Value == 2.0f, $"step {v.Step} kept the old run's value"));
+        Assert.Equal(seen.Count, seen.Select(v => (v.Step, v.Tag)).Distinct().Count());
+    }
 }
