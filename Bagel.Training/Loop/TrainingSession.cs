@@ -7,6 +7,7 @@ using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 using TorchSharp.Modules;
 
 namespace Bagel.Training.Loop;
@@ -125,9 +126,33 @@ public sealed class TrainingSession : IDisposable
         _restored = true;
         Streams.SeedTorchGlobal(worldSize: 1, _logger);
         RestoreResult restored = restore();
+        MaterializeGradients(Model.Module);
         RankDataStatus? data = restored.DataStatus?.ForResume(0, 1, Configuration.Data.NumWorkers, logger: _logger);
         var progress = new TrainProgress(restored.StartStep, restored.State?.TokensSeen ?? 0, restored.State?.SamplesSeen ?? 0);
         return new TrainingResume(progress, data, restored);
+    }
+
+    /// <summary>
+    /// Gives every trainable parameter that has no gradient yet a zero one, before the first step. Gradients are zeroed,
+    /// never dropped, after each step, so without this a parameter that a step's batch does not reach (the generation
+    /// head in a text-only step) would be skipped by AdamW until its first gradient and stepped with zeros after it: a
+    /// resumed run, whose fresh parameters start without gradients, would then update differently from the run it
+    /// continues. With it, every trainable parameter is stepped from step 0, as the reference's FSDP units step their
+    /// whole flat parameter, and a resume continues bit for bit whatever the data of its first step.
+    /// </summary>
+    private static void MaterializeGradients(torch.nn.Module module)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var parameter in module.parameters())
+        {
+            if (!parameter.requires_grad) continue;
+            using (torch.Tensor? grad = parameter.grad)
+            {
+                if (grad is not null) continue;
+            }
+            using torch.Tensor zero = torch.zeros_like(parameter);
+            parameter.grad = zero;
+        }
     }
 
     /// <summary>

@@ -19,7 +19,6 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseCpuThreadsSetsTorchsThreadCountForTheRun()
     {
         int before = torch.get_num_threads();
@@ -39,7 +38,6 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseCompute_ReportsAReducedPrecisionDTypeAndBadThreadCountsWithTheOtherFailures()
     {
         using var fixture = new LoopFixture();
@@ -60,7 +58,6 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseCompute_ACudaDeviceWithoutCudaIsAnOptionFailure()
     {
         Assert.SkipWhen(torch.cuda.is_available(), "This machine has CUDA; the failure path needs a machine without it.");
@@ -73,7 +70,6 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseLearningRateScheduleReplacesTheConfiguredSchedule()
     {
         using var fixture = new LoopFixture();
@@ -89,7 +85,6 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task UseParameterGroupsGivesEachGroupItsOwnLearningRate()
     {
         using var fixture = new LoopFixture();

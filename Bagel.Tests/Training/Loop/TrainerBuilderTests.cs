@@ -26,7 +26,6 @@ public sealed class TrainerBuilderTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task GradientAccumulationTakesThatManyBatchesPerStepFromACustomSource()
     {
         using var fixture = new LoopFixture();
@@ -55,7 +54,6 @@ public sealed class TrainerBuilderTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task ATrainerRunsOnlyOnce()
     {
         using var fixture = new LoopFixture();

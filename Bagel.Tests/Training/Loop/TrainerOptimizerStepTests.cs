@@ -28,7 +28,6 @@ public sealed class TrainerOptimizerStepTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task EveryStepReportsItsWallTimeSplit()
     {
         using var fixture = new LoopFixture();
@@ -47,7 +46,6 @@ public sealed class TrainerOptimizerStepTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task TheFlatBufferOptimizerTrainsAndResumesBitForBitAsTorchSharpsAdamW()
     {
         using var fixture = new LoopFixture();

@@ -35,7 +35,6 @@ public sealed partial class TrainerTests
     private static double MeanOf(IEnumerable<double> values) => values.Average();
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task LossesGoDownOverThirtySteps()
     {
         using var fixture = new LoopFixture();
@@ -53,7 +52,6 @@ public sealed partial class TrainerTests
     }
 
     [Theory]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     [InlineData(1)]
     [InlineData(2)]
     public async Task ResumeAfterAStopReproducesTheStraightRunBitForBit(int gradientAccumulationSteps)
@@ -96,7 +94,6 @@ public sealed partial class TrainerTests
     private static (double Mse, double Ce, double Total, double GradNorm, double Lr) Figures(TrainingStepReport s) => (s.Mse, s.Ce, s.TotalLoss, s.GradNorm, s.LearningRate);
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task CancellationFinishesTheStepAndWritesAFinalCheckpoint()
     {
         using var fixture = new LoopFixture();
@@ -117,7 +114,6 @@ public sealed partial class TrainerTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task ANonFiniteLossSkipsTheUpdateAndIsCounted()
     {
         using var fixture = new LoopFixture();
@@ -142,7 +138,6 @@ public sealed partial class TrainerTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task TooManyNonFiniteLossesInARowStopTheRun()
     {
         using var fixture = new LoopFixture();
@@ -152,7 +147,6 @@ public sealed partial class TrainerTests
     }
 
     [Fact]
-    [NeedsSharedData("tokenizer/qwen2.5")]
     public async Task LogLinesFollowTheReferenceFormatAndSinksGetEveryLoggedStep()
     {
         using var fixture = new LoopFixture();
