@@ -10,6 +10,7 @@ using Bagel.Training.Loop;
 using Bagel.Training.Metrics;
 using Bagel.Training.Models;
 using Bagel.Training.Options;
+using Bagel.Training.Recipes;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -23,7 +24,7 @@ namespace Bagel.CustomLoop;
 public sealed class TinyRun : IDisposable
 {
     /// <summary>The example data's VAE images are at most 64 px: 4 latent tokens per side.</summary>
-    public const int MaxLatentSize = 4;
+    public const int MaxLatentSize = TinyPreset.MaxLatentSize;
 
     private readonly BagelModel _model;
     private readonly FluxAutoEncoder _vae;
@@ -88,7 +89,7 @@ public sealed class TinyRun : IDisposable
         var factory = new DataPipelineFactory(tokenizer, new DataPipelineOptions { NumWorkers = 1, PrefetchFactor = 2, DataSeed = 42, Packing = packing }, logger: logger);
         DataPipeline data = await factory.CreateFromFilesAsync(datasetInfo, mix, cancellationToken: cancellationToken);
 
-        BagelConfig config = ModelConfig(tokenizer.Tokenizer.Count);
+        BagelConfig config = TinyPreset.ModelConfig(tokenizer.Tokenizer.Count); // the tiny preset's sizes
         torch.manual_seed(0);
         var model = new BagelModel(config);
         var vae = new FluxAutoEncoder(config.VaeConfig!);
@@ -97,18 +98,6 @@ public sealed class TinyRun : IDisposable
         var flops = new Qwen2FlopConfig(llm.HiddenSize, llm.IntermediateSize, llm.NumHiddenLayers, llm.NumAttentionHeads, llm.NumKeyValueHeads, llm.VocabSize);
         return new TinyRun(model, vae, trainable, data, configuration, flops);
     }
-
-    /// <summary>The tiny preset's model sizes over a vocabulary of <paramref name="vocabulary"/> tokens.</summary>
-    private static BagelConfig ModelConfig(int vocabulary) => new()
-    {
-        LlmConfig = new Qwen2Config
-        {
-            HiddenSize = 64, NumHiddenLayers = 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, IntermediateSize = 128, VocabSize = vocabulary,
-        }.WithBagelOverrides(Qwen2LayerModule.Qwen2MoTDecoderLayer),
-        VitConfig = new SiglipVisionConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 3, NumAttentionHeads = 2, ImageSize = 980, PatchSize = 14 }.WithBagelOverrides(),
-        VaeConfig = new FluxVaeConfig(3, 32, 3, [1, 1, 1, 1], 1, 16, 0.3611, 0.1159),
-        MaxLatentSize = MaxLatentSize,
-    };
 
     /// <summary>Disposes the model and the VAE.</summary>
     public void Dispose()
