@@ -1,7 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using Bagel.Core.Native;
+using Bagel.Data.Tokenization;
+using Bagel.Models.Bagel;
+using Bagel.Training.Ema;
 using Bagel.Training.Loop;
+using Bagel.Training.Optimization;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp.Modules;
 using Bagel.Training.Metrics;
 using TorchSharp;
 
@@ -22,6 +28,15 @@ internal static class TrainBenchmark
     /// <summary>The hidden subcommand that runs the throughput part.</summary>
     public const string ThroughputCommand = "train-throughput-probe";
 
+    /// <summary>The hidden subcommand that measures the memory of building the optimizer and the EMA.</summary>
+    public const string BuildCommand = "train-build-probe";
+
+    /// <summary>Transient RSS while building the flat optimizer or the fused EMA that the issue accepts, as a share of the model's bytes.</summary>
+    private const double AcceptedBuildSpikePercent = 10.0;
+
+    /// <summary>Optimizer-step share of the step time the issue accepts for the fused default at hidden 896.</summary>
+    private const double AcceptedFusedSharePercent = 15.0;
+
     /// <summary>The hidden subcommand that runs the optimizer comparison.</summary>
     public const string OptimizerCommand = "train-optimizer-probe";
 
@@ -41,22 +56,28 @@ internal static class TrainBenchmark
         }
         string steps = Option(args, "--steps", "2000")!, at = Option(args, "--rss-at", "100")!;
         string measured = Option(args, "--measure-steps", "3")!, tokens = Option(args, "--tokens", "1024")!, layers = Option(args, "--layers", "4")!;
-        string parts = Option(args, "--parts", "memory,throughput,optimizer")!;
+        string parts = Option(args, "--parts", "memory,build,throughput,optimizer")!;
+        string device = Option(args, "--device", "cpu")!, peakDtype = Option(args, "--peak-dtype", device == "cpu" ? "float32" : "bfloat16")!;
         Console.WriteLine($"load (uptime): {File.ReadAllText("/proc/loadavg").Trim()}; MALLOC_ARENA_MAX={Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") ?? "unset"}");
         int failed = 0;
-        string memoryOptimizer = args.Contains("--flat") ? "flat" : "per-tensor";
+        string memoryOptimizer = args.Contains("--per-tensor") ? "per-tensor" : "flat";
         if (parts.Contains("memory", StringComparison.Ordinal)) failed |= Child(MemoryCommand, tokenizer, steps, at, memoryOptimizer);
+        if (parts.Contains("build", StringComparison.Ordinal))
+        {
+            failed |= Child(BuildCommand, tokenizer, layers, "per-tensor");
+            failed |= Child(BuildCommand, tokenizer, layers, "flat");
+        }
         if (parts.Contains("throughput", StringComparison.Ordinal))
         {
-            failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "per-tensor");
-            failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "flat");
+            failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "per-tensor", device, peakDtype);
+            failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "flat", device, peakDtype);
         }
         if (parts.Contains("optimizer", StringComparison.Ordinal)) failed |= Child(OptimizerCommand, tokenizer, layers);
         Console.WriteLine($"load (uptime): {File.ReadAllText("/proc/loadavg").Trim()}");
         return failed;
     }
 
-    /// <summary>(a) Trains the tiny composite for args[1] steps (args[3]: "flat" for FlatBufferAdamW), printing RSS, peak RSS and the managed heap along the way.</summary>
+    /// <summary>(a) Trains the tiny composite for args[1] steps (args[3]: "flat" for FlatBufferAdamW, the default; "per-tensor"), printing RSS, peak RSS and the managed heap along the way.</summary>
     public static int RunMemory(string[] args) => RunMemoryAsync(args[0], Int(args[1]), Int(args[2]), args[3] == "flat").GetAwaiter().GetResult();
 
     private static async Task<int> RunMemoryAsync(string tokenizer, int steps, int at, bool flat)
@@ -87,14 +108,81 @@ internal static class TrainBenchmark
         return 0;
     }
 
-    /// <summary>(b) Trains the small-config composite for a warm-up step plus args[1] steps and prints the step split.</summary>
-    public static int RunThroughput(string[] args) => RunThroughputAsync(args[0], Int(args[1]), Int(args[2]), Int(args[3]), args[4] == "flat").GetAwaiter().GetResult();
-
-    private static async Task<int> RunThroughputAsync(string tokenizer, int measured, int tokens, int layers, bool flat)
+    /// <summary>
+    /// (a2) Builds the hidden-896 composite (args[1] layers), then AdamW and the EMA as the trainer does (args[2]:
+    /// "flat" for the fused defaults, "per-tensor" for TorchSharp's AdamW and the per-tensor EMA), and prints the RSS
+    /// before and after each and its peak while building (VmHWM, reset before each): the transient is peak − after.
+    /// </summary>
+    public static int RunBuild(string[] args)
     {
         TorchRuntime.EnsureLoaded();
-        double peakFlops = ModelBenchmark.MeasureMatmulFlops();
-        using TrainSetup setup = await TrainSetup.CreateAsync(tokenizer, small: true, expectedTokens: tokens, layers: layers);
+        int layers = Int(args[1]);
+        bool flat = args[2] == "flat";
+        int vocabulary = BagelSpecialTokens.Apply(Qwen2Tokenizer.FromFolder(args[0], NullLogger.Instance)).Tokenizer.Count;
+        BagelConfig config = TrainSetup.SmallConfig(vocabulary, layers);
+        torch.manual_seed(0);
+        using var model = new BagelModel(config);
+        long trainable = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel() * p.ElementSize);
+        long all = model.parameters().Sum(p => p.numel() * p.ElementSize);
+        double modelMiB = Mib(trainable);
+        string name = flat ? "FlatBufferAdamW + fused EMA" : "TorchSharp's AdamW + per-tensor EMA";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"build ({(flat ? "flat" : "per-tensor")}): composite at hidden 896, {layers} MoT layers: {trainable / 4e6:F0} M trainable float32 parameters = {modelMiB:F0} MiB ({Mib(all):F0} MiB with frozen ones); {name}"));
+        var adamW = new AdamWOptions { FlatBuffers = flat };
+        (double before, double after, double peak) optimizerRss;
+        AdamW? optimizer = null;
+        EmaModel? ema = null;
+        try
+        {
+            optimizerRss = Measure(() => optimizer = AdamWFactory.Create(model, adamW));
+            var emaRss = Measure(() => ema = EmaModel.Create(model, () => new BagelModel(config), fused: flat));
+            foreach ((string part, (double b, double a, double p), double expected) in new[]
+            {
+                ("AdamW", optimizerRss, 2.0), ("EMA", emaRss, all / (double)trainable),
+            })
+            {
+                double transient = p - a;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {part}: RSS {b:F0} -> {a:F0} MiB (+{a - b:F0} MiB = {(a - b) / modelMiB:F2}x the model, {expected:F2}x expected), peak while building {p:F0} MiB: transient (peak - after) {transient:F0} MiB = {100 * transient / modelMiB:F1}% of the model's bytes ({(transient < AcceptedBuildSpikePercent / 100 * modelMiB ? "meets" : "FAILS")} < {AcceptedBuildSpikePercent}%)"));
+            }
+        }
+        finally
+        {
+            ema?.Dispose();
+            optimizer?.Dispose();
+        }
+        return 0;
+    }
+
+    /// <summary>RSS before and after <paramref name="build"/>, and the peak in between (MiB).</summary>
+    private static (double Before, double After, double Peak) Measure(Action build)
+    {
+        GC.Collect();
+        double before = Mib(ProcessMemory.ResidentBytes());
+        ProcessMemory.ResetPeak();
+        build();
+        double peak = ProcessMemory.PeakMiB();
+        return (before, Mib(ProcessMemory.ResidentBytes()), peak);
+    }
+
+    /// <summary>(b) Trains the small-config composite for a warm-up step plus args[1] steps and prints the step split.</summary>
+    public static int RunThroughput(string[] args) =>
+        RunThroughputAsync(args[0], Int(args[1]), Int(args[2]), Int(args[3]), args[4] == "flat", args[5], args[6]).GetAwaiter().GetResult();
+
+    private static async Task<int> RunThroughputAsync(string tokenizer, int measured, int tokens, int layers, bool flat, string deviceName, string peakDtypeName)
+    {
+        TorchRuntime.EnsureLoaded();
+        var device = new torch.Device(deviceName);
+        TorchRuntime.EnsureLoaded(device);
+        torch.ScalarType peakDtype = peakDtypeName switch
+        {
+            "bfloat16" or "bf16" => torch.bfloat16,
+            "float16" or "fp16" => torch.float16,
+            "float32" or "fp32" => torch.float32,
+            _ => throw new ArgumentException($"--peak-dtype '{peakDtypeName}' is not one of bfloat16, float16, float32."),
+        };
+        double peakFlops = ModelBenchmark.MeasureMatmulFlops(device, peakDtype);
+        using TrainSetup setup = await TrainSetup.CreateAsync(tokenizer, small: true, expectedTokens: tokens, layers: layers, device: device);
         Console.WriteLine($"throughput: composite at hidden 896, {layers} MoT layers, vocabulary {setup.Config.LlmConfig.VocabSize:N0}, small SigLIP + tiny VAE ({Parameters(setup)}), ~{tokens}-token packs, 1 warm-up + {measured} steps, {torch.get_num_threads()} threads, optimizer {(flat ? "FlatBufferAdamW" : "TorchSharp's AdamW")}");
         var reports = new List<(TrainingStepReport Report, double Squares)>();
         using (Trainer trainer = setup.BuildTrainer(measured + 1, report => reports.Add((report, setup.TakeSquaredSampleLengths())), flat))
@@ -102,7 +190,7 @@ internal static class TrainBenchmark
             await trainer.RunAsync();
         }
         // The load of a shared machine changes: the better of two matmul measurements is the denominator.
-        peakFlops = Math.Max(peakFlops, ModelBenchmark.MeasureMatmulFlops());
+        peakFlops = Math.Max(peakFlops, ModelBenchmark.MeasureMatmulFlops(device, peakDtype));
         var timed = reports.Skip(1).ToList();
         double data = timed.Sum(r => r.Report.DataWaitSeconds), compute = timed.Sum(r => r.Report.ForwardBackwardSeconds);
         double step = timed.Sum(r => r.Report.OptimizerStepSeconds), total = data + compute + step;
@@ -116,10 +204,11 @@ internal static class TrainBenchmark
         long ceTokens = timed.Sum(r => r.Report.CeTokens);
         double executed = flopCount - 6.0 * flops.VocabSize * flops.HiddenSize * (2 * tokenCount - ceTokens);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"throughput ({(flat ? "flat" : "per-tensor")}): {tokenCount / (double)timed.Count:F0} tokens/step, step {total / timed.Count:F2} s = data wait {data / timed.Count:F3} s + forward+backward {compute / timed.Count:F2} s + optimizer step {step / timed.Count:F2} s ({100 * step / total:F1}% of the step: clip {100 * clip / total:F1}%, AdamW {100 * adamW / total:F1}%, EMA {100 * ema / total:F1}%, zero_grad {100 * zero / total:F1}%); {tokenCount / total:F0} tokens/s; MFU {100 * flopCount / total / peakFlops:F1}% by the reference's formula ({flopCount / total / 1e9:F1} GFLOP/s, embedding and head counted for every token), {100 * executed / total / peakFlops:F1}% counting the head for the {ceTokens / timed.Count} CE tokens per step only ({executed / total / 1e9:F1} GFLOP/s), of the better of two matmul measurements ({peakFlops / 1e9:F1} GFLOP/s)"));
+            $"throughput ({(flat ? "flat" : "per-tensor")}): {tokenCount / (double)timed.Count:F0} tokens/step, step {total / timed.Count:F2} s = data wait {data / timed.Count:F3} s + forward+backward {compute / timed.Count:F2} s + optimizer step {step / timed.Count:F2} s ({100 * step / total:F1}% of the step: clip {100 * clip / total:F1}%, AdamW {100 * adamW / total:F1}%, EMA {100 * ema / total:F1}%, zero_grad {100 * zero / total:F1}%); {tokenCount / total:F0} tokens/s; MFU {100 * flopCount / total / peakFlops:F1}% by the reference's formula ({flopCount / total / 1e9:F1} GFLOP/s, embedding and head counted for every token), {100 * executed / total / peakFlops:F1}% counting the head for the {ceTokens / timed.Count} CE tokens per step only ({executed / total / 1e9:F1} GFLOP/s), of the better of two {peakDtypeName} matmul measurements on {deviceName} ({peakFlops / 1e9:F1} GFLOP/s); peak RSS {ProcessMemory.PeakMiB():F0} MiB"));
         double share = 100 * step / total;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  the optimizer step is {(share > MeaningfulSharePercent ? "a meaningful" : "not a meaningful")} share of the step ({share:F1}% against the {MeaningfulSharePercent}% this benchmark calls meaningful)"));
+            $"  the optimizer step is {(share > MeaningfulSharePercent ? "a meaningful" : "not a meaningful")} share of the step ({share:F1}% against the {MeaningfulSharePercent}% this benchmark calls meaningful)" +
+            (flat ? $"; fused default: {(share < AcceptedFusedSharePercent ? "meets" : "FAILS")} < {AcceptedFusedSharePercent}%" : "")));
         return 0;
     }
 

@@ -1,4 +1,5 @@
 using Bagel.Core.Batching;
+using Bagel.Core.Devices;
 using Bagel.Data.Example;
 using Bagel.Data.Packing;
 using Bagel.Data.Pipeline;
@@ -48,6 +49,9 @@ internal sealed class TrainSetup : IDisposable
     /// <summary>The example data's pipeline (1 worker).</summary>
     public DataPipeline Pipeline { get; }
 
+    /// <summary>The device the model and the VAE live on (the trainer's compute device).</summary>
+    public torch.Device Device { get; private init; } = torch.CPU;
+
     /// <summary>The folder in /tmp holding the data and checkpoints; deleted on dispose.</summary>
     public string Folder { get; }
 
@@ -62,7 +66,7 @@ internal sealed class TrainSetup : IDisposable
     private double _squares;
 
     /// <summary>Writes the example data under a new folder in /tmp and builds the pipeline and the model.</summary>
-    public static async Task<TrainSetup> CreateAsync(string tokenizerFolder, bool small, int expectedTokens, int layers)
+    public static async Task<TrainSetup> CreateAsync(string tokenizerFolder, bool small, int expectedTokens, int layers, torch.Device? device = null)
     {
         string folder = Path.Combine(Path.GetTempPath(), $"bagel-train-bench-{Environment.ProcessId}");
         if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
@@ -80,7 +84,12 @@ internal sealed class TrainSetup : IDisposable
         torch.manual_seed(0);
         var model = new BagelModel(config);
         var vae = new FluxAutoEncoder(config.VaeConfig!);
-        return new TrainSetup(config, model, vae, pipeline, folder);
+        if (device is not null && device.type != DeviceType.CPU)
+        {
+            model.to(device);
+            vae.to(device);
+        }
+        return new TrainSetup(config, model, vae, pipeline, folder) { Device = device ?? torch.CPU };
     }
 
     /// <summary>The training options: no warm-up, EMA on, one checkpoint at the end only, one data worker.</summary>
@@ -108,6 +117,7 @@ internal sealed class TrainSetup : IDisposable
             .UseFlopConfig(FlopConfig)
             .OnStep(onStep)
             .UseFlatBufferOptimizer(flatOptimizer)
+            .UseCompute(new ComputeOptions { Device = Device.ToString() })
             .Build();
 
     /// <summary>The reference's FLOP-count sizes of the language model.</summary>

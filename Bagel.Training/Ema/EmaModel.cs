@@ -10,6 +10,12 @@ namespace Bagel.Training.Ema;
 /// copied) holding <c>ema = decay·ema + (1−decay)·param</c> after every optimizer step, only for parameters whose live
 /// twin requires grad. Buffers are copied at creation and never averaged (the reference averages FSDP flat parameters
 /// only). The copy is never trained: its parameters do not require grad and it stays in eval mode.
+/// <para>
+/// Fused (the default): the copy's parameters whose live twin requires grad are laid out in one flat buffer per dtype
+/// and device, and each update runs one multiply-add per run of parameters that also lie end to end in the live model
+/// (as <see cref="Optimization.FlatBufferAdamW"/> lays them out): one per buffer in a default run, the same bits as
+/// the per-tensor update. Checkpoints are the same either way.
+/// </para>
 /// </summary>
 public sealed class EmaModel : IExponentialMovingAverage, IDisposable
 {
@@ -20,6 +26,7 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
     public const double DefaultDecay = 0.9999;
 
     private readonly (torch.Tensor Ema, torch.Tensor Live)[] _pairs;
+    private FlatEmaLayout? _layout;
 
     private EmaModel(torch.nn.Module module, torch.nn.Module live, double decay)
     {
@@ -46,11 +53,18 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
     /// <summary>The decay.</summary>
     public double Decay { get; }
 
+    /// <summary>True when the update is fused (see the class remarks); false: one update per tensor.</summary>
+    public bool Fused { get; private set; }
+
+    /// <summary>Multiply-add operations the last <see cref="Update"/> took: one per flat run when fused, one per tensor otherwise.</summary>
+    public int LastUpdateOperations { get; private set; }
+
     /// <summary>
     /// Builds the EMA copy with <paramref name="factory"/> and copies <paramref name="live"/>'s whole state dict into
-    /// it (<c>ema = deepcopy(model)</c>).
+    /// it (<c>ema = deepcopy(model)</c>). With <paramref name="fused"/> (default) the copy's averaged parameters are
+    /// first moved into flat buffers, tensor by tensor (see the class remarks).
     /// </summary>
-    public static EmaModel Create(torch.nn.Module live, Func<torch.nn.Module> factory, double decay = DefaultDecay)
+    public static EmaModel Create(torch.nn.Module live, Func<torch.nn.Module> factory, double decay = DefaultDecay, bool fused = true)
     {
         ArgumentNullException.ThrowIfNull(live);
         ArgumentNullException.ThrowIfNull(factory);
@@ -61,7 +75,8 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
         {
             // The copy lives where the live model does (factories build on the CPU).
             if (live.parameters().FirstOrDefault() is { } first && first.device.type != DeviceType.CPU) module.to(first.device);
-            var ema = new EmaModel(module, live, decay);
+            var ema = new EmaModel(module, live, decay) { Fused = fused };
+            if (fused) ema._layout = FlatEmaLayout.Create(ema._pairs.Where(p => p.Live.requires_grad).Select(p => p.Ema), copyValues: false);
             ema.CopyFrom(live);
             foreach (Parameter parameter in module.parameters()) parameter.requires_grad = false;
             module.eval();
@@ -89,7 +104,12 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
     }
 
     /// <summary>One EMA update after an optimizer step; returns how many parameters were averaged.</summary>
-    public int Update() => EmaUpdate.Apply(_pairs, Decay);
+    public int Update()
+    {
+        (int tensors, int operations) = EmaUpdate.ApplyCounted(_pairs, Decay, Fused);
+        LastUpdateOperations = operations;
+        return tensors;
+    }
 
     /// <summary>Saves the EMA state dict to <paramref name="path"/> (safetensors, atomically).</summary>
     public void Save(string path, CancellationToken cancellationToken = default) =>
@@ -103,6 +123,10 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
     public void LoadWeights(string path, Func<string, string?>? keyMap = null, ILogger? logger = null) =>
         StateDictLoader.Load(Module, path, new StateDictLoadOptions { Strict = false, KeyMap = keyMap, Logger = logger });
 
-    /// <summary>Disposes the EMA module.</summary>
-    public void Dispose() => Module.Dispose();
+    /// <summary>Disposes the EMA module and its flat buffers.</summary>
+    public void Dispose()
+    {
+        Module.Dispose();
+        _layout?.Dispose();
+    }
 }

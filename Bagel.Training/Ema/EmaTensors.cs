@@ -11,19 +11,43 @@ namespace Bagel.Training.Ema;
 public sealed class EmaTensors : IExponentialMovingAverage, IDisposable
 {
     private readonly (string Name, torch.Tensor Ema, torch.Tensor Live)[] _entries;
+    private readonly (torch.Tensor Ema, torch.Tensor Live)[] _pairs;
+    private readonly FlatEmaLayout? _layout;
 
-    /// <summary>Clones every parameter in <paramref name="parameters"/> as the starting EMA value.</summary>
-    public EmaTensors(IEnumerable<(string Name, Parameter Parameter)> parameters, double decay = EmaModel.DefaultDecay)
+    /// <summary>
+    /// Clones every parameter in <paramref name="parameters"/> as the starting EMA value. With <paramref name="fused"/>
+    /// (default) the clones of the parameters that require grad are laid out in one flat buffer per dtype and device
+    /// (filled tensor by tensor), and each update runs one multiply-add per run that also lies end to end in the live
+    /// model (see <see cref="EmaUpdate"/>): the same bits as the per-tensor update.
+    /// </summary>
+    public EmaTensors(IEnumerable<(string Name, Parameter Parameter)> parameters, double decay = EmaModel.DefaultDecay, bool fused = true)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         EmaUpdate.CheckDecay(decay);
         Decay = decay;
+        Fused = fused;
         using var noGrad = torch.no_grad();
-        _entries = [.. parameters.Select(p => (p.Name, p.Parameter.detach().clone().DetachFromDisposeScope(), (torch.Tensor)p.Parameter))];
+        (string Name, Parameter Parameter)[] list = [.. parameters];
+        if (fused)
+        {
+            // Empty tensors of the right shapes moved into the buffers, then filled from the parameters: no clone is ever whole.
+            torch.Tensor[] emas = [.. list.Select(p => torch.empty_like(p.Parameter).DetachFromDisposeScope())];
+            _layout = FlatEmaLayout.Create(emas.Where((_, i) => list[i].Parameter.requires_grad), copyValues: false);
+            for (int i = 0; i < list.Length; i++) emas[i].copy_(list[i].Parameter);
+            _entries = [.. list.Select((p, i) => (p.Name, emas[i], (torch.Tensor)p.Parameter))];
+        }
+        else
+        {
+            _entries = [.. list.Select(p => (p.Name, p.Parameter.detach().clone().DetachFromDisposeScope(), (torch.Tensor)p.Parameter))];
+        }
+        _pairs = [.. _entries.Select(e => (e.Ema, e.Live))];
     }
 
     /// <summary>The decay.</summary>
     public double Decay { get; }
+
+    /// <summary>True when the update is fused (flat buffers); false: one update per tensor.</summary>
+    public bool Fused { get; }
 
     /// <summary>The EMA tensor of <paramref name="name"/>.</summary>
     public torch.Tensor this[string name] =>
@@ -33,7 +57,7 @@ public sealed class EmaTensors : IExponentialMovingAverage, IDisposable
     public IEnumerable<string> Names => _entries.Select(e => e.Name);
 
     /// <summary>One EMA update; returns how many tensors were averaged.</summary>
-    public int Update() => EmaUpdate.Apply([.. _entries.Select(e => (e.Ema, e.Live))], Decay);
+    public int Update() => EmaUpdate.Apply(_pairs, Decay, Fused);
 
     /// <summary>Saves the EMA tensors to <paramref name="path"/> (safetensors, atomically).</summary>
     public void Save(string path, CancellationToken cancellationToken = default) =>
@@ -66,5 +90,6 @@ public sealed class EmaTensors : IExponentialMovingAverage, IDisposable
     public void Dispose()
     {
         foreach ((_, torch.Tensor ema, _) in _entries) ema.Dispose();
+        _layout?.Dispose();
     }
 }

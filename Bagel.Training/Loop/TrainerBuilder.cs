@@ -44,7 +44,7 @@ public sealed partial class TrainerBuilder
     private readonly List<Action<ValidationReport>> _onEval = [];
     private ValidationSet? _validationSet;
     private int? _validateEvery;
-    private bool _flatBufferOptimizer;
+    private bool _flatBufferOptimizer = true;
     private IReadOnlyDictionary<string, string>? _modelDescription;
 
     /// <summary>The model to train (required).</summary>
@@ -169,7 +169,9 @@ public sealed partial class TrainerBuilder
 
     /// <summary>
     /// Steps AdamW on flat buffers (<see cref="FlatBufferAdamW"/>: bit-identical to TorchSharp's AdamW, fewer kernel
-    /// launches; default off). Checkpoints are the same either way.
+    /// launches; the default), or, with <paramref name="enabled"/> false, TorchSharp's per-tensor AdamW. The EMA
+    /// update follows: one fused update per flat buffer, or one per tensor. Checkpoints are the same either way, and
+    /// either can resume the other's.
     /// </summary>
     public TrainerBuilder UseFlatBufferOptimizer(bool enabled = true)
     {

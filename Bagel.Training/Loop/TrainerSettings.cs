@@ -29,7 +29,7 @@ internal sealed record TrainerSettings(
     ILearningRateSchedule? Schedule = null,
     Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups = null,
     ValidationPlan? Validation = null,
-    bool FlatBufferOptimizer = false,
+    bool FlatBufferOptimizer = true,
     IReadOnlyDictionary<string, string>? ModelDescription = null,
 
     bool StopOnSignals = false,

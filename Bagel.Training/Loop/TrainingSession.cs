@@ -55,7 +55,7 @@ public sealed class TrainingSession : IDisposable
         TrainingOptions training = configuration.Training;
         LossWeights = LossWeights.FromOptions(training);
         Streams = new RandomStreams(training.GlobalSeed);
-        Ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema);
+        Ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema, fused: options.FlatBufferOptimizer);
         var adamW = AdamWOptions.FromTrainingOptions(training);
         adamW.FlatBuffers = options.FlatBufferOptimizer;
         Optimizer = options.ParameterGroups is { } groups
@@ -126,6 +126,8 @@ public sealed class TrainingSession : IDisposable
         _restored = true;
         Streams.SeedTorchGlobal(worldSize: 1, _logger);
         RestoreResult restored = restore();
+        // The flat optimizer hands out views of its gradient buffers, so autograd accumulates into them from step 0.
+        if (Optimizer is FlatBufferAdamW flat) flat.AttachGradients();
         MaterializeGradients(Model.Module);
         RankDataStatus? data = restored.DataStatus?.ForResume(0, 1, Configuration.Data.NumWorkers, logger: _logger);
         var progress = new TrainProgress(restored.StartStep, restored.State?.TokensSeen ?? 0, restored.State?.SamplesSeen ?? 0);

@@ -22,8 +22,11 @@ public sealed class TrainingSessionOptions
     /// <summary>Splits the parameters into AdamW groups. Default null: one group with every trainable parameter, as the reference.</summary>
     public Func<torch.nn.Module, IEnumerable<ParameterGroup>>? ParameterGroups { get; set; }
 
-    /// <summary>Steps AdamW on flat buffers (<see cref="FlatBufferAdamW"/>, bit-identical, faster). Default false.</summary>
-    public bool FlatBufferOptimizer { get; set; }
+    /// <summary>
+    /// Steps AdamW on flat buffers (<see cref="FlatBufferAdamW"/>, bit-identical, faster; the EMA update is then fused
+    /// too). Default true; false: TorchSharp's per-tensor AdamW and a per-tensor EMA update.
+    /// </summary>
+    public bool FlatBufferOptimizer { get; set; } = true;
 
     /// <summary>The clock that stamps each checkpoint's <c>saved_at</c>. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;

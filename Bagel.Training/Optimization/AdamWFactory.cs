@@ -4,8 +4,9 @@ using TorchSharp.Modules;
 namespace Bagel.Training.Optimization;
 
 /// <summary>
-/// Builds TorchSharp's AdamW (or, with <see cref="AdamWOptions.FlatBuffers"/>, the bit-identical
-/// <see cref="FlatBufferAdamW"/>) over the parameters that require grad, in one or several groups.
+/// Builds the AdamW over the parameters that require grad, in one or several groups: by default the flat-buffer
+/// <see cref="FlatBufferAdamW"/>, or TorchSharp's per-tensor AdamW (bit-identical) when
+/// <see cref="AdamWOptions.FlatBuffers"/> is false.
 /// </summary>
 public static class AdamWFactory
 {

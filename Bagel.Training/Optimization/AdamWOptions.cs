@@ -22,9 +22,10 @@ public sealed class AdamWOptions
 
     /// <summary>
     /// Lays parameters, gradients and moments out in flat buffers and steps them with <see cref="FlatBufferAdamW"/>
-    /// (bit-identical to TorchSharp's AdamW, fewer kernel launches). Default <c>false</c>: TorchSharp's AdamW.
+    /// (bit-identical to TorchSharp's AdamW, fewer kernel launches). Default <c>true</c>; <c>false</c>: TorchSharp's
+    /// per-tensor AdamW.
     /// </summary>
-    public bool FlatBuffers { get; set; }
+    public bool FlatBuffers { get; set; } = true;
 
     /// <summary>The settings the reference derives from its training flags.</summary>
     public static AdamWOptions FromTrainingOptions(TrainingOptions options)

@@ -1,69 +1,79 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using TorchSharp;
 using TorchSharp.Modules;
-using DeviceType = TorchSharp.DeviceType;
 
 namespace Bagel.Training.Optimization;
 
 /// <summary>
-/// One parameter group's parameters of one dtype and device as four flat buffers (data, gradient, <c>exp_avg</c>,
-/// <c>exp_avg_sq</c>) that the parameters, their gradients and their AdamW states view, for <see cref="FlatBufferAdamW"/>.
+/// One parameter group's parameters of one dtype and device as flat buffers (data, <c>exp_avg</c>, <c>exp_avg_sq</c>,
+/// and, once gradients exist, gradient) that the parameters, their gradients and their AdamW states view, for
+/// <see cref="FlatBufferAdamW"/>.
 /// </summary>
 internal sealed class FlatBucket : IDisposable
 {
     private readonly Parameter[] _parameters;
     private readonly AdamW.State[] _states;
-    private readonly torch.Tensor _data, _grad, _expAvg, _expAvgSq, _scratch;
+    private readonly torch.Tensor _data, _expAvg, _expAvgSq;
     private readonly long[] _offsets;
+    private torch.Tensor? _grad, _scratch;
 
-    private FlatBucket(AdamW.ParamGroup group, Parameter[] parameters, AdamW.State[] states, torch.Tensor data, torch.Tensor grad,
-        torch.Tensor expAvg, torch.Tensor expAvgSq, torch.Tensor scratch, long[] offsets)
+    private FlatBucket(AdamW.ParamGroup group, Parameter[] parameters, AdamW.State[] states, torch.Tensor data,
+        torch.Tensor expAvg, torch.Tensor expAvgSq, long[] offsets, long chunkElements)
     {
         Group = group;
         _parameters = parameters;
         _states = states;
-        (_data, _grad, _expAvg, _expAvgSq, _scratch) = (data, grad, expAvg, expAvgSq, scratch);
+        (_data, _expAvg, _expAvgSq) = (data, expAvg, expAvgSq);
         _offsets = offsets;
+        ChunkElements = chunkElements;
     }
 
     /// <summary>The parameter group whose settings (learning rate, betas, ε, weight decay) the step uses.</summary>
     public AdamW.ParamGroup Group { get; }
 
-    /// <summary>Allocates the buffers (and a scratch of <paramref name="chunkElements"/>), copies the parameters and states in and re-points them at their views.</summary>
-    public static FlatBucket Create(AdamW.ParamGroup group, Parameter[] parameters, AdamW.State[] states, long chunkElements)
+    /// <summary>The parameters, in buffer order.</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+
+    /// <summary>The AdamW states, one per parameter, in buffer order (TorchSharp's own objects, viewing the moment buffers).</summary>
+    public IReadOnlyList<AdamW.State> States => _states;
+
+    /// <summary>Elements per chunk of a flat step (the scratch buffer's size, allocated at the first step).</summary>
+    public long ChunkElements { get; set; }
+
+    /// <summary>Elements in the bucket.</summary>
+    public long Elements => _offsets[^1];
+
+    /// <summary>
+    /// Builds the bucket tensor by tensor: allocates the data buffer (uninitialised) and the two zero-filled moment
+    /// buffers, copies each parameter into its slice and re-points it there (releasing its old storage before the
+    /// next one), and makes each state's moments views of their slices, as TorchSharp's <c>zeros_like</c> states
+    /// would be. The gradient buffer waits for the first gradients; a scratch of at most <paramref name="chunkElements"/>
+    /// waits for the first step. So building holds at most one parameter twice, never the model. Call under no_grad.
+    /// </summary>
+    public static FlatBucket Create(AdamW.ParamGroup group, Parameter[] parameters, long chunkElements)
     {
-        var options = (AdamW.Options)group.Options;
-        if (options.amsgrad == true || options.maximize == true)
-            throw new NotSupportedException("FlatBufferAdamW supports neither AMSGrad nor maximize; use TorchSharp's AdamW for those.");
         long[] offsets = new long[parameters.Length + 1];
         for (int i = 0; i < parameters.Length; i++) offsets[i + 1] = offsets[i] + parameters[i].numel();
         long total = offsets[^1];
         Parameter first = parameters[0];
-        // The buffers outlive any dispose scope the caller may be in; the views made while filling them do not.
-        torch.Tensor Buffer(long size, bool zeros) =>
-            (zeros ? torch.zeros(size, first.dtype, first.device) : torch.empty(size, first.dtype, first.device)).DetachFromDisposeScope();
-        torch.Tensor data = Buffer(total, zeros: false), grad = Buffer(total, zeros: true);
-        torch.Tensor expAvg = Buffer(total, zeros: false), expAvgSq = Buffer(total, zeros: false);
-        torch.Tensor scratch = Buffer(Math.Min(total, chunkElements), zeros: false);
-        using var scope = torch.NewDisposeScope();
+        torch.Tensor data = FlatLayout.NewBuffer(total, first, zeros: false);
+        torch.Tensor expAvg = FlatLayout.NewBuffer(total, first, zeros: true), expAvgSq = FlatLayout.NewBuffer(total, first, zeros: true);
+        var states = new AdamW.State[parameters.Length];
         for (int i = 0; i < parameters.Length; i++)
         {
             Parameter p = parameters[i];
-            long n = offsets[i + 1] - offsets[i];
-            data.narrow(0, offsets[i], n).copy_(p.detach().reshape(-1));
-            p.set_(data.narrow(0, offsets[i], n).view(p.shape));
-            states[i].exp_avg = MoveInto(states[i].exp_avg, expAvg, offsets[i], n);
-            states[i].exp_avg_sq = MoveInto(states[i].exp_avg_sq, expAvgSq, offsets[i], n);
+            FlatLayout.MoveInto(p, data, offsets[i], copyValues: true);
+            states[i] = new AdamW.State(p) { step = 0, exp_avg = Slice(expAvg, offsets[i], p.shape), exp_avg_sq = Slice(expAvgSq, offsets[i], p.shape) };
         }
-        return new FlatBucket(group, parameters, states, data, grad, expAvg, expAvgSq, scratch, offsets);
+        return new FlatBucket(group, parameters, states, data, expAvg, expAvgSq, offsets, chunkElements);
     }
 
     /// <summary>
-    /// Makes every gradient a view of the flat gradient buffer (copying in gradients that autograd allocated); false
-    /// when a parameter has no gradient, in which case TorchSharp's loop must run (it skips that parameter).
+    /// Makes every gradient a view of the flat gradient buffer (allocating it on first use and copying in gradients
+    /// that autograd allocated); false when a parameter has no gradient, in which case TorchSharp's loop must run (it
+    /// skips that parameter). With <paramref name="zeroMissing"/> a parameter without a gradient gets a zero one
+    /// instead, and the result is always true.
     /// </summary>
-    public bool TryAdoptGradients()
+    public bool TryAdoptGradients(bool zeroMissing = false)
     {
         var grads = new torch.Tensor?[_parameters.Length];
         try
@@ -71,15 +81,18 @@ internal sealed class FlatBucket : IDisposable
             for (int i = 0; i < _parameters.Length; i++)
             {
                 grads[i] = _parameters[i].grad;
-                if (grads[i] is null) return false;
+                if (grads[i] is null && !zeroMissing) return false;
             }
+            _grad ??= FlatLayout.NewBuffer(Elements, _data, zeros: false);
             for (int i = 0; i < _parameters.Length; i++)
             {
-                if (IsView(grads[i]!, _grad, _offsets[i])) continue;
+                if (grads[i] is { } existing && FlatLayout.IsSlice(existing, _grad, _offsets[i])) continue;
                 long n = _offsets[i + 1] - _offsets[i];
                 using torch.Tensor view = _grad.narrow(0, _offsets[i], n);
-                view.copy_(grads[i]!.reshape(-1));
-                _parameters[i].grad = view.view(_parameters[i].shape); // autograd then accumulates into the view in place
+                if (grads[i] is { } allocated) view.copy_(allocated.reshape(-1));
+                else view.zero_();
+                // Autograd then accumulates into the view in place; the tensor it allocated is released here.
+                _parameters[i].grad = view.view(_parameters[i].shape);
             }
             return true;
         }
@@ -89,14 +102,29 @@ internal sealed class FlatBucket : IDisposable
         }
     }
 
-    /// <summary>Zeroes the flat gradient buffer, and each gradient that is not a view of it on its own (as TorchSharp's <c>zero_grad</c>).</summary>
-    public void ZeroGradients()
+    /// <summary>
+    /// The flat gradient buffer when every parameter's gradient is its slice (so the buffer holds exactly the
+    /// gradients), else null.
+    /// </summary>
+    public torch.Tensor? GradientBuffer()
     {
-        _grad.zero_();
+        if (_grad is null) return null;
         for (int i = 0; i < _parameters.Length; i++)
         {
             using torch.Tensor? grad = _parameters[i].grad;
-            if (grad is not null && !IsView(grad, _grad, _offsets[i])) grad.zero_();
+            if (grad is null || !FlatLayout.IsSlice(grad, _grad, _offsets[i])) return null;
+        }
+        return _grad;
+    }
+
+    /// <summary>Zeroes the flat gradient buffer, and each gradient that is not a view of it on its own (as TorchSharp's <c>zero_grad</c>).</summary>
+    public void ZeroGradients()
+    {
+        _grad?.zero_();
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            using torch.Tensor? grad = _parameters[i].grad;
+            if (grad is not null && (_grad is null || !FlatLayout.IsSlice(grad, _grad, _offsets[i]))) grad.zero_();
         }
     }
 
@@ -106,8 +134,8 @@ internal sealed class FlatBucket : IDisposable
         long step = _states[0].step;
         for (int i = 0; i < _parameters.Length; i++)
         {
-            if (_states[i].step != step || !IsView(_parameters[i], _data, _offsets[i]) ||
-                !IsView(_states[i].exp_avg, _expAvg, _offsets[i]) || !IsView(_states[i].exp_avg_sq, _expAvgSq, _offsets[i])) return false;
+            if (_states[i].step != step || !FlatLayout.IsSlice(_parameters[i], _data, _offsets[i]) ||
+                !FlatLayout.IsSlice(_states[i].exp_avg, _expAvg, _offsets[i]) || !FlatLayout.IsSlice(_states[i].exp_avg_sq, _expAvgSq, _offsets[i])) return false;
         }
         return true;
     }
@@ -136,11 +164,12 @@ internal sealed class FlatBucket : IDisposable
     {
         foreach (AdamW.State state in _states) state.step += 1;
         var update = AdamWUpdate.For(options, _states[0].step);
-        long total = _data.shape[0], chunk = _scratch.shape[0];
+        _scratch ??= FlatLayout.NewBuffer(Math.Min(Elements, ChunkElements), _data, zeros: false);
+        long total = Elements, chunk = _scratch.shape[0];
         for (long start = 0; start < total; start += chunk)
         {
             long n = Math.Min(chunk, total - start);
-            using torch.Tensor p = _data.narrow(0, start, n), g = _grad.narrow(0, start, n);
+            using torch.Tensor p = _data.narrow(0, start, n), g = _grad!.narrow(0, start, n);
             using torch.Tensor m = _expAvg.narrow(0, start, n), v = _expAvgSq.narrow(0, start, n), denominator = _scratch.narrow(0, 0, n);
             update.Apply(p, g, m, v, denominator);
         }
@@ -163,31 +192,15 @@ internal sealed class FlatBucket : IDisposable
     public void Dispose()
     {
         _data.Dispose();
-        _grad.Dispose();
+        _grad?.Dispose();
         _expAvg.Dispose();
         _expAvgSq.Dispose();
-        _scratch.Dispose();
+        _scratch?.Dispose();
     }
 
-    private static torch.Tensor MoveInto(torch.Tensor state, torch.Tensor buffer, long offset, long count)
+    private static torch.Tensor Slice(torch.Tensor buffer, long offset, long[] shape)
     {
-        torch.Tensor view = buffer.narrow(0, offset, count).view(state.shape);
-        view.copy_(state);
-        state.Dispose();
-        return view.DetachFromDisposeScope();
-    }
-
-    /// <summary>
-    /// True when <paramref name="tensor"/> is the contiguous slice of <paramref name="buffer"/> at <paramref name="offset"/>.
-    /// On the CPU this compares the first elements' addresses; elsewhere TorchSharp exposes no address, so only the
-    /// storage offset is compared (a replaced tensor then goes unnoticed unless its offset differs).
-    /// </summary>
-    private static bool IsView(torch.Tensor tensor, torch.Tensor buffer, long offset)
-    {
-        if (!tensor.is_contiguous() || tensor.storage_offset() != offset) return false;
-        if (tensor.device_type != DeviceType.CPU || tensor.numel() == 0) return true;
-        using torch.Tensor flat = tensor.reshape(-1);
-        using torch.Tensor first = flat.narrow(0, 0, 1), expected = buffer.narrow(0, offset, 1);
-        return Unsafe.AreSame(ref MemoryMarshal.GetReference(first.bytes), ref MemoryMarshal.GetReference(expected.bytes));
+        using torch.Tensor flat = buffer.narrow(0, offset, shape.Aggregate(1L, (a, b) => a * b));
+        return flat.view(shape).DetachFromDisposeScope();
     }
 }

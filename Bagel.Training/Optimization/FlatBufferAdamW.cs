@@ -11,6 +11,14 @@ namespace Bagel.Training.Optimization;
 /// with far fewer kernel launches and no per-step temporaries as large as the biggest parameter (one chunk-sized
 /// scratch buffer per bucket instead).
 /// <para>
+/// It is the default optimizer (<see cref="AdamWOptions.FlatBuffers"/>). Building it moves the model tensor by
+/// tensor: each parameter is copied into its slice and re-pointed there before the next one, and the moments are
+/// allocated once, zero, in the buffers, so construction never holds a second copy of the model (the gradient buffer
+/// is allocated when gradients first arrive, or by <see cref="AttachGradients"/>). Parameters are ordinary views:
+/// loading a checkpoint into them in place, the EMA, <see cref="GradientClipping"/> and the non-finite guard all work
+/// on them unchanged.
+/// </para>
+/// <para>
 /// The state objects are TorchSharp's own, so <see cref="AdamWStateFile"/> saves and restores this optimizer exactly
 /// as the per-parameter one. A bucket (one group's parameters of one dtype and device) steps parameter by parameter,
 /// with TorchSharp's arithmetic, whenever the flat layout cannot give the same result: a parameter without a gradient (TorchSharp skips it and its step count lags), step counts
@@ -29,22 +37,68 @@ public sealed class FlatBufferAdamW : AdamW
 
     private readonly List<FlatBucket> _buckets = [];
 
+    // Set before the base constructor runs (it calls add_param_group): a field initializer, not the constructor body.
+    private long _chunkElements = DefaultChunkElements;
+
     /// <summary>
     /// Creates the optimizer over <paramref name="groups"/> (settings as <see cref="AdamW"/>'s constructor) and moves
-    /// every parameter, its gradient and its state into the flat buffers; the parameters keep their values and handles.
+    /// every parameter into the flat buffers, tensor by tensor; the parameters keep their values and handles. The
+    /// moments are allocated once, in the flat buffers (TorchSharp's AdamW would allocate one pair per parameter).
     /// </summary>
     public FlatBufferAdamW(IEnumerable<ParamGroup> groups, double lr, double beta1, double beta2, double eps, double weightDecay,
         long chunkElements = DefaultChunkElements)
         : base(groups, lr, beta1, beta2, eps, weightDecay)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkElements);
+        _chunkElements = chunkElements;
+        foreach (FlatBucket bucket in _buckets) bucket.ChunkElements = chunkElements;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="param_group"/> (also called by the base constructor for each group): fills in the
+    /// optimizer's defaults as TorchSharp's AdamW does, then lays the group's parameters out in one bucket per dtype
+    /// and device, with their AdamW states (step 0, zero moments) as views of the bucket's moment buffers.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The group asks for AMSGrad or <c>maximize</c>.</exception>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        ArgumentNullException.ThrowIfNull(param_group);
+        var defaults = (Options)_defaults;
+        param_group.Options ??= new Options();
+        var options = (Options)param_group.Options;
+        options.LearningRate ??= defaults.LearningRate;
+        options.beta1 ??= defaults.beta1;
+        options.beta2 ??= defaults.beta2;
+        options.eps ??= defaults.eps;
+        options.weight_decay ??= defaults.weight_decay;
+        options.amsgrad ??= defaults.amsgrad;
+        options.maximize ??= defaults.maximize;
+        options.InitialLearningRate = options.LearningRate!.Value;
+        if (options.amsgrad == true || options.maximize == true)
+            throw new NotSupportedException("FlatBufferAdamW supports neither AMSGrad nor maximize; use TorchSharp's AdamW for those (AdamWOptions.FlatBuffers = false).");
+        Parameter[] parameters = [.. param_group.Parameters];
+        param_group.Parameters = parameters;
+        _parameter_groups.Add(param_group);
         using var noGrad = torch.no_grad();
-        foreach (ParamGroup group in ParamGroups)
+        foreach (IGrouping<(torch.ScalarType, string), Parameter> group in parameters.GroupBy(p => (p.dtype, p.device.ToString())))
         {
-            foreach (IGrouping<(torch.ScalarType, string), Parameter> bucket in group.Parameters.GroupBy(p => (p.dtype, p.device.ToString())))
-                _buckets.Add(FlatBucket.Create(group, [.. bucket], [.. bucket.Select(p => (State)_state[p.Handle])], chunkElements));
+            FlatBucket bucket = FlatBucket.Create((ParamGroup)param_group, [.. group], _chunkElements);
+            _buckets.Add(bucket);
+            for (int i = 0; i < bucket.Parameters.Count; i++) _state[bucket.Parameters[i].Handle] = bucket.States[i];
         }
     }
+
+    /// <summary>One flat layout: a parameter group's parameters of one dtype and device.</summary>
+    /// <param name="GroupIndex">The parameter group's index.</param>
+    /// <param name="DType">The dtype of its parameters, gradients and moments.</param>
+    /// <param name="Device">The device.</param>
+    /// <param name="Tensors">How many parameters it holds.</param>
+    /// <param name="Elements">How many elements each of its buffers holds.</param>
+    public sealed record BucketInfo(int GroupIndex, torch.ScalarType DType, string Device, int Tensors, long Elements);
+
+    /// <summary>The flat layouts, in step order: one per parameter group, dtype and device.</summary>
+    public IReadOnlyList<BucketInfo> Buckets =>
+        [.. _buckets.Select(b => new BucketInfo(_parameter_groups.IndexOf(b.Group), b.Parameters[0].dtype, b.Parameters[0].device.ToString(), b.Parameters.Count, b.Elements))];
 
     /// <summary>Steps on which every bucket ran on its flat buffers.</summary>
     public long FlatSteps { get; private set; }
@@ -68,6 +122,35 @@ public sealed class FlatBufferAdamW : AdamW
         if (allFlat) FlatSteps++;
         else FallbackSteps++;
         return null!; // as the base class without a closure
+    }
+
+    /// <summary>
+    /// Gives every parameter a gradient that is a view of its bucket's flat gradient buffer: a zero one where it has
+    /// none, a copy of the one it has otherwise. Autograd then accumulates straight into the buffer, and every step
+    /// runs flat from the first. Unlike TorchSharp's AdamW, which skips a parameter without a gradient, the
+    /// parameters are then stepped with zero gradients (what <see cref="Loop.TrainingSession"/> asks for before the
+    /// first step, so a resumed run steps as the straight one).
+    /// </summary>
+    public void AttachGradients()
+    {
+        using var noGrad = torch.no_grad();
+        foreach (FlatBucket bucket in _buckets) bucket.TryAdoptGradients(zeroMissing: true);
+    }
+
+    /// <summary>
+    /// The flat gradient buffers, one per bucket, when every parameter's gradient is a view of its bucket's buffer
+    /// (then the buffers hold exactly the gradients, and an element-wise operation on them equals the same
+    /// operation on each gradient); otherwise null. The buffers belong to the optimizer: do not dispose them.
+    /// </summary>
+    public IReadOnlyList<torch.Tensor>? GradientBuffers()
+    {
+        var buffers = new List<torch.Tensor>(_buckets.Count);
+        foreach (FlatBucket bucket in _buckets)
+        {
+            if (bucket.GradientBuffer() is not { } buffer) return null;
+            buffers.Add(buffer);
+        }
+        return buffers;
     }
 
     /// <summary>Zeroes the gradients: each bucket's flat gradient buffer at once, and any gradient that is not a view of it.</summary>

@@ -8,7 +8,7 @@ public static class GradientClipping
 {
     /// <summary>
     /// The total gradient norm of <paramref name="parameters"/>, as if all their gradients were one vector, without
-    /// changing any gradient (what <see cref="ClipGradNorm"/> returns, for logging or a custom loop's own decision).
+    /// changing any gradient (what <see cref="ClipGradNorm(IEnumerable{Parameter}, double)"/> returns, for logging or a custom loop's own decision).
     /// Computed as libtorch's <c>clip_grad_norm_</c> does: the norm of each gradient, then the norm of those norms
     /// (the maximum of absolute values for an infinite <paramref name="normType"/>). Parameters without a gradient are
     /// ignored; none at all gives 0. A non-finite result is returned as is.
@@ -24,7 +24,7 @@ public static class GradientClipping
         Parameter[] withGrad = [.. parameters.Where(p => p.grad is not null)];
         if (withGrad.Length == 0) return 0.0;
         using var scope = torch.NewDisposeScope();
-        return TotalNorm(withGrad, normType).item<float>();
+        return AsDouble(TotalNorm(withGrad, normType));
     }
 
     /// <summary>
@@ -45,15 +45,54 @@ public static class GradientClipping
         if (withGrad.Length == 0) return 0.0;
         using var scope = torch.NewDisposeScope();
         torch.Tensor total = TotalNorm(withGrad, 2);
-        // maxNorm / (total + 1e-6) as libtorch's C++ evaluates a scalar over a tensor: a tensor filled with maxNorm,
-        // divided by the other (Python's reciprocal-times-scalar can differ in the last bit).
-        torch.Tensor denominator = total.add(1e-6);
-        torch.Tensor coefficient = torch.full_like(denominator, maxNorm).div_(denominator).clamp_max(1.0);
+        torch.Tensor coefficient = Coefficient(total, maxNorm);
         using (torch.no_grad())
         {
             foreach (Parameter parameter in withGrad) parameter.grad!.mul_(coefficient);
         }
-        return total.item<float>();
+        return AsDouble(total);
+    }
+
+    /// <summary>
+    /// <see cref="ClipGradNorm(IEnumerable{Parameter}, double)"/> over <paramref name="optimizer"/>'s parameters. When it
+    /// is a <see cref="FlatBufferAdamW"/> whose gradients all view its flat gradient buffers, the norm is computed the
+    /// same way (one norm per gradient, then the norm of those) and the scaling runs once per buffer instead of once per
+    /// gradient: the same element-wise product, so the same bits, with far fewer kernel launches.
+    /// </summary>
+    /// <param name="optimizer">The optimizer whose parameters' gradients are clipped.</param>
+    /// <param name="maxNorm">The largest total norm allowed.</param>
+    /// <returns>The total norm before clipping.</returns>
+    public static double ClipGradNorm(AdamW optimizer, double maxNorm)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        if (optimizer is not FlatBufferAdamW flat || flat.GradientBuffers() is not { } buffers)
+            return ClipGradNorm(optimizer.parameters(), maxNorm);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNorm);
+        Parameter[] withGrad = [.. optimizer.parameters()]; // every one has a gradient: GradientBuffers checked it
+        if (withGrad.Length == 0) return 0.0;
+        using var scope = torch.NewDisposeScope();
+        torch.Tensor total = TotalNorm(withGrad, 2);
+        torch.Tensor coefficient = Coefficient(total, maxNorm);
+        using (torch.no_grad())
+        {
+            foreach (torch.Tensor buffer in buffers) buffer.mul_(coefficient);
+        }
+        return AsDouble(total);
+    }
+
+    /// <summary>The norm as a double: a float32 norm exactly as <c>item&lt;float&gt;</c> gives it; mixed dtypes (a float64 norm) keep their precision.</summary>
+    private static double AsDouble(torch.Tensor total)
+    {
+        using torch.Tensor wide = total.to(torch.float64);
+        return wide.item<double>();
+    }
+
+    private static torch.Tensor Coefficient(torch.Tensor total, double maxNorm)
+    {
+        // maxNorm / (total + 1e-6) as libtorch's C++ evaluates a scalar over a tensor: a tensor filled with maxNorm,
+        // divided by the other (Python's reciprocal-times-scalar can differ in the last bit).
+        torch.Tensor denominator = total.add(1e-6);
+        return torch.full_like(denominator, maxNorm).div_(denominator).clamp_max(1.0);
     }
 
     private static torch.Tensor TotalNorm(Parameter[] withGrad, double normType)

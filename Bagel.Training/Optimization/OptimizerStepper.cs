@@ -45,7 +45,7 @@ public sealed class OptimizerStepper
     public OptimizerStepResult Step(long stepIndex, double loss)
     {
         long start = Stopwatch.GetTimestamp();
-        double norm = GradientClipping.ClipGradNorm(_optimizer.parameters(), _maxGradNorm);
+        double norm = GradientClipping.ClipGradNorm(_optimizer, _maxGradNorm);
         double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         double adamWSeconds = 0, emaSeconds = 0;
         double lr = _scheduler.CurrentLearningRate;
