@@ -41,6 +41,7 @@ internal sealed class FlatEmaLayout : IDisposable
                 offset += tensor.numel();
             }
         }
+        FlatLayout.ReleaseFreedHeapPages();
         return new FlatEmaLayout(buffers);
     }
 

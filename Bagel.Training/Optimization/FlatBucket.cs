@@ -55,6 +55,14 @@ internal sealed class FlatBucket : IDisposable
         for (int i = 0; i < parameters.Length; i++) offsets[i + 1] = offsets[i] + parameters[i].numel();
         long total = offsets[^1];
         Parameter first = parameters[0];
+        if (parameters.Length == 1 && first.is_contiguous())
+        {
+            // A bucket of one keeps the parameter's own storage: nothing to copy, so a large tensor is never held twice.
+            torch.Tensor own = first.detach().reshape(-1).DetachFromDisposeScope();
+            torch.Tensor m = FlatLayout.NewBuffer(total, first, zeros: true), v = FlatLayout.NewBuffer(total, first, zeros: true);
+            var state = new AdamW.State(first) { step = 0, exp_avg = Slice(m, 0, first.shape), exp_avg_sq = Slice(v, 0, first.shape) };
+            return new FlatBucket(group, parameters, [state], own, m, v, offsets, chunkElements);
+        }
         torch.Tensor data = FlatLayout.NewBuffer(total, first, zeros: false);
         torch.Tensor expAvg = FlatLayout.NewBuffer(total, first, zeros: true), expAvgSq = FlatLayout.NewBuffer(total, first, zeros: true);
         var states = new AdamW.State[parameters.Length];
@@ -64,6 +72,7 @@ internal sealed class FlatBucket : IDisposable
             FlatLayout.MoveInto(p, data, offsets[i], copyValues: true);
             states[i] = new AdamW.State(p) { step = 0, exp_avg = Slice(expAvg, offsets[i], p.shape), exp_avg_sq = Slice(expAvgSq, offsets[i], p.shape) };
         }
+        FlatLayout.ReleaseFreedHeapPages();
         return new FlatBucket(group, parameters, states, data, expAvg, expAvgSq, offsets, chunkElements);
     }
 

@@ -35,6 +35,13 @@ public sealed class FlatBufferAdamW : AdamW
     /// </summary>
     public const long DefaultChunkElements = 1 << 20;
 
+    /// <summary>
+    /// Parameters of at least this many elements (16 Mi: 64 MiB in float32) get a bucket of their own that keeps
+    /// their storage instead of being copied into a shared buffer: merging a tensor that large saves no kernel launch
+    /// worth having, and copying it would hold it twice for a moment (a vocabulary embedding is a third of a small model).
+    /// </summary>
+    public const long StandaloneElements = 1 << 24;
+
     private readonly List<FlatBucket> _buckets = [];
 
     // Set before the base constructor runs (it calls add_param_group): a field initializer, not the constructor body.
@@ -80,7 +87,10 @@ public sealed class FlatBufferAdamW : AdamW
         param_group.Parameters = parameters;
         _parameter_groups.Add(param_group);
         using var noGrad = torch.no_grad();
-        foreach (IGrouping<(torch.ScalarType, string), Parameter> group in parameters.GroupBy(p => (p.dtype, p.device.ToString())))
+        // Buckets in order of first appearance: one per dtype and device for the parameters below StandaloneElements,
+        // and one per larger parameter.
+        foreach (IGrouping<(torch.ScalarType, string, int), Parameter> group in parameters.Select((p, i) => (p, i))
+                     .GroupBy(x => (x.p.dtype, x.p.device.ToString(), x.p.numel() >= StandaloneElements ? x.i : -1), x => x.p))
         {
             FlatBucket bucket = FlatBucket.Create((ParamGroup)param_group, [.. group], _chunkElements);
             _buckets.Add(bucket);

@@ -45,7 +45,30 @@ internal static class FlatLayout
 
     /// <summary>True when <paramref name="tensor"/> is the contiguous slice of <paramref name="buffer"/> that starts at element <paramref name="offset"/>.</summary>
     public static bool IsSlice(torch.Tensor tensor, torch.Tensor buffer, long offset) =>
-        tensor.is_contiguous() && tensor.storage_offset() == offset && tensor.dtype == buffer.dtype && SameStorage(tensor, buffer);
+        tensor.is_contiguous() && tensor.storage_offset() == buffer.storage_offset() + offset && tensor.dtype == buffer.dtype && SameStorage(tensor, buffer);
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
+
+    private static bool s_trimUnavailable;
+
+    /// <summary>
+    /// Hands the heap pages freed by a layout back to the operating system (glibc's <c>malloc_trim(0)</c>; a no-op
+    /// elsewhere). Tensors below glibc's mmap threshold live in the heap, and freeing them leaves their pages resident:
+    /// without this, moving a model's small and mid-sized tensors into a flat buffer would keep both copies resident.
+    /// </summary>
+    public static void ReleaseFreedHeapPages()
+    {
+        if (s_trimUnavailable || !OperatingSystem.IsLinux()) return;
+        try
+        {
+            MallocTrim(0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_trimUnavailable = true; // not glibc (musl): nothing to trim this way
+        }
+    }
 
     /// <summary>
     /// A one-dimensional buffer of <paramref name="elements"/> elements like <paramref name="like"/> (dtype, device),

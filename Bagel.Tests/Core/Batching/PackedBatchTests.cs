@@ -68,6 +68,7 @@ public sealed class PackedBatchTests : IDisposable
     }
 
     [Fact]
+    [Trait("Requires", "cuda")] // .ci/gpu-check.sh runs the tests with this trait
     public void ToCudaKeepsIndexTensorsInt64()
     {
         Bagel.Core.Native.TorchRuntime.EnsureLoaded();

@@ -66,6 +66,7 @@ public sealed class ComputeOptionsTests
     }
 
     [Fact]
+    [Trait("Requires", "cuda")] // .ci/gpu-check.sh runs the tests with this trait
     public void CudaIndexBeyondTheDeviceCountGivesAClearError()
     {
         Bagel.Core.Native.TorchRuntime.EnsureLoaded();

@@ -66,7 +66,7 @@ public sealed class TrainerOptimizerStepTests
         foreach (AdamW optimizer in new[] { firstOptimizer, resumedOptimizer })
         {
             var flat = Assert.IsType<FlatBufferAdamW>(optimizer);
-            Assert.True(flat.FlatSteps > 0, $"no step ran on the flat buffers ({flat.FallbackSteps} per-parameter steps)");
+            Assert.True(flat.FlatSteps > 0 && flat.FallbackSteps == 0, $"{flat.FlatSteps} flat steps, {flat.FallbackSteps} per-parameter steps (every step must be flat)");
         }
         Assert.Equal(perTensor.Select(s => (s.Step, s.TotalLoss, s.GradNorm)), head.Concat(tail).Select(s => (s.Step, s.TotalLoss, s.GradNorm)));
         foreach (string file in new[] { CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName, CheckpointLayout.OptimizerFileName })

@@ -2,7 +2,10 @@ using Bagel.Core.Native;
 using Bagel.Core.StateDicts;
 using Bagel.Tests.Core.Randomness;
 using Bagel.Tests.Infrastructure;
+using Bagel.Tests.Training.Loop;
+using Bagel.Training.Loop;
 using Bagel.Training.Optimization;
+using Bagel.Training.Options;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch.nn;
@@ -184,5 +187,71 @@ public sealed class FusedOptimizerTests
         }
         AssertBitIdentical(reference, referenceOptimizer, flat, flatOptimizer);
         Assert.Equal(3, flatOptimizer.FallbackSteps);
+    }
+
+    [Fact]
+    public void ASessionBuildsTheFusedDefaultsAndItsFirstStepIsAlreadyFlat()
+    {
+        using var root = new TempDirectory();
+        using var model = new TinyPackedModel(seed: 1);
+        TrainingConfiguration configuration = TrainingConfiguration.Defaults();
+        configuration.Data.NumWorkers = 1;
+        configuration.Training.CheckpointDir = Path.Combine(root.Path, "ckpt");
+        configuration.Training.Ema = 0.9;
+        using var session = new TrainingSession(model, configuration);
+        session.Restore(TestContext.Current.CancellationToken);
+
+        var optimizer = Assert.IsType<FlatBufferAdamW>(session.Optimizer);
+        Assert.True(session.Ema.Fused);
+        IReadOnlyList<torch.Tensor>? buffers = optimizer.GradientBuffers();
+        Assert.NotNull(buffers); // Restore attached every gradient as a view of the flat buffer
+        foreach (torch.Tensor buffer in buffers) buffer.normal_(0, 1e-2); // a backward would accumulate here
+        OptimizerStepResult result = session.Stepper.Step(0, loss: 1.0);
+
+        Assert.False(result.Skipped);
+        Assert.Equal(1, optimizer.FlatSteps);
+        Assert.Equal(optimizer.Buckets.Count, session.Ema.LastUpdateOperations); // one EMA multiply-add per flat buffer
+        Assert.NotNull(optimizer.GradientBuffers()); // zero_grad zeroed the buffer, the views stay
+    }
+
+    [Fact]
+    [Trait("Requires", "cuda")] // .ci/gpu-check.sh runs the tests with this trait
+    public void OnCudaTheFlatOptimizerAndFusedEmaMatchThePerTensorOnesBitForBit()
+    {
+        TorchRuntime.EnsureLoaded();
+        Assert.SkipUnless(torch.cuda.is_available(), "Needs a CUDA device.");
+        using Sequential reference = NewModel(), flat = NewModel();
+        reference.to(torch.CUDA);
+        flat.to(torch.CUDA);
+        using AdamW referenceOptimizer = NewOptimizer(reference, flat: false);
+        using var flatOptimizer = (FlatBufferAdamW)NewOptimizer(flat, flat: true);
+        using var referenceEma = Bagel.Training.Ema.EmaModel.Create(reference, () => NewModel().to(torch.CUDA), decay: 0.9, fused: false);
+        using var flatEma = Bagel.Training.Ema.EmaModel.Create(flat, () => NewModel().to(torch.CUDA), decay: 0.9);
+        flatOptimizer.AttachGradients();
+        using (var noGrad = torch.no_grad())
+        {
+            foreach (Parameter p in reference.parameters().Where(p => p.requires_grad)) p.grad = torch.zeros_like(p);
+        }
+        for (int step = 0; step < 4; step++)
+        {
+            foreach ((Sequential model, AdamW optimizer) in new[] { (reference, referenceOptimizer), (flat, (AdamW)flatOptimizer) })
+            {
+                using var scope = torch.NewDisposeScope();
+                var input = torch.randn([4, 5], generator: new torch.Generator((ulong)(80 + step))).cuda();
+                var hidden = ((torch.nn.Module<torch.Tensor, torch.Tensor>)model[2]).forward(
+                    ((torch.nn.Module<torch.Tensor, torch.Tensor>)model[1]).forward(((torch.nn.Module<torch.Tensor, torch.Tensor>)model[0]).forward(input)));
+                ((torch.nn.Module<torch.Tensor, torch.Tensor>)model[3]).forward(hidden.to(torch.float64)).square().mean().mul(50).backward();
+                GradientClipping.ClipGradNorm(optimizer, 0.5);
+                optimizer.step();
+                optimizer.zero_grad();
+            }
+            referenceEma.Update();
+            flatEma.Update();
+        }
+        AssertBitIdentical(reference, referenceOptimizer, flat, flatOptimizer);
+        Assert.Equal(0, flatOptimizer.FallbackSteps);
+        Assert.Equal(2, flatEma.LastUpdateOperations);
+        foreach (((string name, Parameter e), (_, Parameter a)) in referenceEma.Module.named_parameters().Zip(flatEma.Module.named_parameters()))
+            Assert.True(e.Equals(a), $"EMA parameter {name} differs on CUDA");
     }
 }
