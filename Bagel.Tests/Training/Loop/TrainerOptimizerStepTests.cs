@@ -75,4 +75,31 @@ public sealed class TrainerOptimizerStepTests
                 await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "flat", CheckpointLayout.FolderName(8), file), TestContext.Current.CancellationToken));
         }
     }
+
+    [Fact]
+    public async Task ACheckpointOfThePerTensorOptimizerResumesInTheFusedDefaultBitForBit()
+    {
+        using var fixture = new LoopFixture();
+        TrainingConfiguration Configuration(string run) => fixture.Configuration(run, totalSteps: 6, autoResume: true);
+
+        using var straightModel = new TinyPackedModel(seed: 3);
+        var (_, straight, _) = await RunAsync(fixture, straightModel, Configuration("straight"), flat: false);
+
+        // Three steps with TorchSharp's AdamW and the per-tensor EMA, then the fused default resumes that checkpoint.
+        List<TrainingStepReport> head;
+        using (var firstModel = new TinyPackedModel(seed: 3))
+            (_, head, _) = await RunAsync(fixture, firstModel, Configuration("crossed"), flat: false, stopAfterStep: 2);
+        using var resumedModel = new TinyPackedModel(seed: 42);
+        var (resumed, tail, optimizer) = await RunAsync(fixture, resumedModel, Configuration("crossed"), flat: true);
+
+        Assert.Equal(3, resumed.StartStep);
+        var flat = Assert.IsType<FlatBufferAdamW>(optimizer);
+        Assert.Equal(0, flat.FallbackSteps);
+        Assert.Equal(straight.Select(s => (s.Step, s.TotalLoss, s.GradNorm)), head.Concat(tail).Select(s => (s.Step, s.TotalLoss, s.GradNorm)));
+        foreach (string file in new[] { CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName, CheckpointLayout.OptimizerFileName })
+        {
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "straight", CheckpointLayout.FolderName(6), file), TestContext.Current.CancellationToken),
+                await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "crossed", CheckpointLayout.FolderName(6), file), TestContext.Current.CancellationToken));
+        }
+    }
 }

@@ -23,10 +23,10 @@ public sealed class FusedOptimizerTests
     public FusedOptimizerTests() => TorchRuntime.EnsureLoaded();
 
     /// <summary>A float32 trunk, a float64 head (a second dtype bucket) and a frozen layer in between.</summary>
-    private static Sequential NewModel()
+    private static Sequential NewModel(bool headBias = true)
     {
         torch.manual_seed(11);
-        var model = Sequential(("fc1", Linear(5, 7)), ("act", Tanh()), ("frozen", Linear(7, 7)), ("fc2", Linear(7, 3)));
+        var model = Sequential(("fc1", Linear(5, 7)), ("act", Tanh()), ("frozen", Linear(7, 7)), ("fc2", Linear(7, 3, hasBias: headBias)));
         ((torch.nn.Module)model[3]).to(torch.float64);
         foreach (Parameter p in ((torch.nn.Module)model[2]).parameters()) p.requires_grad = false;
         return model;
@@ -86,6 +86,32 @@ public sealed class FusedOptimizerTests
             using torch.Tensor? grad = frozen[0].grad;
             Assert.Null(grad);
         }
+    }
+
+    [Fact]
+    public void ABucketOfOneKeepsItsParametersStorageAndTheOthersMoveIntoTheBuffer()
+    {
+        // The float64 head without its bias: one tensor of that dtype, so a bucket of one (as a large tensor gets).
+        using Sequential reference = NewModel(headBias: false), flat = NewModel(headBias: false);
+        Parameter head = ((torch.nn.Module)flat[3]).parameters().Single(), trunk = ((torch.nn.Module)flat[0]).parameters().First();
+        using torch.Tensor headBefore = head.detach(), trunkBefore = trunk.detach();
+        using AdamW referenceOptimizer = NewOptimizer(reference, flat: false);
+        using var flatOptimizer = (FlatBufferAdamW)NewOptimizer(flat, flat: true);
+
+        Assert.Equal([2, 1], flatOptimizer.Buckets.Select(b => b.Tensors));
+        Assert.True(FlatLayout.SameStorage(headBefore, head), "the bucket of one copied its parameter");
+        Assert.False(FlatLayout.SameStorage(trunkBefore, trunk), "the trunk's weight was not moved into the flat buffer");
+        for (int step = 0; step < 3; step++)
+        {
+            foreach ((Sequential model, AdamW optimizer) in new[] { (reference, referenceOptimizer), (flat, (AdamW)flatOptimizer) })
+            {
+                Backward(model, 90 + step);
+                optimizer.step();
+                optimizer.zero_grad();
+            }
+        }
+        AssertBitIdentical(reference, referenceOptimizer, flat, flatOptimizer);
+        Assert.Equal(3, flatOptimizer.FlatSteps);
     }
 
     [Fact]
