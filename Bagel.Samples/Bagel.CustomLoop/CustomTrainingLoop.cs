@@ -83,7 +83,7 @@ public static class CustomTrainingLoop
             bool skipped;
             using (torch.NewDisposeScope())
             {
-                gradNorm = GradientClipping.ClipGradNorm(session.Optimizer.parameters(), flags.MaxGradNorm);
+                gradNorm = GradientClipping.ClipGradNorm(session.Optimizer, flags.MaxGradNorm); // one scaling per flat buffer
                 skipped = session.Guard.ShouldSkip(step, total, gradNorm); // throws after too many in a row
                 if (!skipped)
                 {
