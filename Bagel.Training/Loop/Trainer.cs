@@ -59,10 +59,10 @@ public sealed partial class Trainer : IDisposable
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
             Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
-            ModelDescription = settings.ModelDescription,
+            ModelDescription = settings.ModelDescription, Precision = settings.Precision,
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
-        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
+        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
@@ -70,6 +70,9 @@ public sealed partial class Trainer : IDisposable
 
     /// <summary>The EMA copy of the model (decay <c>ema</c>).</summary>
     public torch.nn.Module EmaModule => _session.Ema.Module;
+
+    /// <summary>How the forward and backward passes compute (fp32, or bf16 over float32 master weights).</summary>
+    public Precision.IPrecisionPolicy Precision => _session.Precision;
 
     /// <summary>The AdamW optimizer (for inspection; the loop steps it).</summary>
     public AdamW Optimizer => _session.Optimizer;
@@ -104,7 +107,7 @@ public sealed partial class Trainer : IDisposable
         await using IAsyncEnumerator<PackedBatch> batches = _data.Read(resume.DataStatus, dataStop.Token).GetAsyncEnumerator(dataStop.Token);
         try
         {
-            _model.Module.train();
+            _session.Precision.ComputeModel.Module.train();
             long windowStart = _time.GetTimestamp();
             int windowSteps = 0;
             while (step < _options.TotalSteps && !stop.Token.IsCancellationRequested)
@@ -153,9 +156,11 @@ public sealed partial class Trainer : IDisposable
             long computeStart = _time.GetTimestamp();
             using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
-            ModelLossOutputs outputs = _model.Forward(batch);
+            _session.Precision.BeforeForward(); // bf16: the working copy takes the master weights after an update
+            ModelLossOutputs outputs = _session.Precision.ComputeModel.Forward(batch);
             StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _session.LossWeights);
             loss.Total.backward(); // Combine already divides by gradient_accumulation_steps
+            _session.Precision.AfterBackward(); // bf16: gradients into the float32 master gradients
 
             total += loss.Total.item<float>();
             mse += loss.Mse.item<float>() / microBatches;

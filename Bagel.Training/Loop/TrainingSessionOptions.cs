@@ -1,3 +1,4 @@
+using Bagel.Training.Precision;
 using Bagel.Training.Optimization;
 using Bagel.Training.Schedules;
 using TorchSharp;
@@ -24,6 +25,10 @@ public sealed class TrainingSessionOptions
 
     /// <summary>Steps AdamW on flat buffers (<see cref="FlatBufferAdamW"/>, bit-identical, faster). Default false.</summary>
     public bool FlatBufferOptimizer { get; set; }
+
+    /// <summary>How the forward and backward passes compute (<see cref="TrainingPrecision"/>): fp32, or bf16 mixed over
+    /// float32 master weights (docs/precision.md). Default <see cref="TrainingPrecision.Fp32"/>.</summary>
+    public TrainingPrecision Precision { get; set; } = TrainingPrecision.Fp32;
 
     /// <summary>The clock that stamps each checkpoint's <c>saved_at</c>. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
