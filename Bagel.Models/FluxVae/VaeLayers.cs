@@ -92,3 +92,10 @@ internal static class VaeLayers
         return x.mul(gate);
     }
 }
+
+/// <summary>Test seam for the VAE's GroupNorm float32 island (see <see cref="VaeLayers.Norm(GroupNorm, Tensor)"/>).</summary>
+internal static class VaeLayersSeam
+{
+    /// <summary>With true, GroupNorm under the bf16 autocast emulation runs in bf16 on this thread.</summary>
+    internal static void DisableGroupNormIsland(bool disable) => VaeLayers.t_disableGroupNormIsland = disable;
+}
