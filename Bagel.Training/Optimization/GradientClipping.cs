@@ -53,6 +53,7 @@ public static class GradientClipping
         {
             foreach (Parameter parameter in withGrad) parameter.grad!.mul_(coefficient);
         }
+        Loop.HostSync.Count(); // the NaN guard needs the norm on the host before AdamW steps
         return total.item<float>();
     }
 
