@@ -57,7 +57,15 @@ public sealed class TrainingSession : IDisposable
         LossWeights = LossWeights.FromOptions(training);
         Streams = new RandomStreams(training.GlobalSeed);
         Ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema);
-        Precision = PrecisionPolicies.Create(options.Precision, model);
+        try
+        {
+            Precision = PrecisionPolicies.Create(options.Precision, model);
+        }
+        catch
+        {
+            Ema.Dispose(); // a model without a bf16 working copy, or with non-float32 weights
+            throw;
+        }
         var adamW = AdamWOptions.FromTrainingOptions(training);
         adamW.FlatBuffers = options.FlatBufferOptimizer;
         Optimizer = options.ParameterGroups is { } groups
