@@ -109,16 +109,45 @@ public sealed class PackedBatch : IDisposable
     public PackedBatch To(Device device, bool nonBlocking = false)
     {
         ArgumentNullException.ThrowIfNull(device);
+        return Map(t => t.to(device, non_blocking: nonBlocking));
+    }
+
+    /// <summary>
+    /// Copies the batch into page-locked (pinned) host memory, from which a copy to CUDA can run asynchronously (the
+    /// reference's DataLoader <c>pin_memory=True</c>). Needs a CUDA-enabled libtorch (pinned memory is a CUDA host
+    /// allocation); on a CPU-only backend libtorch throws.
+    /// </summary>
+    /// <returns>A new batch owning the pinned copies (this one stays valid and still needs disposing).</returns>
+    public PackedBatch PinMemory() => Map(t => t.pin_memory());
+
+    /// <summary>
+    /// The batch on <paramref name="device"/> for training: on CUDA each tensor goes through pinned memory with one
+    /// non-blocking copy, so the transfer overlaps with the GPU's queued work instead of stalling the host.
+    /// </summary>
+    /// <param name="device">The compute device.</param>
+    /// <returns>The copy on <paramref name="device"/>; on the CPU a plain <see cref="To"/> copy.</returns>
+    public PackedBatch ToDeviceForTraining(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device.type != DeviceType.CUDA) return To(device);
+        // The caching host allocator records the copy's event on each pinned block, so disposing the pinned batch
+        // right after enqueuing the copies is safe: the blocks are reused only after the copies finish.
+        using PackedBatch pinned = PinMemory();
+        return pinned.To(device, nonBlocking: true);
+    }
+
+    private PackedBatch Map(Func<Tensor, Tensor> map)
+    {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var owned = new List<IDisposable>();
         try
         {
-            Tensor textIds = Track(owned, PackedTextIds.to(device, non_blocking: nonBlocking));
-            Tensor textIndexes = Track(owned, PackedTextIndexes.to(device, non_blocking: nonBlocking));
-            Tensor positionIds = Track(owned, PackedPositionIds.to(device, non_blocking: nonBlocking));
-            VaeImageFields? vae = Vae is null ? null : Track(owned, Vae.To(device, nonBlocking));
-            VitImageFields? vit = Vit is null ? null : Track(owned, Vit.To(device, nonBlocking));
-            TextLossFields? textLoss = TextLoss is null ? null : Track(owned, TextLoss.To(device, nonBlocking));
+            Tensor textIds = Track(owned, map(PackedTextIds));
+            Tensor textIndexes = Track(owned, map(PackedTextIndexes));
+            Tensor positionIds = Track(owned, map(PackedPositionIds));
+            VaeImageFields? vae = Vae is null ? null : Track(owned, Vae.Map(map));
+            VitImageFields? vit = Vit is null ? null : Track(owned, Vit.Map(map));
+            TextLossFields? textLoss = TextLoss is null ? null : Track(owned, TextLoss.Map(map));
             return new PackedBatch(Samples, textIds, textIndexes, positionIds, vae, vit, textLoss, DataIndexes, Rank);
         }
         catch

@@ -36,9 +36,10 @@ public sealed class TextLossFields : IDisposable
     /// <param name="device">The target device.</param>
     /// <param name="nonBlocking">Asynchronous copy (effective from pinned host memory to CUDA).</param>
     /// <returns>A new group owning the copies.</returns>
-    public TextLossFields To(Device device, bool nonBlocking = false) => new(
-        PackedLabelIds.to(device, non_blocking: nonBlocking), CeLossIndexes.to(device, non_blocking: nonBlocking),
-        CeLossWeights.to(device, non_blocking: nonBlocking));
+    public TextLossFields To(Device device, bool nonBlocking = false) => Map(t => t.to(device, non_blocking: nonBlocking));
+
+    /// <summary>A new group whose tensors are <paramref name="map"/> of these (e.g. a copy to a device or into pinned memory).</summary>
+    internal TextLossFields Map(Func<Tensor, Tensor> map) => new(map(PackedLabelIds), map(CeLossIndexes), map(CeLossWeights));
 
     /// <summary>The tensors, with their reference names.</summary>
     internal IEnumerable<(string Name, Tensor Tensor)> Tensors()

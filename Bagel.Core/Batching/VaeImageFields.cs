@@ -75,10 +75,11 @@ public sealed class VaeImageFields : IDisposable
     /// <param name="device">The target device.</param>
     /// <param name="nonBlocking">Asynchronous copy (effective from pinned host memory to CUDA).</param>
     /// <returns>A new group owning the copies.</returns>
-    public VaeImageFields To(Device device, bool nonBlocking = false) => new(
-        PaddedImages.to(device, non_blocking: nonBlocking), LatentShapes,
-        PackedLatentPositionIds.to(device, non_blocking: nonBlocking), PackedVaeTokenIndexes.to(device, non_blocking: nonBlocking),
-        PackedTimesteps.to(device, non_blocking: nonBlocking), MseLossIndexes.to(device, non_blocking: nonBlocking))
+    public VaeImageFields To(Device device, bool nonBlocking = false) => Map(t => t.to(device, non_blocking: nonBlocking));
+
+    /// <summary>A new group whose tensors are <paramref name="map"/> of these (e.g. a copy to a device or into pinned memory).</summary>
+    internal VaeImageFields Map(Func<Tensor, Tensor> map) => new(
+        map(PaddedImages), LatentShapes, map(PackedLatentPositionIds), map(PackedVaeTokenIndexes), map(PackedTimesteps), map(MseLossIndexes))
     {
         PixelsPerLatentToken = PixelsPerLatentToken,
     };

@@ -43,9 +43,10 @@ public sealed class VitImageFields : IDisposable
     /// <param name="device">The target device.</param>
     /// <param name="nonBlocking">Asynchronous copy (effective from pinned host memory to CUDA).</param>
     /// <returns>A new group owning the copies.</returns>
-    public VitImageFields To(Device device, bool nonBlocking = false) => new(
-        PackedVitTokens.to(device, non_blocking: nonBlocking), PackedVitPositionIds.to(device, non_blocking: nonBlocking),
-        PackedVitTokenIndexes.to(device, non_blocking: nonBlocking), VitTokenSeqlens.to(device, non_blocking: nonBlocking));
+    public VitImageFields To(Device device, bool nonBlocking = false) => Map(t => t.to(device, non_blocking: nonBlocking));
+
+    /// <summary>A new group whose tensors are <paramref name="map"/> of these (e.g. a copy to a device or into pinned memory).</summary>
+    internal VitImageFields Map(Func<Tensor, Tensor> map) => new(map(PackedVitTokens), map(PackedVitPositionIds), map(PackedVitTokenIndexes), map(VitTokenSeqlens));
 
     /// <summary>The tensors, with their reference names.</summary>
     internal IEnumerable<(string Name, Tensor Tensor)> Tensors()

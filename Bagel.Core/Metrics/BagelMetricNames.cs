@@ -28,6 +28,15 @@ public static class BagelMetricNames
     /// <summary><c>data_wait_sec</c>: seconds the step waited for its packed batch. Unit s.</summary>
     public const string DataWaitSec = "data_wait_sec";
 
+    /// <summary>GPU memory used on the device now, MiB (device-wide, <c>cudaMemGetInfo</c>; CUDA only).</summary>
+    public const string GpuMemUsedMb = "gpu_mem_used_mb";
+
+    /// <summary>The peak of <see cref="GpuMemUsedMb"/> over the run's log points, MiB (CUDA only).</summary>
+    public const string GpuMemPeakMb = "gpu_mem_peak_mb";
+
+    /// <summary>The device's total memory, MiB (CUDA only).</summary>
+    public const string GpuMemTotalMb = "gpu_mem_total_mb";
+
     /// <summary>The key of a validation loss for one dataset group, e.g. <c>val/t2i_pretrain/mse</c>.</summary>
     /// <param name="group">The dataset group name (no '/').</param>
     /// <param name="loss"><see cref="ReferenceMetricNames.Mse"/> or <see cref="ReferenceMetricNames.Ce"/>.</param>

@@ -83,25 +83,29 @@ public sealed partial class BagelModel
             }
         }
 
+        // Losses in float32 (autocast upcasts the logits for CE; the squared error is taken in float32). The seam lets a
+        // test measure that island.
+        ScalarType lossType = Common.PrecisionIslands.t_noLossUpcast ? hidden.dtype : ScalarType.Float32;
+
         // Step 7: velocity MSE at the noisy tokens; rows of the target with t > 0 are in the same ascending order.
         Tensor? mse = null;
         if (batch.Vae is { } noisy && flow is not null)
         {
-            Tensor prediction = llm2vae!.forward(hidden.index_select(0, noisy.MseLossIndexes)).to(ScalarType.Float32);
+            Tensor prediction = llm2vae!.forward(hidden.index_select(0, noisy.MseLossIndexes)).to(lossType);
             Tensor targetRows = flow.HasTarget().nonzero().squeeze(1);
             if (targetRows.shape[0] != prediction.shape[0])
                 throw new BagelInputException(
                     $"The batch has {prediction.shape[0]} mse_loss_indexes but {targetRows.shape[0]} latent tokens with t > 0; every noisy latent token (finite packed_timesteps) must be an MSE position and no other.");
-            Tensor target = flow.Target.index_select(0, targetRows).to(ScalarType.Float32);
-            mse = prediction.sub(target).square();
+            Tensor target = flow.Target.index_select(0, targetRows).to(lossType);
+            mse = prediction.sub(target).square().to(ScalarType.Float32);
         }
 
         // Step 8: per-token cross-entropy; labels are already shifted by the data pipeline.
         Tensor? ce = null;
         if (batch.TextLoss is { } textLoss)
         {
-            Tensor logits = language_model.ComputeLogits(hidden.index_select(0, textLoss.CeLossIndexes)).to(ScalarType.Float32);
-            ce = nn.functional.cross_entropy(logits, textLoss.PackedLabelIds, reduction: nn.Reduction.None);
+            Tensor logits = language_model.ComputeLogits(hidden.index_select(0, textLoss.CeLossIndexes)).to(lossType);
+            ce = nn.functional.cross_entropy(logits, textLoss.PackedLabelIds, reduction: nn.Reduction.None).to(ScalarType.Float32);
         }
 
         var output = new BagelForwardOutput(mse?.MoveToOuterDisposeScope(), ce?.MoveToOuterDisposeScope());

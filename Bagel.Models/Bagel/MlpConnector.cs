@@ -32,7 +32,9 @@ public sealed class MlpConnector : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        using Tensor hidden = _fc1.forward(x);
+        // Autocast casts the ViT's float32 post-LayerNorm output to the weights' dtype (bf16 in training).
+        using Tensor input = x.to(_fc1.weight!.dtype);
+        using Tensor hidden = _fc1.forward(input);
         using Tensor activated = nn.functional.gelu(hidden, GELU.Approximate.tanh);
         return _fc2.forward(activated);
     }

@@ -12,7 +12,7 @@ namespace Bagel.Models.Bagel;
 /// </summary>
 public sealed class PositionEmbedding : nn.Module<Tensor, Tensor>
 {
-    private readonly Parameter _posEmbed;
+    private Parameter _posEmbed;
 
     /// <summary>Creates the table.</summary>
     /// <param name="maxNumPatchPerSide">G, positions per side.</param>
@@ -29,6 +29,22 @@ public sealed class PositionEmbedding : nn.Module<Tensor, Tensor>
     /// <summary>Components are registered explicitly under the reference's names; this stops TorchSharp from
     /// also registering the private fields under their C# names.</summary>
     protected override void RegisterComponents() { }
+
+    /// <inheritdoc />
+    protected override nn.Module _to(ScalarType dtype, bool non_blocking) => Refresh(base._to(dtype, non_blocking));
+
+    /// <inheritdoc />
+    protected override nn.Module _to(Device device, ScalarType dtype, bool non_blocking) => Refresh(base._to(device, dtype, non_blocking));
+
+    /// <inheritdoc />
+    protected override nn.Module _to(DeviceType deviceType, int deviceIndex, bool non_blocking) => Refresh(base._to(deviceType, deviceIndex, non_blocking));
+
+    /// <summary>TorchSharp's <c>to</c> replaces the registered parameter (the field keeps the old, disposed one).</summary>
+    private nn.Module Refresh(nn.Module result)
+    {
+        _posEmbed = (Parameter)named_parameters().First(p => p.name == "pos_embed").parameter;
+        return result;
+    }
 
     /// <summary>G, positions per side.</summary>
     public int MaxNumPatchPerSide { get; }

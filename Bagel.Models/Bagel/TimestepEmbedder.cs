@@ -42,8 +42,11 @@ public sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor t)
     {
         using var scope = NewDisposeScope();
-        Tensor frequencies = FrequencyEmbedding(t);
         Tensor weight = _mlp.parameters().First();
+        // The float32 island (model.md §10): the frequencies and their cos/sin in float32, then the MLP's dtype.
+        Tensor frequencies = Common.PrecisionIslands.t_noTimestepEmbedding
+            ? FrequencyEmbedding(t.to(weight.dtype), weight.dtype)
+            : FrequencyEmbedding(t);
         return _mlp.forward(frequencies.to(weight.dtype)).MoveToOuterDisposeScope();
     }
 
@@ -53,7 +56,10 @@ public sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
     /// <param name="dim">Output features (default 256).</param>
     /// <param name="maxPeriod">The slowest period (default 10000).</param>
     /// <returns>[N, dim] float32.</returns>
-    public static Tensor FrequencyEmbedding(Tensor t, int dim = FrequencyEmbeddingSize, double maxPeriod = MaxPeriod)
+    public static Tensor FrequencyEmbedding(Tensor t, int dim = FrequencyEmbeddingSize, double maxPeriod = MaxPeriod) =>
+        FrequencyEmbedding(t, ScalarType.Float32, dim, maxPeriod);
+
+    private static Tensor FrequencyEmbedding(Tensor t, ScalarType dtype, int dim = FrequencyEmbeddingSize, double maxPeriod = MaxPeriod)
     {
         ArgumentNullException.ThrowIfNull(t);
         ArgumentOutOfRangeException.ThrowIfLessThan(dim, 2);
@@ -62,9 +68,9 @@ public sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
         int half = dim / 2;
         using var scope = NewDisposeScope();
         // Same op order as the reference: (−ln(P) · k) / half in float32, then exp.
-        Tensor frequencies = arange(0, half, dtype: ScalarType.Float32, device: t.device)
+        Tensor frequencies = arange(0, half, dtype: dtype, device: t.device)
             .mul(-Math.Log(maxPeriod)).div(half).exp();
-        Tensor args = t.to(ScalarType.Float32).unsqueeze(1).mul(frequencies.unsqueeze(0));
+        Tensor args = t.to(dtype).unsqueeze(1).mul(frequencies.unsqueeze(0));
         Tensor embedding = cat([args.cos(), args.sin()], 1);
         if (dim % 2 == 1) embedding = cat([embedding, zeros_like(embedding[.., ..1])], 1);
         return embedding.MoveToOuterDisposeScope();

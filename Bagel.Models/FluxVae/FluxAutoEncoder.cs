@@ -12,10 +12,9 @@ namespace Bagel.Models.FluxVae;
 /// (<c>encoder.*</c>, <c>decoder.*</c>). Always frozen: the constructor turns off every parameter's gradient and puts
 /// the module in eval mode, and encoding and decoding run under no_grad. <see cref="Encode(Tensor, IRandomSource)"/> samples the posterior (<see cref="Encode(Tensor, bool, IRandomSource?)"/> can take its mean instead)
 /// and maps it to BAGEL's latent space, <c>scale·(z − shift)</c>; <see cref="Decode"/> undoes that map.
-/// Computation runs in the parameters' dtype (float32 as loaded); the posterior sum is float32.
+/// Computation runs in the parameters' dtype (float32 as loaded); the posterior sum is float32. Inside
+/// <see cref="EncodeUnderBf16Autocast"/> the encoder runs as the reference's under bf16 autocast instead.
 /// </summary>
-// Unfinished: the reference encodes under bf16 autocast (convolutions in bf16, GroupNorm and exp in fp32, model.md §10);
-// that precision map is not emulated here, so a bf16 comparison must convert the whole module or accept fp32 latents.
 public sealed class FluxAutoEncoder : nn.Module
 {
     private readonly VaeEncoder _encoder;
@@ -75,6 +74,17 @@ public sealed class FluxAutoEncoder : nn.Module
             throw;
         }
     }
+
+    /// <summary>
+    /// Until the returned scope is disposed, encoding on this thread runs as the reference's VAE encode under
+    /// <c>torch.amp.autocast(dtype=bfloat16)</c> with float32 weights (model.md §10): every convolution (and so the
+    /// attention's q/k/v and the attention itself) in bf16 with bf16-cast weights, every GroupNorm as a float32 op
+    /// (float32 output; the swish after it stays float32 until the next convolution casts), residual sums promoted
+    /// as torch promotes them, the posterior mean/log-variance bf16, the posterior noise drawn in bf16, and
+    /// exp(0.5·logvar) and the latent in float32. The weights are not changed. Scopes nest.
+    /// </summary>
+    /// <returns>The scope; dispose it to return to the parameters' dtype.</returns>
+    public static IDisposable EncodeUnderBf16Autocast() => VaeLayers.EnterBf16Autocast();
 
     /// <summary>Runs the encoder only: images [B, 3, H, W] → moments [B, 2·z, H/f, W/f] (no sampling, no scaling).</summary>
     /// <param name="images">Images normalized to [−1, 1]; H and W multiples of <see cref="FluxVaeConfig.DownsampleFactor"/>.</param>

@@ -42,14 +42,14 @@ public sealed class VaeAttentionBlock : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long batch = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3];
-        Tensor normed = _norm.forward(x);
+        Tensor normed = VaeLayers.Norm(_norm, x);
         // b c h w -> b 1 (h w) c: one head whose tokens are the pixels, features the channels.
-        Tensor q = ToTokens(_q.forward(normed));
-        Tensor k = ToTokens(_k.forward(normed));
-        Tensor v = ToTokens(_v.forward(normed));
+        Tensor q = ToTokens(VaeLayers.Conv(_q, normed));
+        Tensor k = ToTokens(VaeLayers.Conv(_k, normed));
+        Tensor v = ToTokens(VaeLayers.Conv(_v, normed));
         Tensor attended = nn.functional.scaled_dot_product_attention(q, k, v);
         Tensor image = attended.squeeze(1).transpose(1, 2).reshape(batch, channels, height, width);
-        return x.add(_projOut.forward(image)).MoveToOuterDisposeScope();
+        return x.add(VaeLayers.Conv(_projOut, image)).MoveToOuterDisposeScope();
     }
 
     private static Tensor ToTokens(Tensor t) => t.flatten(2).transpose(1, 2).unsqueeze(1).contiguous();

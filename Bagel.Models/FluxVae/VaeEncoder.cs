@@ -58,10 +58,10 @@ public sealed class VaeEncoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        Tensor h = _convIn.forward(x);
+        Tensor h = VaeLayers.Conv(_convIn, x);
         foreach (VaeLevel level in _down) h = level.forward(h);
         h = _mid.forward(h);
-        h = _convOut.forward(VaeLayers.Swish(_normOut.forward(h)));
+        h = VaeLayers.Conv(_convOut, VaeLayers.Swish(VaeLayers.Norm(_normOut, h)));
         return h.MoveToOuterDisposeScope();
     }
 }

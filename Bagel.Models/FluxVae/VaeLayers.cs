@@ -28,6 +28,62 @@ internal static class VaeLayers
     public static Conv2d Conv1x1(long inChannels, long outChannels) =>
         nn.Conv2d(inChannels, outChannels, kernel_size: 1, stride: 1, padding: 0L);
 
+    [ThreadStatic] private static int t_autocastDepth;
+
+    /// <summary>Whether this thread is inside <see cref="FluxAutoEncoder.EncodeUnderBf16Autocast"/>.</summary>
+    internal static bool Bf16Autocast => t_autocastDepth > 0;
+
+    /// <summary>Test seam: with false, GroupNorm under the bf16 autocast emulation runs in bf16 instead of float32 (the
+    /// reference's float32 island removed), so a test can see what the island is worth.</summary>
+    [ThreadStatic] internal static bool t_disableGroupNormIsland;
+
+    internal static IDisposable EnterBf16Autocast()
+    {
+        t_autocastDepth++;
+        return new AutocastScope();
+    }
+
+    private sealed class AutocastScope : IDisposable
+    {
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            t_autocastDepth--;
+        }
+    }
+
+    /// <summary>A convolution as bf16 autocast runs it when <see cref="Bf16Autocast"/> is on (input, weight and bias cast
+    /// to bf16, bf16 output; fp32 accumulation inside the kernel), else the module's own forward.</summary>
+    public static Tensor Conv(Conv2d conv, Tensor x, long stride = 1)
+    {
+        if (!Bf16Autocast) return conv.forward(x);
+        using var scope = torch.NewDisposeScope();
+        Tensor weight = conv.weight!.to(ScalarType.BFloat16);
+        Tensor? bias = conv.bias?.to(ScalarType.BFloat16);
+        long padding = stride == 1 ? weight.shape[2] / 2 : 0; // 3×3 pad 1, 1×1 pad 0, the stride-2 downsample pads itself
+        return nn.functional.conv2d(x.to(ScalarType.BFloat16), weight, bias, strides: [stride, stride], padding: [padding, padding])
+            .MoveToOuterDisposeScope();
+    }
+
+    /// <summary>GroupNorm as bf16 autocast runs it when <see cref="Bf16Autocast"/> is on: an fp32 op (input upcast, fp32
+    /// weights, fp32 output), else the module's own forward.</summary>
+    public static Tensor Norm(GroupNorm norm, Tensor x)
+    {
+        if (!Bf16Autocast) return norm.forward(x);
+        if (t_disableGroupNormIsland)
+        {
+            using var s = torch.NewDisposeScope();
+            return nn.functional.group_norm(x.to(ScalarType.BFloat16), FluxVaeConfig.GroupNormGroups, norm.weight!.to(ScalarType.BFloat16),
+                norm.bias!.to(ScalarType.BFloat16), FluxVaeConfig.GroupNormEpsilon).MoveToOuterDisposeScope();
+        }
+        using var scope = torch.NewDisposeScope();
+        return nn.functional.group_norm(x.to(ScalarType.Float32), FluxVaeConfig.GroupNormGroups, norm.weight!.to(ScalarType.Float32),
+            norm.bias!.to(ScalarType.Float32), FluxVaeConfig.GroupNormEpsilon).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The reference's <c>swish</c>: x·sigmoid(x), written as that product (not the fused SiLU) so reduced
     /// precision rounds the way the reference does.</summary>
     public static Tensor Swish(Tensor x)
@@ -35,4 +91,11 @@ internal static class VaeLayers
         using Tensor gate = x.sigmoid();
         return x.mul(gate);
     }
+}
+
+/// <summary>Test seam for the VAE's GroupNorm float32 island (see <see cref="VaeLayers.Norm(GroupNorm, Tensor)"/>).</summary>
+internal static class VaeLayersSeam
+{
+    /// <summary>With true, GroupNorm under the bf16 autocast emulation runs in bf16 on this thread.</summary>
+    internal static void DisableGroupNormIsland(bool disable) => VaeLayers.t_disableGroupNormIsland = disable;
 }

@@ -27,7 +27,7 @@ public sealed class VaeDownsample : nn.Module<Tensor, Tensor>
     {
         // (left, right, top, bottom) = (0, 1, 0, 1), as in the reference.
         using Tensor padded = nn.functional.pad(x, (0L, 1L, 0L, 1L), PaddingModes.Constant, 0.0);
-        return _conv.forward(padded);
+        return VaeLayers.Conv(_conv, padded, stride: 2);
     }
 }
 
@@ -52,6 +52,6 @@ public sealed class VaeUpsample : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using Tensor upsampled = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
-        return _conv.forward(upsampled);
+        return VaeLayers.Conv(_conv, upsampled);
     }
 }

@@ -45,9 +45,9 @@ public sealed class VaeResnetBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        Tensor h = _conv1.forward(VaeLayers.Swish(_norm1.forward(x)));
-        h = _conv2.forward(VaeLayers.Swish(_norm2.forward(h)));
-        Tensor shortcut = _ninShortcut is null ? x : _ninShortcut.forward(x);
+        Tensor h = VaeLayers.Conv(_conv1, VaeLayers.Swish(VaeLayers.Norm(_norm1, x)));
+        h = VaeLayers.Conv(_conv2, VaeLayers.Swish(VaeLayers.Norm(_norm2, h)));
+        Tensor shortcut = _ninShortcut is null ? x : VaeLayers.Conv(_ninShortcut, x);
         return shortcut.add(h).MoveToOuterDisposeScope();
     }
 }

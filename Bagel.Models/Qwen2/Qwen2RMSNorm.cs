@@ -34,7 +34,8 @@ public sealed class Qwen2RMSNorm : torch.nn.Module<torch.Tensor, torch.Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var input_dtype = hidden_states.dtype;
-        var states = hidden_states.to(torch.float32);
+        // The float32 island (model.md §2.4); the seam lets a test measure it.
+        var states = Common.PrecisionIslands.t_noRmsNormVariance ? hidden_states : hidden_states.to(torch.float32);
         var variance = states.pow(2).mean([-1], keepdim: true);
         states = states * torch.rsqrt(variance + VarianceEpsilon);
         return (weight * states.to(input_dtype)).MoveToOuterDisposeScope();

@@ -163,6 +163,25 @@ internal sealed class TrainSetup : IDisposable
         MaxLatentSize = MaxLatentSize,
     };
 
+    /// <summary>Options of a short run writing into <paramref name="Folder"/> (no warm-up, one final checkpoint).</summary>
+    internal sealed record MemoryOptions(string Folder)
+    {
+        public TrainingConfiguration Configuration(int steps)
+        {
+            TrainingConfiguration config = TrainingConfiguration.Defaults();
+            config.Data.NumWorkers = 1;
+            config.Data.PrefetchFactor = 1;
+            config.Training.TotalSteps = steps;
+            config.Training.LogEvery = Math.Max(1, steps);
+            config.Training.SaveEvery = Math.Max(1, steps);
+            config.Training.Lr = 1e-4;
+            config.Training.WarmupSteps = 0;
+            config.Training.CheckpointDir = Path.Combine(Folder, "checkpoints");
+            config.Training.ResultsDir = Path.Combine(Folder, "results");
+            return config;
+        }
+    }
+
     private static FluxVaeConfig TinyVae => new(3, 32, 3, [1, 1, 1, 1], 1, 16, 0.3611, 0.1159);
 
     public void Dispose()

@@ -54,7 +54,9 @@ public static class CustomTrainingLoop
         var throughput = new ThroughputWindow(run.Flops, flags.PeakDeviceTflops);
         long windowStart = Stopwatch.GetTimestamp();
         int windowSteps = 0;
-        run.Model.Module.train();
+        // session.Precision runs the forward and backward: the model itself in fp32, a bf16 working copy over the float32
+        // master weights in bf16 mixed precision (TrainingSessionOptions.Precision; docs/precision.md).
+        session.Precision.ComputeModel.Module.train();
 
         for (long step = progress.CompletedSteps; step < lastStep && !cancellationToken.IsCancellationRequested; step++)
         {
@@ -66,9 +68,11 @@ public static class CustomTrainingLoop
                 if (!await batches.MoveNextAsync()) throw new InvalidOperationException("The data stream ended; it should never end.");
                 using PackedBatch batch = batches.Current;
                 using var scope = torch.NewDisposeScope(); // frees every tensor this micro-batch made, gradients excepted
-                ModelLossOutputs outputs = run.Model.Forward(batch);
+                session.Precision.BeforeForward();
+                ModelLossOutputs outputs = session.Precision.ComputeModel.Forward(batch);
                 StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights);
                 loss.Total.backward();
+                session.Precision.AfterBackward();
                 total += loss.Total.item<float>();
                 mse += loss.Mse.item<float>() / microBatches;
                 ce += loss.Ce.item<float>() / microBatches;

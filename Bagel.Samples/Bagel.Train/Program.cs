@@ -23,7 +23,11 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context 
 });
 TrainCommandOptions console = TrainCommandOptions.ForConsole();
 int exit;
-if (args.Length > 0 && !(args.Length == 1 && args[0] == "--fresh"))
+// The tiny preset takes --fresh and --precision bf16|fp32|auto; any other flag means the reference's command line.
+bool fresh = args.Contains("--fresh");
+int precisionAt = Array.IndexOf(args, "--precision");
+bool tinyPreset = args.Length == (fresh ? 1 : 0) + (precisionAt >= 0 && precisionAt + 1 < args.Length ? 2 : 0);
+if (!tinyPreset)
 {
     exit = await TrainCommand.RunAsync(args, Console.Out, Console.Error, console, stop.Token);
 }
@@ -33,7 +37,8 @@ else
     string? tokenizer = Environment.GetEnvironmentVariable("BAGEL_TOKENIZER");
     exit = await TinyPreset.RunAsync(new TinyPresetOptions
     {
-        Fresh = args.Length == 1,
+        Fresh = fresh,
+        Precision = precisionAt >= 0 ? args[precisionAt + 1] : "auto",
         TokenizerFolder = string.IsNullOrEmpty(tokenizer) ? null : tokenizer,
         Presentation = console,
     }, Console.Out, Console.Error, stop.Token);

@@ -26,6 +26,20 @@ public interface ITrainableModel
 
     /// <summary>Runs one packed micro-batch and returns the unreduced losses.</summary>
     ModelLossOutputs Forward(PackedBatch batch);
+
+    /// <summary>
+    /// This model's forward over <paramref name="workingCopy"/>, a twin from <see cref="CreateTwin"/> in another dtype
+    /// (bf16 mixed precision runs its forward and backward on a bf16 copy; see
+    /// <c>Bagel.Training.Precision.Bf16MixedPrecisionPolicy</c>). The result shares everything else (VAE, noise source)
+    /// with this model. The default throws: a model must opt in to mixed precision.
+    /// </summary>
+    /// <param name="workingCopy">The twin whose parameters the returned model's forward uses.</param>
+    /// <returns>A model whose <see cref="Module"/> is <paramref name="workingCopy"/>.</returns>
+    /// <exception cref="NotSupportedException">The model does not support a working copy.</exception>
+    ITrainableModel ForWorkingCopy(torch.nn.Module workingCopy) =>
+        throw new NotSupportedException(
+            $"{GetType().Name} does not implement ITrainableModel.ForWorkingCopy, which bf16 mixed precision needs to run a bf16 copy of the model; " +
+            "implement it (return the same forward over the given module) or train in fp32.");
 }
 
 /// <summary>Unreduced losses of one micro-batch, as <c>TrainingLoss.Combine</c> takes them.</summary>

@@ -37,6 +37,7 @@ public sealed partial class Trainer : IDisposable
     private readonly ThroughputWindow _throughput;
     private readonly ComputeSelection _compute;
     private readonly ValidationRunner? _validation;
+    private readonly DeviceMemoryMonitor? _memory;
     private readonly bool _stopOnSignals;
     private readonly IReadOnlyList<object> _owned;
     private bool _started;
@@ -59,10 +60,11 @@ public sealed partial class Trainer : IDisposable
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
             Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
-            ModelDescription = settings.ModelDescription,
+            ModelDescription = settings.ModelDescription, Precision = settings.Precision,
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
-        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
+        _memory = DeviceMemoryMonitor.Create(_compute.Device, _logger); // null on the CPU: no memory figures there
+        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
@@ -70,6 +72,9 @@ public sealed partial class Trainer : IDisposable
 
     /// <summary>The EMA copy of the model (decay <c>ema</c>).</summary>
     public torch.nn.Module EmaModule => _session.Ema.Module;
+
+    /// <summary>How the forward and backward passes compute (fp32, or bf16 over float32 master weights).</summary>
+    public Precision.IPrecisionPolicy Precision => _session.Precision;
 
     /// <summary>The AdamW optimizer (for inspection; the loop steps it).</summary>
     public AdamW Optimizer => _session.Optimizer;
@@ -104,7 +109,7 @@ public sealed partial class Trainer : IDisposable
         await using IAsyncEnumerator<PackedBatch> batches = _data.Read(resume.DataStatus, dataStop.Token).GetAsyncEnumerator(dataStop.Token);
         try
         {
-            _model.Module.train();
+            _session.Precision.ComputeModel.Module.train();
             long windowStart = _time.GetTimestamp();
             int windowSteps = 0;
             while (step < _options.TotalSteps && !stop.Token.IsCancellationRequested)
@@ -141,8 +146,11 @@ public sealed partial class Trainer : IDisposable
     private async Task<TrainingStepReport> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches)
     {
         int microBatches = _options.GradientAccumulationSteps;
-        double mse = 0, ce = 0, total = 0, dataWait = 0, forwardBackward = 0;
+        double dataWait = 0, forwardBackward = 0;
         long mseTokens = 0, ceTokens = 0, samples = 0, tokens = 0;
+        // The step's losses stay on the device ([total, mse, ce], float64) until one read after the last micro-batch:
+        // no host synchronisation per micro-batch (docs/precision.md counts them).
+        using torch.Tensor sums = torch.zeros(3, torch.ScalarType.Float64, _compute.Device);
         for (int micro = 0; micro < microBatches; micro++)
         {
             long waitStart = _time.GetTimestamp();
@@ -153,13 +161,16 @@ public sealed partial class Trainer : IDisposable
             long computeStart = _time.GetTimestamp();
             using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
-            ModelLossOutputs outputs = _model.Forward(batch);
+            _session.Precision.BeforeForward(); // bf16: the working copy takes the master weights after an update
+            ModelLossOutputs outputs = _session.Precision.ComputeModel.Forward(batch);
             StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _session.LossWeights);
             loss.Total.backward(); // Combine already divides by gradient_accumulation_steps
+            _session.Precision.AfterBackward(); // bf16: gradients into the float32 master gradients
 
-            total += loss.Total.item<float>();
-            mse += loss.Mse.item<float>() / microBatches;
-            ce += loss.Ce.item<float>() / microBatches;
+            // As the host sums of float32 values in double did: total += total_i; mse += mse_i / k; ce += ce_i / k.
+            torch.Tensor values = torch.stack([loss.Total.detach(), loss.Mse, loss.Ce]).to(torch.ScalarType.Float64);
+            values.narrow(0, 1, 2).div_(microBatches);
+            sums.add_(values);
             mseTokens += loss.MseTokens;
             ceTokens += loss.CeTokens;
             samples += batch.Samples.Count;
@@ -167,6 +178,8 @@ public sealed partial class Trainer : IDisposable
             _throughput.Add(batch.SequenceLength, batch.SampleLens);
             forwardBackward += _time.GetElapsedTime(computeStart).TotalSeconds;
         }
+        double[] host = HostSync.Read(sums); // the NaN guard needs the loss before it lets AdamW step
+        double total = host[0], mse = host[1], ce = host[2];
 
         OptimizerStepResult result;
         long stepStart = _time.GetTimestamp();
@@ -179,11 +192,12 @@ public sealed partial class Trainer : IDisposable
         return report;
     }
 
-    /// <summary>The batch on the compute device: itself on the CPU, else a moved copy (the CPU original is disposed).</summary>
+    /// <summary>The batch on the compute device: itself on the CPU, else a copy through pinned memory with one
+    /// non-blocking transfer (the CPU original is disposed).</summary>
     private PackedBatch OnComputeDevice(PackedBatch batch)
     {
         if (_compute.Device.type == DeviceType.CPU) return batch;
-        using (batch) return batch.To(_compute.Device);
+        using (batch) return batch.ToDeviceForTraining(_compute.Device);
     }
 
     /// <summary>Logs <paramref name="report"/>; the speed figures cover the <paramref name="windowSteps"/> steps since the last line.</summary>
@@ -192,11 +206,24 @@ public sealed partial class Trainer : IDisposable
         ThroughputReport speed = _throughput.Report(elapsed, windowSteps);
         _throughput.Reset();
         long skippedSamples = _data.SkippedSamples?.Invoke() ?? 0;
-        TrainingLog.Step(_logger, TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples));
+        DeviceMemoryReading? memory = _memory?.Sample();
+        string line = TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples);
+        TrainingLog.Step(_logger, memory is null ? line : line + DeviceMemoryMonitor.FormatForLogLine(memory));
         if (_sinks.Count == 0) return;
         var figures = new StepFigures(report.Mse, report.Ce, report.LearningRate, report.MseTokens, report.CeTokens, report.GradNorm,
-            report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _session.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: report.DataWaitSeconds);
+            report.Samples, speed, MemCacheMiB: memory?.PeakReservedMiB ?? 0, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _session.Guard.TotalSkipped,
+            TotalLoss: report.TotalLoss, DataWaitSec: report.DataWaitSeconds);
         StepMetrics metrics = StepMetricsFactory.Create(report.Step, _time.GetUtcNow(), figures);
+        if (memory is not null)
+        {
+            metrics = metrics with
+            {
+                Values = new Dictionary<string, double>(metrics.Values, StringComparer.Ordinal)
+                {
+                    [BagelMetricNames.GpuMemUsedMb] = memory.UsedMiB, [BagelMetricNames.GpuMemPeakMb] = memory.PeakUsedMiB, [BagelMetricNames.GpuMemTotalMb] = memory.TotalMiB,
+                },
+            };
+        }
         // Metric sinks are written even after cancellation was requested: the step they describe did complete.
         foreach (IMetricSink sink in _sinks) await sink.WriteAsync(metrics, CancellationToken.None);
     }

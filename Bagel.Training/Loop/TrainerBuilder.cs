@@ -46,6 +46,7 @@ public sealed partial class TrainerBuilder
     private int? _validateEvery;
     private bool _flatBufferOptimizer = true;
     private IReadOnlyDictionary<string, string>? _modelDescription;
+    private Precision.TrainingPrecision? _precision;
 
     /// <summary>The model to train (required).</summary>
     public TrainerBuilder UseModel(ITrainableModel model)
@@ -130,11 +131,26 @@ public sealed partial class TrainerBuilder
     /// <summary>
     /// Device, parameter dtype and torch's CPU thread counts (default: CPU, float32, libtorch's thread defaults). Build
     /// checks the device exists and applies the thread counts; the model's parameters must already be on the device
-    /// (batches are moved there step by step). Only float32 trains today.
+    /// (batches are moved there step by step, through pinned memory and a non-blocking copy on CUDA). A <c>DType</c> of
+    /// <c>bfloat16</c> means bf16 mixed precision (<see cref="UsePrecision"/>): the model's parameters stay float32
+    /// masters; float16 does not train.
     /// </summary>
     public TrainerBuilder UseCompute(ComputeOptions compute)
     {
         _compute = compute ?? throw new ArgumentNullException(nameof(compute));
+        return this;
+    }
+
+    /// <summary>
+    /// How the forward and backward passes compute: <see cref="Precision.TrainingPrecision.Bf16Mixed"/> runs them on a
+    /// bf16 working copy over float32 master weights, AdamW state and EMA (the reference's FSDP mixed precision, with its
+    /// float32 islands); <see cref="Precision.TrainingPrecision.Fp32"/> trains in float32. Default: the configuration's
+    /// <c>precision</c> flag (<c>auto</c>: bf16 on CUDA, fp32 on the CPU), or bf16 when <see cref="UseCompute"/> names
+    /// <c>bfloat16</c>. The model given to <see cref="UseModel"/> stays float32 either way (docs/precision.md).
+    /// </summary>
+    public TrainerBuilder UsePrecision(Precision.TrainingPrecision precision)
+    {
+        _precision = precision;
         return this;
     }
 
@@ -274,9 +290,7 @@ public sealed partial class TrainerBuilder
         if (_maxConsecutiveNonFinite < 1) failures.Add($"UseNonFiniteLimit: {_maxConsecutiveNonFinite} must be at least 1.");
         if (_keepLast is < 1) failures.Add($"KeepLastCheckpoints: {_keepLast} must be at least 1.");
         failures.AddRange(_compute.Validate().Select(f => "UseCompute: " + f));
-        if (_compute.Validate().Count == 0 && DTypeNames.Parse(_compute.DType) != torch.ScalarType.Float32)
-            failures.Add($"UseCompute: DType '{_compute.DType}' does not train yet; use float32. " +
-                         "(Unfinished: the reference's bf16 autocast over fp32 master weights is not implemented.)");
+        Precision.TrainingPrecision precision = ResolvePrecision(failures);
         ValidationPlan? validation = ResolveValidation(failures);
         if (failures.Count > 0) throw new InvalidTrainingOptionsException(failures);
         ComputeSelection compute = ApplyCompute(_compute, _model!.Module);
@@ -303,7 +317,7 @@ public sealed partial class TrainerBuilder
             : _source! with { NumWorkers = numWorkers };
         return new Trainer(new TrainerSettings(_model!, data, _configuration, sinks, [.. _onStep], [.. _onSave],
             logger, _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
-            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, _stopOnSignals, owned));
+            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned));
     }
 
     /// <summary>The folder under <c>results_dir</c> the default TensorBoard sink writes to.</summary>
@@ -339,6 +353,31 @@ public sealed partial class TrainerBuilder
                 throw new InvalidTrainingOptionsException([$"UseCompute: the model's parameter '{name}' is on {parameter.device}, not on {selection.Device}; move the model with .to(device) first."]);
         }
         return selection;
+    }
+
+    /// <summary>The training precision from <see cref="UsePrecision"/>, the compute dtype and the <c>precision</c> flag,
+    /// adding conflicts to <paramref name="failures"/>.</summary>
+    private Precision.TrainingPrecision ResolvePrecision(List<string> failures)
+    {
+        bool computeValid = _compute.Validate().Count == 0;
+        torch.ScalarType dtype = computeValid ? DTypeNames.Parse(_compute.DType) : torch.ScalarType.Float32;
+        torch.Device device = computeValid ? DeviceNames.Parse(_compute.Device) : torch.CPU;
+        if (dtype is not (torch.ScalarType.Float32 or torch.ScalarType.BFloat16))
+        {
+            failures.Add($"UseCompute: DType '{_compute.DType}' does not train; use float32, or bfloat16 for bf16 mixed precision over float32 master weights.");
+            return Precision.TrainingPrecision.Fp32;
+        }
+        if (dtype == torch.ScalarType.BFloat16)
+        {
+            if (_precision == Precision.TrainingPrecision.Fp32)
+                failures.Add($"UseCompute: DType '{_compute.DType}' asks for bf16 but UsePrecision(Fp32) was called; drop one of them.");
+            return Precision.TrainingPrecision.Bf16Mixed;
+        }
+        if (_precision is { } chosen) return chosen;
+        // An invalid flag is reported by the configuration's validator.
+        return Precision.TrainingPrecisionNames.TryParse(_configuration.Training.Precision, device, out Precision.TrainingPrecision fromFlag)
+            ? fromFlag
+            : Precision.TrainingPrecision.Fp32;
     }
 
     /// <summary>The validation plan, adding its problems to <paramref name="failures"/>; null without a set.</summary>

@@ -31,6 +31,7 @@ internal sealed record TrainerSettings(
     ValidationPlan? Validation = null,
     bool FlatBufferOptimizer = true,
     IReadOnlyDictionary<string, string>? ModelDescription = null,
+    Precision.TrainingPrecision Precision = Precision.TrainingPrecision.Fp32,
 
     bool StopOnSignals = false,
     IReadOnlyList<object>? Owned = null);

@@ -5,6 +5,7 @@ using Bagel.Training.Ema;
 using Bagel.Training.Loss;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
+using Bagel.Training.Precision;
 using Bagel.Training.Schedules;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
@@ -56,6 +57,15 @@ public sealed class TrainingSession : IDisposable
         LossWeights = LossWeights.FromOptions(training);
         Streams = new RandomStreams(training.GlobalSeed);
         Ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema, fused: options.FlatBufferOptimizer);
+        try
+        {
+            Precision = PrecisionPolicies.Create(options.Precision, model);
+        }
+        catch
+        {
+            Ema.Dispose(); // a model without a bf16 working copy, or with non-float32 weights
+            throw;
+        }
         var adamW = AdamWOptions.FromTrainingOptions(training);
         adamW.FlatBuffers = options.FlatBufferOptimizer;
         Optimizer = options.ParameterGroups is { } groups
@@ -71,6 +81,13 @@ public sealed class TrainingSession : IDisposable
 
     /// <summary>The model being trained (the caller's; not disposed here).</summary>
     public ITrainableModel Model { get; }
+
+    /// <summary>
+    /// Where the forward and backward passes run (<see cref="TrainingSessionOptions.Precision"/>): per micro-batch call
+    /// <see cref="IPrecisionPolicy.BeforeForward"/>, run <c>Precision.ComputeModel.Forward</c> and the backward, then
+    /// <see cref="IPrecisionPolicy.AfterBackward"/>; the <see cref="Stepper"/> then updates the float32 master weights.
+    /// </summary>
+    public IPrecisionPolicy Precision { get; }
 
     /// <summary>The flags this session was built from.</summary>
     public TrainingConfiguration Configuration { get; }
@@ -129,6 +146,7 @@ public sealed class TrainingSession : IDisposable
         // The flat optimizer hands out views of its gradient buffers, so autograd accumulates into them from step 0.
         if (Optimizer is FlatBufferAdamW flat) flat.AttachGradients();
         MaterializeGradients(Model.Module);
+        Precision.MasterWeightsChanged();
         RankDataStatus? data = restored.DataStatus?.ForResume(0, 1, Configuration.Data.NumWorkers, logger: _logger);
         var progress = new TrainProgress(restored.StartStep, restored.State?.TokensSeen ?? 0, restored.State?.SamplesSeen ?? 0);
         return new TrainingResume(progress, data, restored);
@@ -177,10 +195,11 @@ public sealed class TrainingSession : IDisposable
         return _checkpointer.Save(progress, document, cancellationToken);
     }
 
-    /// <summary>Disposes the EMA copy, the optimizer and the RNG streams (not the model).</summary>
+    /// <summary>Disposes the EMA copy, the precision policy's working copy, the optimizer and the RNG streams (not the model).</summary>
     public void Dispose()
     {
         Ema.Dispose();
+        Precision.Dispose();
         Optimizer.Dispose();
         Streams.Dispose();
     }

@@ -1,3 +1,4 @@
+using Bagel.Training.Precision;
 using Bagel.Training.Optimization;
 using Bagel.Training.Schedules;
 using TorchSharp;
@@ -27,6 +28,10 @@ public sealed class TrainingSessionOptions
     /// too). Default true; false: TorchSharp's per-tensor AdamW and a per-tensor EMA update.
     /// </summary>
     public bool FlatBufferOptimizer { get; set; } = true;
+
+    /// <summary>How the forward and backward passes compute (<see cref="TrainingPrecision"/>): fp32, or bf16 mixed over
+    /// float32 master weights (docs/precision.md). Default <see cref="TrainingPrecision.Fp32"/>.</summary>
+    public TrainingPrecision Precision { get; set; } = TrainingPrecision.Fp32;
 
     /// <summary>The clock that stamps each checkpoint's <c>saved_at</c>. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;

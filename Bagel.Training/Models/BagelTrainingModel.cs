@@ -20,6 +20,7 @@ public sealed class BagelTrainingModel : ITrainableModel
     private readonly FluxAutoEncoder? _vae;
     private readonly Func<BagelModel> _createTwin;
     private readonly IRandomSource _noise;
+    private readonly bool _vaeAutocast;
 
     /// <summary>Creates the adapter.</summary>
     /// <param name="model">The composite (its trainable parameters are what the optimizer updates).</param>
@@ -34,6 +35,30 @@ public sealed class BagelTrainingModel : ITrainableModel
             throw new ArgumentException("visual_gen is on, so the trainer needs the VAE to encode the target images; pass the FluxAutoEncoder.", nameof(vae));
         _vae = vae;
         _noise = noise ?? TorchGlobalRandomSource.Instance;
+    }
+
+    private BagelTrainingModel(BagelModel model, FluxAutoEncoder? vae, Func<BagelModel> createTwin, IRandomSource noise, bool vaeAutocast)
+        : this(model, vae, createTwin, noise)
+    {
+        _vaeAutocast = vaeAutocast;
+    }
+
+    /// <summary>
+    /// The same forward over <paramref name="workingCopy"/> (a <see cref="BagelModel"/> twin, e.g. the bf16 working copy
+    /// of mixed precision), sharing the VAE and the noise source; the activation-checkpointing setting is carried over.
+    /// When the copy is bf16 the VAE encode runs as the reference's under bf16 autocast
+    /// (<see cref="FluxAutoEncoder.EncodeUnderBf16Autocast"/>): bf16 convolutions and attention, float32 GroupNorm and posterior.
+    /// </summary>
+    /// <param name="workingCopy">A composite of the same configuration.</param>
+    /// <returns>The adapter over <paramref name="workingCopy"/>.</returns>
+    /// <exception cref="ArgumentException"><paramref name="workingCopy"/> is not a <see cref="BagelModel"/>.</exception>
+    public ITrainableModel ForWorkingCopy(nn.Module workingCopy)
+    {
+        if (workingCopy is not BagelModel copy)
+            throw new ArgumentException($"The working copy must be a BagelModel (from CreateTwin); got {workingCopy?.GetType().Name ?? "null"}.", nameof(workingCopy));
+        copy.LanguageModel.Model.GradientCheckpointing = _model.LanguageModel.Model.GradientCheckpointing;
+        bool bf16 = copy.parameters().FirstOrDefault()?.dtype == ScalarType.BFloat16;
+        return new BagelTrainingModel(copy, _vae, _createTwin, _noise, bf16);
     }
 
     /// <inheritdoc />
@@ -53,6 +78,7 @@ public sealed class BagelTrainingModel : ITrainableModel
         if (batch.Vae is not null && _model.Config.VisualGen)
         {
             using var noGrad = torch.no_grad();
+            using IDisposable? autocast = _vaeAutocast ? FluxAutoEncoder.EncodeUnderBf16Autocast() : null;
             latents = _vae!.EncodePacked(batch, _noise, _model.Config.LatentPatchSize);
         }
         BagelForwardOutput output = _model.Forward(batch, latents, _noise);

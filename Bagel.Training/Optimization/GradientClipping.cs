@@ -83,6 +83,7 @@ public static class GradientClipping
     /// <summary>The norm as a double: a float32 norm exactly as <c>item&lt;float&gt;</c> gives it; mixed dtypes (a float64 norm) keep their precision.</summary>
     private static double AsDouble(torch.Tensor total)
     {
+        Loop.HostSync.Count(); // the NaN guard needs the norm on the host before AdamW steps
         using torch.Tensor wide = total.to(torch.float64);
         return wide.item<double>();
     }

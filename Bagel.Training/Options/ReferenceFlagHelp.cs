@@ -90,6 +90,7 @@ public static class ReferenceFlagHelp
         ["use_flex"] = "Reference: packed flex attention. Accepted; attention here is always exact over the packed sequence.",
         ["validation_config_file"] = "Our extension: mix YAML of a held-out validation set over the same registry; empty turns validation off.",
         ["special_token_loss"] = "Our extension: also train the <|im_end|> of a text that is followed by an image to generate to predict <|vision_start|> (the reference sets this per plan item; its shipped datasets leave it off).",
+        ["precision"] = "Our extension: bf16 (bf16 forward/backward over float32 master weights, AdamW state and EMA, as the reference's FSDP mixed precision), fp32, or auto (bf16 on CUDA, fp32 on the CPU). See docs/precision.md.",
         ["validate_every"] = "Our extension: evaluate the validation set every this many steps and at the end; 0 means at every checkpoint.",
         ["validation_batches"] = "Our extension: packed batches taken per validation group.",
     };

@@ -169,6 +169,11 @@ public sealed class TrainingOptions
     /// CE loss, so it needs the language-model head's CE path (<c>visual_und</c>). Default <c>false</c>.</summary>
     [ConfigurationKeyName("special_token_loss")] public bool SpecialTokenLoss { get; set; }
 
+    /// <summary>Not in the reference (it always trains in bf16 under FSDP mixed precision). <c>bf16</c>: bf16 forward and
+    /// backward over float32 master weights, AdamW state and EMA, with the reference's float32 islands; <c>fp32</c>:
+    /// everything in float32; <c>auto</c>: bf16 on CUDA, fp32 on the CPU (docs/precision.md). Default <c>auto</c>.</summary>
+    [ConfigurationKeyName("precision")] public string Precision { get; set; } = "auto";
+
     /// <summary>Default of <see cref="ValidationBatches"/>: a few batches per group keep an evaluation short.</summary>
     public const int DefaultValidationBatches = 4;
 }

@@ -61,6 +61,8 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
             f.Add("'resume_model_only' is set but 'resume_from' is not; there is nothing to load. Give 'resume_from'.");
         f.NonNegative("validate_every", options.ValidateEvery);
         f.Positive("validation_batches", options.ValidationBatches);
+        if (!Precision.TrainingPrecisionNames.IsValid(options.Precision))
+            f.Add($"'precision' '{options.Precision}' is not one of {Precision.TrainingPrecisionNames.AcceptedNames}.");
         ValidateDistributed(options, f);
         return f.ToResult();
     }

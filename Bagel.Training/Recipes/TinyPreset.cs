@@ -50,6 +50,10 @@ public sealed record TinyPresetOptions
     /// <summary>Progress bar, colour and bare step lines (default: none of the console's extras, bare lines on).</summary>
     public TrainCommandOptions Presentation { get; init; } = new();
 
+    /// <summary>The <c>precision</c> flag: <c>fp32</c>, <c>bf16</c> (bf16 mixed precision over float32 master weights) or
+    /// <c>auto</c> (fp32 on the CPU, where the preset trains). Default <c>auto</c>.</summary>
+    public string Precision { get; init; } = global::Bagel.Training.Precision.TrainingPrecisionNames.Auto;
+
     /// <summary>Called after every step (after the progress bar); for tests and hosts. Default none.</summary>
     public Action<TrainingStepReport>? OnStep { get; init; }
 }
@@ -223,6 +227,7 @@ public static partial class TinyPreset
         t.ResultsDir = results;
         t.AutoResume = true;
         t.WandbName = "tiny-preset";
+        t.Precision = options.Precision;
         return config;
     }
 

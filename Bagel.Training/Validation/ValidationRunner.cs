@@ -10,7 +10,7 @@ namespace Bagel.Training.Validation;
 /// The trainer's side of validation: when to evaluate, and where the figures go (one log line per group, one metric
 /// record with <c>val/{group}/mse</c> and <c>val/{group}/ce</c> to every sink, then the on-eval callbacks).
 /// </summary>
-internal sealed partial class ValidationRunner(ValidationPlan plan, ITrainableModel model, LossWeights weights, long seed,
+internal sealed partial class ValidationRunner(ValidationPlan plan, Precision.IPrecisionPolicy precision, LossWeights weights, long seed,
     ILogger logger, IReadOnlyList<IMetricSink> sinks, TimeProvider time)
 {
     /// <summary>True when an evaluation is due after <paramref name="completedSteps"/> steps (the end of the run aside).</summary>
@@ -21,7 +21,8 @@ internal sealed partial class ValidationRunner(ValidationPlan plan, ITrainableMo
     {
         long start = time.GetTimestamp();
         // Not cancellable: a stop request finishes the step (and its evaluation) and then writes the final checkpoint.
-        IReadOnlyList<GroupValidationLoss> groups = ValidationEvaluator.Evaluate(model, plan.Set, weights, seed, CancellationToken.None);
+        precision.BeforeForward(); // bf16: evaluate the weights just updated, on the working copy
+        IReadOnlyList<GroupValidationLoss> groups = ValidationEvaluator.Evaluate(precision.ComputeModel, plan.Set, weights, seed, CancellationToken.None);
         var report = new ValidationReport(completedSteps, groups, time.GetElapsedTime(start));
         foreach (GroupValidationLoss group in groups) LogGroup(logger, FormatLine(completedSteps, group));
         if (sinks.Count > 0)
