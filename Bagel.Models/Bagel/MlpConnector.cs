@@ -32,8 +32,8 @@ public sealed class MlpConnector : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        using Tensor hidden = _fc1.forward(x);
+        using Tensor hidden = _fc1.call(x);
         using Tensor activated = nn.functional.gelu(hidden, GELU.Approximate.tanh);
-        return _fc2.forward(activated);
+        return _fc2.call(activated);
     }
 }
