@@ -25,6 +25,12 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
     [TrainBenchmark.MemoryCommand] = ("(internal) train the tiny composite, printing RSS.", true, TrainBenchmark.RunMemory),
     [TrainBenchmark.ThroughputCommand] = ("(internal) train the small composite a few steps, printing the step split.", true, TrainBenchmark.RunThroughput),
     [TrainBenchmark.OptimizerCommand] = ("(internal) per-tensor vs flat optimizer updates.", true, TrainBenchmark.RunOptimizer),
+    ["lora"] = ("Peak memory of one LoRA training step vs one full fine-tuning step (AdamW, EMA) of the composite at Qwen2.5-0.5B widths " +
+                "(hidden 896, 14/2 heads, intermediate 4864, MoT, small SigLIP, tiny VAE) on one synthetic pack, each mode in a fresh process: " +
+                "peak RSS, tracked tensor bytes, the ratio. Options: --layers L (24), --vocab V (32768), --tokens N (1024), --rank R (16), " +
+                "--alpha A (32), --targets T (llm), --modes full,lora, --checkpointing.",
+                false, LoraBenchmark.Run),
+    [LoraBenchmark.StepCommand] = ("(internal) two training steps in one mode, printing memory.", true, LoraBenchmark.RunStep),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
 
