@@ -51,7 +51,7 @@ public sealed partial class BagelModel
             Tensor x0 = LatentPatchifier.PatchifyPacked(latents!, vae.LatentShapes, Config.LatentPatchSize);
             flow = FlowMatching.Prepare(x0, vae.PackedTimesteps, flowNoise, Config.TimestepShift);
             Tensor weight = vae2llm!.weight!;
-            Tensor tokens = vae2llm.forward(flow.NoisyLatents.to(weight.dtype))
+            Tensor tokens = vae2llm.call(flow.NoisyLatents.to(weight.dtype))
                 .add(time_embedder!.forward(flow.Timesteps))
                 .add(latent_pos_embed!.forward(vae.PackedLatentPositionIds));
             sequence.index_copy_(0, vae.PackedVaeTokenIndexes, tokens.to(sequence.dtype));
@@ -91,7 +91,7 @@ public sealed partial class BagelModel
         Tensor? mse = null;
         if (batch.Vae is { } noisy && flow is not null)
         {
-            Tensor prediction = llm2vae!.forward(hidden.index_select(0, noisy.MseLossIndexes)).to(lossType);
+            Tensor prediction = llm2vae!.call(hidden.index_select(0, noisy.MseLossIndexes)).to(lossType);
             Tensor targetRows = flow.HasTarget().nonzero().squeeze(1);
             if (targetRows.shape[0] != prediction.shape[0])
                 throw new BagelInputException(

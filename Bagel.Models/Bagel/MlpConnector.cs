@@ -34,8 +34,8 @@ public sealed class MlpConnector : nn.Module<Tensor, Tensor>
     {
         // Autocast casts the ViT's float32 post-LayerNorm output to the weights' dtype (bf16 in training).
         using Tensor input = x.to(_fc1.weight!.dtype);
-        using Tensor hidden = _fc1.forward(input);
+        using Tensor hidden = _fc1.call(input);
         using Tensor activated = nn.functional.gelu(hidden, GELU.Approximate.tanh);
-        return _fc2.forward(activated);
+        return _fc2.call(activated);
     }
 }

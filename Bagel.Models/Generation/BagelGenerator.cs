@@ -258,7 +258,7 @@ public sealed class BagelGenerator
             Tensor sequence = zeros(_length, model.Config.LlmConfig.HiddenSize, text.dtype, text.device);
             sequence.index_copy_(0, _textIndexes, text);
             Tensor timestep = full(x.shape[0], t, float32, x.device);
-            Tensor tokens = model.Vae2Llm!.forward(x.to(model.Vae2Llm.weight!.dtype))
+            Tensor tokens = model.Vae2Llm!.call(x.to(model.Vae2Llm.weight!.dtype))
                 .add(model.TimeEmbedder!.forward(timestep))
                 .add(model.LatentPosEmbed!.forward(_latentPositions));
             sequence.index_copy_(0, _vaeIndexes, tokens.to(sequence.dtype));
@@ -273,7 +273,7 @@ public sealed class BagelGenerator
             Tensor positions = full(_length, context.Rope, int64, sequence.device);
             Tensor hidden = model.LanguageModel.Model.ForwardInference(sequence, positions, context.Cache, causal: false,
                 updateCache: false, genTokenIndexes: model.Config.UseMoe ? _vaeIndexes : null);
-            return model.Llm2Vae!.forward(hidden.index_select(0, _vaeIndexes)).to(float32);
+            return model.Llm2Vae!.call(hidden.index_select(0, _vaeIndexes)).to(float32);
         }
     }
 }

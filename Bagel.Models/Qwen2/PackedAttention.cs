@@ -44,9 +44,9 @@ public sealed class PackedAttention : torch.nn.Module<Qwen2LayerInput, torch.Ten
         ArgumentNullException.ThrowIfNull(input);
         using var scope = torch.NewDisposeScope();
         var packed_sequence = input.PackedSequence;
-        var packed_query_states = q_proj.forward(packed_sequence).view(-1, _heads, _headDim);
-        var packed_key_states = k_proj.forward(packed_sequence).view(-1, _kvHeads, _headDim);
-        var packed_value_states = v_proj.forward(packed_sequence).view(-1, _kvHeads, _headDim);
+        var packed_query_states = q_proj.call(packed_sequence).view(-1, _heads, _headDim);
+        var packed_key_states = k_proj.call(packed_sequence).view(-1, _kvHeads, _headDim);
+        var packed_value_states = v_proj.call(packed_sequence).view(-1, _kvHeads, _headDim);
 
         packed_query_states = q_norm?.forward(packed_query_states) ?? packed_query_states;
         packed_key_states = k_norm?.forward(packed_key_states) ?? packed_key_states;
@@ -57,6 +57,6 @@ public sealed class PackedAttention : torch.nn.Module<Qwen2LayerInput, torch.Ten
         var packed_attn_output = input.Cache is { } cache
             ? cache.Attend(packed_query_states, packed_key_states, packed_value_states)
             : PackedScaledDotProductAttention.Forward(packed_query_states, packed_key_states, packed_value_states, input.AttentionMask);
-        return o_proj.forward(packed_attn_output).MoveToOuterDisposeScope();
+        return o_proj.call(packed_attn_output).MoveToOuterDisposeScope();
     }
 }

@@ -63,11 +63,11 @@ public sealed class PackedAttentionMoT : torch.nn.Module<Qwen2LayerInput, torch.
         var packed_sequence_und = routing.SelectUnd(packed_sequence);
         var packed_sequence_gen = routing.SelectGen(packed_sequence);
 
-        var packed_query_states = routing.Merge(q_proj.forward(packed_sequence_und), q_proj_moe_gen.forward(packed_sequence_gen), length)
+        var packed_query_states = routing.Merge(q_proj.call(packed_sequence_und), q_proj_moe_gen.call(packed_sequence_gen), length)
             .view(-1, _heads, _headDim);
-        var packed_key_states = routing.Merge(k_proj.forward(packed_sequence_und), k_proj_moe_gen.forward(packed_sequence_gen), length)
+        var packed_key_states = routing.Merge(k_proj.call(packed_sequence_und), k_proj_moe_gen.call(packed_sequence_gen), length)
             .view(-1, _kvHeads, _headDim);
-        var packed_value_states = routing.Merge(v_proj.forward(packed_sequence_und), v_proj_moe_gen.forward(packed_sequence_gen), length)
+        var packed_value_states = routing.Merge(v_proj.call(packed_sequence_und), v_proj_moe_gen.call(packed_sequence_gen), length)
             .view(-1, _kvHeads, _headDim);
         if (_freezeUnd) packed_value_states = routing.DetachUnd(packed_value_states);
 
@@ -81,8 +81,8 @@ public sealed class PackedAttentionMoT : torch.nn.Module<Qwen2LayerInput, torch.
             ? cache.Attend(packed_query_states_, packed_key_states_, packed_value_states)
             : PackedScaledDotProductAttention.Forward(packed_query_states_, packed_key_states_, packed_value_states, input.AttentionMask);
         var packed_attn_output_ = routing.Merge(
-            o_proj.forward(routing.SelectUnd(packed_attn_output)),
-            o_proj_moe_gen.forward(routing.SelectGen(packed_attn_output)),
+            o_proj.call(routing.SelectUnd(packed_attn_output)),
+            o_proj_moe_gen.call(routing.SelectGen(packed_attn_output)),
             length);
         return packed_attn_output_.MoveToOuterDisposeScope();
     }

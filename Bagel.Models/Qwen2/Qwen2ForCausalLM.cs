@@ -43,5 +43,5 @@ public sealed class Qwen2ForCausalLM : torch.nn.Module<Qwen2PackedInput, torch.T
     /// <summary><c>lm_head(hidden)</c>.</summary>
     /// <param name="hidden">[N, H] final hidden rows (e.g. <c>h[ce_loss_indexes]</c>).</param>
     /// <returns>[N, V] logits.</returns>
-    public torch.Tensor ComputeLogits(torch.Tensor hidden) => lm_head.forward(hidden);
+    public torch.Tensor ComputeLogits(torch.Tensor hidden) => lm_head.call(hidden);
 }

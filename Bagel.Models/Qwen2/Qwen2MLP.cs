@@ -27,7 +27,7 @@ public sealed class Qwen2MLP : torch.nn.Module<torch.Tensor, torch.Tensor>
     public override torch.Tensor forward(torch.Tensor hidden_state)
     {
         using var scope = torch.NewDisposeScope();
-        var activated = torch.nn.functional.silu(gate_proj.forward(hidden_state)) * up_proj.forward(hidden_state);
-        return down_proj.forward(activated).MoveToOuterDisposeScope();
+        var activated = torch.nn.functional.silu(gate_proj.call(hidden_state)) * up_proj.call(hidden_state);
+        return down_proj.call(activated).MoveToOuterDisposeScope();
     }
 }

@@ -44,11 +44,11 @@ public sealed class SiglipAttention : torch.nn.Module<torch.Tensor, IReadOnlyLis
         using var scope = torch.NewDisposeScope();
         var states = hidden_states.to(q_proj.weight!.dtype);
         long total_q_len = states.shape[0];
-        var query_states = Heads(q_proj.forward(states), total_q_len);
-        var key_states = Heads(k_proj.forward(states), total_q_len);
-        var value_states = Heads(v_proj.forward(states), total_q_len);
+        var query_states = Heads(q_proj.call(states), total_q_len);
+        var key_states = Heads(k_proj.call(states), total_q_len);
+        var value_states = Heads(v_proj.call(states), total_q_len);
         var attn_output = SiglipVarlenAttention.Forward(query_states, key_states, value_states, seqlens);
-        return out_proj.forward(attn_output.to(out_proj.weight!.dtype)).MoveToOuterDisposeScope();
+        return out_proj.call(attn_output.to(out_proj.weight!.dtype)).MoveToOuterDisposeScope();
     }
 
     private torch.Tensor Heads(torch.Tensor projected, long length)

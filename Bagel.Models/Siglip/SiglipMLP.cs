@@ -25,8 +25,8 @@ public sealed class SiglipMLP : torch.nn.Module<torch.Tensor, torch.Tensor>
     public override torch.Tensor forward(torch.Tensor hidden_states)
     {
         using var scope = torch.NewDisposeScope();
-        var states = fc1.forward(hidden_states.to(fc1.weight!.dtype));
+        var states = fc1.call(hidden_states.to(fc1.weight!.dtype));
         states = torch.nn.functional.gelu(states, TorchSharp.Modules.GELU.Approximate.tanh); // gelu_pytorch_tanh
-        return fc2.forward(states).MoveToOuterDisposeScope();
+        return fc2.call(states).MoveToOuterDisposeScope();
     }
 }

@@ -39,7 +39,7 @@ public sealed class SiglipVisionEmbeddings : torch.nn.Module<torch.Tensor, torch
     public override torch.Tensor forward(torch.Tensor packed_pixel_values, torch.Tensor packed_flattened_position_ids)
     {
         using var scope = torch.NewDisposeScope();
-        var patch_embeds = patch_embedding.forward(packed_pixel_values.to(patch_embedding.weight!.dtype));
+        var patch_embeds = patch_embedding.call(packed_pixel_values.to(patch_embedding.weight!.dtype));
         return (patch_embeds + position_embedding.forward(packed_flattened_position_ids)).MoveToOuterDisposeScope();
     }
 }

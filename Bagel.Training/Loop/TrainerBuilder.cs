@@ -47,6 +47,7 @@ public sealed partial class TrainerBuilder
     private bool _flatBufferOptimizer = true;
     private IReadOnlyDictionary<string, string>? _modelDescription;
     private Precision.TrainingPrecision? _precision;
+    private Bagel.Models.Lora.LoraOptions? _lora;
 
     /// <summary>The model to train (required).</summary>
     public TrainerBuilder UseModel(ITrainableModel model)
@@ -196,6 +197,22 @@ public sealed partial class TrainerBuilder
     }
 
     /// <summary>
+    /// Trains LoRA adapters on the frozen model instead of the model itself (<see cref="Lora.LoraTrainableModel"/>):
+    /// <see cref="Build"/> attaches them to the model's matching Linear layers, and the optimizer, EMA and checkpoints
+    /// then hold the adapters only. Without this call the <c>lora_*</c> flags decide (<c>lora_rank</c> &gt; 0 turns it
+    /// on). The adapters stay attached after the run; <see cref="LoraModel"/> holds them.
+    /// </summary>
+    public TrainerBuilder UseLora(Bagel.Models.Lora.LoraOptions options)
+    {
+        _lora = options ?? throw new ArgumentNullException(nameof(options));
+        return this;
+    }
+
+    /// <summary>The model with its LoRA adapters after <see cref="Build"/> when LoRA is on (the caller disposes it to
+    /// detach the adapters); null otherwise.</summary>
+    public Lora.LoraTrainableModel? LoraModel { get; private set; }
+
+    /// <summary>
     /// Adds a sink that receives every logged step's metrics (flushed at each checkpoint; the caller disposes it).
     /// Before the first step the trainer calls its <see cref="IMetricSink.DiscardFromStepAsync"/> with the run's first
     /// step, so a resumed run records each step once. Adding a sink turns off the default sinks.
@@ -292,8 +309,17 @@ public sealed partial class TrainerBuilder
         failures.AddRange(_compute.Validate().Select(f => "UseCompute: " + f));
         Precision.TrainingPrecision precision = ResolvePrecision(failures);
         ValidationPlan? validation = ResolveValidation(failures);
+        Bagel.Models.Lora.LoraOptions? lora = _lora ?? (Lora.LoraFlags.Enabled(_configuration.Training) ? Lora.LoraFlags.ToOptions(_configuration.Training) : null);
+        if (_lora is not null) failures.AddRange(_lora.Validate().Select(f => "UseLora: " + f));
         if (failures.Count > 0) throw new InvalidTrainingOptionsException(failures);
         ComputeSelection compute = ApplyCompute(_compute, _model!.Module);
+        ITrainableModel model = _model!;
+        if (lora is not null)
+        {
+            LoraModel?.Dispose();
+            LoraModel = new Lora.LoraTrainableModel(_model!, lora);
+            model = LoraModel;
+        }
 
         var owned = new List<object>();
         ILoggerFactory loggerFactory = _loggerFactory ?? Own(owned, DefaultConsoleLogging.Create());
@@ -315,7 +341,7 @@ public sealed partial class TrainerBuilder
         TrainingDataSource data = _pipeline is not null
             ? TrainingDataSource.FromPipeline(_pipeline, numWorkers)
             : _source! with { NumWorkers = numWorkers };
-        return new Trainer(new TrainerSettings(_model!, data, _configuration, sinks, [.. _onStep], [.. _onSave],
+        return new Trainer(new TrainerSettings(model, data, _configuration, sinks, [.. _onStep], [.. _onSave],
             logger, _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
             compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned));
     }

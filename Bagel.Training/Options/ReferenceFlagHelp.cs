@@ -93,6 +93,10 @@ public static class ReferenceFlagHelp
         ["precision"] = "Our extension: bf16 (bf16 forward/backward over float32 master weights, AdamW state and EMA, as the reference's FSDP mixed precision), fp32, or auto (bf16 on CUDA, fp32 on the CPU). See docs/precision.md.",
         ["validate_every"] = "Our extension: evaluate the validation set every this many steps and at the end; 0 means at every checkpoint.",
         ["validation_batches"] = "Our extension: packed batches taken per validation group.",
+        ["lora_rank"] = "Our extension: rank of LoRA adapters on the frozen base; 0 trains the full model (checkpoints then hold only the adapters, in PEFT's layout).",
+        ["lora_alpha"] = "Our extension: LoRA scale numerator; adapters are scaled by lora_alpha/lora_rank.",
+        ["lora_dropout"] = "Our extension: dropout on the LoRA adapters' input while training.",
+        ["lora_targets"] = "Our extension: Linear layers to adapt: llm, llm_und, llm_gen, all_linear, regex:PATTERN or a comma list of module names (PEFT's suffix rule).",
     };
 
     /// <summary>The meaning of <paramref name="flag"/> (snake_case), or null for an unknown flag.</summary>

@@ -174,6 +174,23 @@ public sealed class TrainingOptions
     /// everything in float32; <c>auto</c>: bf16 on CUDA, fp32 on the CPU (docs/precision.md). Default <c>auto</c>.</summary>
     [ConfigurationKeyName("precision")] public string Precision { get; set; } = "auto";
 
+    // Bagel.NET extensions, not in the reference: LoRA fine-tuning (issue 12; docs/lora.md).
+
+    /// <summary>Not in the reference. Rank of the LoRA adapters; 0 (the default) trains the full model as the
+    /// reference does, more trains only adapters on the frozen base (<c>Bagel.Models.Lora</c>). Default <c>0</c>.</summary>
+    [ConfigurationKeyName("lora_rank")] public int LoraRank { get; set; }
+
+    /// <summary>Not in the reference. LoRA's <c>lora_alpha</c>: the adapters are scaled by alpha/rank. Default <c>16</c>.</summary>
+    [ConfigurationKeyName("lora_alpha")] public double LoraAlpha { get; set; } = 16;
+
+    /// <summary>Not in the reference. Dropout on the adapters' input while training. Default <c>0.0</c>.</summary>
+    [ConfigurationKeyName("lora_dropout")] public double LoraDropout { get; set; }
+
+    /// <summary>Not in the reference. Which Linear layers get adapters: <c>llm</c> (both experts' attention and MLP
+    /// projections), <c>llm_und</c>, <c>llm_gen</c>, <c>all_linear</c>, <c>regex:PATTERN</c> or a comma-separated list
+    /// of module names/suffixes (PEFT's rules). Default <c>llm</c>.</summary>
+    [ConfigurationKeyName("lora_targets")] public string LoraTargets { get; set; } = "llm";
+
     /// <summary>Default of <see cref="ValidationBatches"/>: a few batches per group keep an evaluation short.</summary>
     public const int DefaultValidationBatches = 4;
 }

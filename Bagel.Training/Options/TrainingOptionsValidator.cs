@@ -60,6 +60,9 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
         if (options.ResumeModelOnly && options.ResumeFrom is null && !options.AutoResume)
             f.Add("'resume_model_only' is set but 'resume_from' is not; there is nothing to load. Give 'resume_from'.");
         f.NonNegative("validate_every", options.ValidateEvery);
+        f.NonNegative("lora_rank", options.LoraRank);
+        if (options.LoraRank > 0)
+            foreach (string failure in Lora.LoraFlags.ToOptions(options).Validate()) f.Add(failure);
         f.Positive("validation_batches", options.ValidationBatches);
         if (!Precision.TrainingPrecisionNames.IsValid(options.Precision))
             f.Add($"'precision' '{options.Precision}' is not one of {Precision.TrainingPrecisionNames.AcceptedNames}.");

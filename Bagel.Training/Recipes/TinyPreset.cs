@@ -56,6 +56,14 @@ public sealed record TinyPresetOptions
 
     /// <summary>Called after every step (after the progress bar); for tests and hosts. Default none.</summary>
     public Action<TrainingStepReport>? OnStep { get; init; }
+
+    /// <summary>Changes the preset's flags before the run (e.g. <c>lora_rank</c>, <c>lora_targets</c> and <c>lr</c> for a
+    /// LoRA run on the tiny model); null keeps the preset's. A resumed run must be given the same changes.</summary>
+    public Action<TrainingConfiguration>? Configure { get; init; }
+
+    /// <summary>Trains LoRA adapters with these options on the frozen tiny model (<c>TrainerBuilder.UseLora</c>) instead
+    /// of the model itself; null: the <c>lora_*</c> flags decide (off by default). A resumed run must be given the same.</summary>
+    public Bagel.Models.Lora.LoraOptions? Lora { get; init; }
 }
 
 /// <summary>
@@ -129,6 +137,7 @@ public static partial class TinyPreset
             BagelTokenizerSetup tokenizer = LoadTokenizer(results, latest is not null, options, log, cancellationToken);
 
             TrainingConfiguration config = Configuration(options, results, checkpoints, data);
+            options.Configure?.Invoke(config);
             var factory = new DataPipelineFactory(tokenizer, DataWiring.ToPipelineOptions(config), logger: log);
             DataPipeline pipeline = await factory.CreateFromFilesAsync(data.DatasetInfoPath, data.MixConfigPath, cancellationToken: cancellationToken).ConfigureAwait(false);
 
@@ -153,6 +162,7 @@ public static partial class TinyPreset
                 .AddMetricSink(tensorBoard);
             if (progress is not null) builder.OnStep(progress.StepReporter(options.TotalSteps, presentation.ProgressInterval));
             if (options.OnStep is { } onStep) builder.OnStep(onStep);
+            if (options.Lora is { } lora) builder.UseLora(lora);
             using Trainer trainer = builder.Build();
             TrainingRunResult result = await trainer.RunAsync(cancellationToken).ConfigureAwait(false);
             progress?.ClearProgress();
