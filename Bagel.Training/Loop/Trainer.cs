@@ -3,6 +3,7 @@ using Bagel.Core.Batching;
 using Bagel.Core.Devices;
 using Bagel.Core.Metrics;
 using Bagel.Training.Checkpoints;
+using Bagel.Training.Distributed;
 using Bagel.Training.Logging;
 using Bagel.Training.Loss;
 using Bagel.Training.Metrics;
@@ -40,6 +41,7 @@ public sealed partial class Trainer : IDisposable
     private readonly bool _stopOnSignals;
     private readonly IReadOnlyList<object> _owned;
     private bool _started;
+    private bool _stopAgreed; // data-parallel: a stop that every rank has seen, after the same step
 
     internal Trainer(TrainerSettings settings)
     {
@@ -59,10 +61,10 @@ public sealed partial class Trainer : IDisposable
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
             Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
-            ModelDescription = settings.ModelDescription,
+            ModelDescription = settings.ModelDescription, ProcessGroup = settings.ProcessGroup,
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
-        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _model, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
+        _validation = settings.Validation is { } plan && _session.Parallel.Group.Rank == 0 ? new ValidationRunner(plan, _model, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
@@ -70,6 +72,9 @@ public sealed partial class Trainer : IDisposable
 
     /// <summary>The EMA copy of the model (decay <c>ema</c>).</summary>
     public torch.nn.Module EmaModule => _session.Ema.Module;
+
+    /// <summary>Whether this process is rank 0 of its group (the one that writes metrics and checkpoints).</summary>
+    private bool IsMainRank => _session.Parallel.Group.Rank == 0;
 
     /// <summary>The AdamW optimizer (for inspection; the loop steps it).</summary>
     public AdamW Optimizer => _session.Optimizer;
@@ -94,7 +99,7 @@ public sealed partial class Trainer : IDisposable
         TrainingResume resume = _session.Restore(cancellationToken); // seeds torch's generator, then weights, optimizer, schedule, RNG, counters
         TrainProgress progress = resume.Progress;
         long startStep = resume.StartStep, step = startStep;
-        foreach (IMetricSink sink in _sinks) await sink.DiscardFromStepAsync(startStep, cancellationToken);
+        if (IsMainRank) foreach (IMetricSink sink in _sinks) await sink.DiscardFromStepAsync(startStep, cancellationToken);
         LogStart(_logger, startStep, _options.TotalSteps);
         using GracefulStop stop = GracefulStop.Start(_stopOnSignals, cancellationToken, _logger, () => step);
 
@@ -107,9 +112,9 @@ public sealed partial class Trainer : IDisposable
             _model.Module.train();
             long windowStart = _time.GetTimestamp();
             int windowSteps = 0;
-            while (step < _options.TotalSteps && !stop.Token.IsCancellationRequested)
+            while (step < _options.TotalSteps && !(_session.Parallel.IsDistributed ? _stopAgreed : stop.Token.IsCancellationRequested))
             {
-                TrainingStepReport report = await TrainStepAsync(step, batches);
+                TrainingStepReport report = await TrainStepAsync(step, batches, stop.Token);
                 progress = progress.AfterStep(report.Tokens, report.Samples);
                 step++;
                 windowSteps++;
@@ -138,8 +143,9 @@ public sealed partial class Trainer : IDisposable
     }
 
     /// <summary>One optimizer step: <c>gradient_accumulation_steps</c> micro-batches forward and backward, then the update.</summary>
-    private async Task<TrainingStepReport> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches)
+    private async Task<TrainingStepReport> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches, CancellationToken stop)
     {
+        DataParallel parallel = _session.Parallel;
         int microBatches = _options.GradientAccumulationSteps;
         double mse = 0, ce = 0, total = 0, dataWait = 0, forwardBackward = 0;
         long mseTokens = 0, ceTokens = 0, samples = 0, tokens = 0;
@@ -154,7 +160,9 @@ public sealed partial class Trainer : IDisposable
             using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
             ModelLossOutputs outputs = _model.Forward(batch);
-            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _session.LossWeights);
+            // CE and MSE are means over the global token counts, all-reduced before backward (the reference's normalisation).
+            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _session.LossWeights,
+                (c, m, w) => parallel.GlobalNormalizers(c, m, w, _compute.Device));
             loss.Total.backward(); // Combine already divides by gradient_accumulation_steps
 
             total += loss.Total.item<float>();
@@ -170,6 +178,13 @@ public sealed partial class Trainer : IDisposable
 
         OptimizerStepResult result;
         long stepStart = _time.GetTimestamp();
+        if (parallel.IsDistributed)
+        {
+            using (torch.NewDisposeScope()) parallel.AllReduceGradients();
+            // One small all-reduce: the losses as the ranks' mean, the counts summed, and whether any rank asks to stop.
+            StepFigureSums agreed = parallel.ReduceStepFigures(new StepFigureSums(mse, ce, total, ceTokens, mseTokens, samples, tokens, stop.IsCancellationRequested), _compute.Device);
+            (mse, ce, total, ceTokens, mseTokens, samples, tokens, _stopAgreed) = (agreed.Mse, agreed.Ce, agreed.Total, agreed.CeTokens, agreed.MseTokens, agreed.Samples, agreed.Tokens, agreed.Stop);
+        }
         using (torch.NewDisposeScope()) result = _session.Stepper.Step(step, total);
         double optimizerStep = _time.GetElapsedTime(stepStart).TotalSeconds;
         var report = new TrainingStepReport(step, mse, ce, total, result.LearningRate, result.GradNorm, result.Skipped, ceTokens, mseTokens, samples, tokens)
@@ -193,7 +208,7 @@ public sealed partial class Trainer : IDisposable
         _throughput.Reset();
         long skippedSamples = _data.SkippedSamples?.Invoke() ?? 0;
         TrainingLog.Step(_logger, TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples));
-        if (_sinks.Count == 0) return;
+        if (_sinks.Count == 0 || !IsMainRank) return;
         var figures = new StepFigures(report.Mse, report.Ce, report.LearningRate, report.MseTokens, report.CeTokens, report.GradNorm,
             report.Samples, speed, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _session.Guard.TotalSkipped, TotalLoss: report.TotalLoss, DataWaitSec: report.DataWaitSeconds);
         StepMetrics metrics = StepMetricsFactory.Create(report.Step, _time.GetUtcNow(), figures);
@@ -205,7 +220,7 @@ public sealed partial class Trainer : IDisposable
     {
         // Never cancelled: a half-written checkpoint is worse than a late stop (the writer is atomic either way).
         CheckpointInfo info = _session.Save(progress, _data.CaptureStatus?.Invoke(), CancellationToken.None);
-        foreach (IMetricSink sink in _sinks) await sink.FlushAsync(CancellationToken.None);
+        if (IsMainRank) foreach (IMetricSink sink in _sinks) await sink.FlushAsync(CancellationToken.None);
         foreach (Action<CheckpointInfo> callback in _onSave) callback(info);
         return info;
     }

@@ -33,4 +33,5 @@ internal sealed record TrainerSettings(
     IReadOnlyDictionary<string, string>? ModelDescription = null,
 
     bool StopOnSignals = false,
-    IReadOnlyList<object>? Owned = null);
+    IReadOnlyList<object>? Owned = null,
+    Bagel.Core.Distributed.IProcessGroup? ProcessGroup = null);
