@@ -214,7 +214,7 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
             if (error != 0)
             {
                 _failed = true;
-                throw new DistributedException($"{Backend}: rank {Rank}: {operation} #{sequence} failed: {_mpi.Describe(error)} (a rank may have died).");
+                throw _peers.FailureError(Backend, $"{operation} #{sequence}", _mpi.Describe(error));
             }
         }
     }

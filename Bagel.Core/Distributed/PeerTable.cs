@@ -82,6 +82,19 @@ public sealed class PeerTable
         }
     }
 
+    /// <summary>The explanation of a collective that failed with <paramref name="cause"/>, naming the other ranks whose processes on this host have ended.</summary>
+    /// <param name="backend">The backend's name.</param>
+    /// <param name="operation">The collective and its sequence number.</param>
+    /// <param name="cause">The backend's error.</param>
+    public DistributedException FailureError(string backend, string operation, string cause)
+    {
+        int[] dead = [.. Enumerable.Range(0, Peers.Count).Where(r => r != Rank && HasExited(r))];
+        string who = dead.Length == 0
+            ? "no other rank on this host has exited (a rank on another host may have)"
+            : string.Join(", ", dead.Select(r => $"rank {r} (pid {Peers[r].ProcessId} on {Peers[r].Host})")) + (dead.Length == 1 ? " has exited" : " have exited");
+        return new DistributedException($"{backend}: rank {Rank}: {operation} failed ({cause}): {who}. Stopping this rank.");
+    }
+
     /// <summary>
     /// The explanation of a collective that timed out on this rank: the other ranks whose processes on this host have
     /// ended, else every other rank (one of them died on another host, hung, or called another collective).
