@@ -30,24 +30,34 @@ public sealed class DataParallelTrainingTests
     private const string OutVariable = "BAGEL_TEST_DP_OUT";
     private const string TinyVariable = "BAGEL_TEST_DP_TINY";
 
+    private const int Steps = 4;
+
+    // The uninterrupted 2-rank run of Steps steps, shared by the tests of this class (they run one at a time).
+    private static readonly Lazy<TempDirectory> Straight = new(() =>
+    {
+        var folder = new TempDirectory("bagel-dp-straight-");
+        RunRanks(folder.Path, steps: Steps);
+        return folder;
+    });
+
     [Fact]
     public async Task TwoRanksEqualOneProcessOverTheSameGlobalBatches()
     {
-        using var folder = new TempDirectory("bagel-dp-");
-        RunRanks(folder.Path, steps: 3);
+        MpiRun.SkipIfUnavailable();
+        TempDirectory folder = Straight.Value;
 
         // One process, the same two shards per step, each loss over the global token counts, gradients accumulated.
         torch.set_num_threads(1);
         using var data = new ShardedData();
         DataPipeline shard0 = await data.PipelineAsync(0, 2), shard1 = await data.PipelineAsync(1, 2);
         using var model = new TinyPackedModel(seed: 1);
-        using var session = new TrainingSession(model, Configuration(Path.Combine(folder.Path, "single"), data.Root, 3), new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance });
+        using var session = new TrainingSession(model, Configuration(Path.Combine(data.Root, "single"), data.Root, Steps), new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance });
         session.Restore(TestContext.Current.CancellationToken);
         model.Module.train();
         await using var batches0 = shard0.ReadAsync(null, TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken);
         await using var batches1 = shard1.ReadAsync(null, TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken);
         var expected = new List<(double Ce, double Mse, long CeTokens, long MseTokens)>();
-        for (int step = 0; step < 3; step++)
+        for (int step = 0; step < Steps; step++)
         {
             Assert.True(await batches0.MoveNextAsync() && await batches1.MoveNextAsync());
             using var batch0 = batches0.Current;
@@ -69,7 +79,7 @@ public sealed class DataParallelTrainingTests
         }
 
         using var distributed = new TinyPackedModel(seed: 77);
-        StateDictLoader.Load(distributed.Module, Path.Combine(folder.Path, "ckpt", CheckpointLayout.FolderName(3), CheckpointLayout.ModelFileName), cancellationToken: TestContext.Current.CancellationToken);
+        StateDictLoader.Load(distributed.Module, Path.Combine(folder.Path, "ckpt", CheckpointLayout.FolderName(Steps), CheckpointLayout.ModelFileName), cancellationToken: TestContext.Current.CancellationToken);
         var reference = model.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, parameter) in distributed.Module.named_parameters())
         {
@@ -80,8 +90,8 @@ public sealed class DataParallelTrainingTests
         }
 
         string[] logged = File.ReadAllLines(Path.Combine(folder.Path, "losses-rank0.txt"));
-        Assert.Equal(3, logged.Length);
-        for (int step = 0; step < 3; step++)
+        Assert.Equal(Steps, logged.Length);
+        for (int step = 0; step < Steps; step++)
         {
             string[] f = logged[step].Split(' ');
             Assert.Equal(step.ToString(CultureInfo.InvariantCulture), f[0]);
@@ -95,20 +105,22 @@ public sealed class DataParallelTrainingTests
     [Fact]
     public void TwoRanksStoppedByOneRankAndResumedEqualAnUninterruptedRunBitForBit()
     {
-        using var straight = new TempDirectory("bagel-dp-straight-");
+        MpiRun.SkipIfUnavailable();
+        TempDirectory straight = Straight.Value;
         using var resumed = new TempDirectory("bagel-dp-resumed-");
-        RunRanks(straight.Path, steps: 4);
-        RunRanks(resumed.Path, steps: 4, stopAfter: 2); // rank 1 alone is cancelled; both ranks stop after step 2
-        Assert.Equal("2 True", File.ReadAllText(Path.Combine(resumed.Path, "result-rank0.txt")));
-        Assert.Equal("2 True", File.ReadAllText(Path.Combine(resumed.Path, "result-rank1.txt")));
-        RunRanks(resumed.Path, steps: 4);
+        // Rank 1 alone is cancelled, during the callbacks of its second step (2 completed); the ranks agree on a stop in
+        // the next step's all-reduce, so both finish that step and stop with 3 completed, one final checkpoint by rank 0.
+        RunRanks(resumed.Path, steps: Steps, stopAfter: 2);
+        Assert.Equal("3 True", File.ReadAllText(Path.Combine(resumed.Path, "result-rank0.txt")));
+        Assert.Equal("3 True", File.ReadAllText(Path.Combine(resumed.Path, "result-rank1.txt")));
+        RunRanks(resumed.Path, steps: Steps);
         Assert.Equal("4 False", File.ReadAllText(Path.Combine(resumed.Path, "result-rank0.txt")));
 
-        string final = CheckpointLayout.FolderName(4);
+        string final = CheckpointLayout.FolderName(Steps);
         foreach (string file in (string[])[CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName, CheckpointLayout.OptimizerFileName])
             Assert.True(File.ReadAllBytes(Path.Combine(straight.Path, "ckpt", final, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(resumed.Path, "ckpt", final, file))),
                 $"{file} of the stopped-and-resumed run differs from the uninterrupted run's.");
-        DataStatusDocument status = DataStatusFile.Read(Path.Combine(resumed.Path, "ckpt", CheckpointLayout.FolderName(2), CheckpointLayout.DataStatusFileName));
+        DataStatusDocument status = DataStatusFile.Read(Path.Combine(resumed.Path, "ckpt", CheckpointLayout.FolderName(3), CheckpointLayout.DataStatusFileName));
         Assert.Equal(2, status.WorldSize);
         Assert.Equal([0, 1], status.Ranks.Select(r => r.Rank));
     }
@@ -121,7 +133,7 @@ public sealed class DataParallelTrainingTests
         // --enable-recovery: mpirun lets the survivor run on (plain mpirun would end the job itself, naming the dead rank).
         var (result, _) = MpiRun.Run(typeof(DataParallelTrainingTests), nameof(ChildTrains), 2, Variables(folder.Path, steps: 50, killAfter: 2, timeoutSeconds: timeoutSeconds),
             TimeSpan.FromMinutes(3), enableRecovery: true);
-        Assert.NotEqual(0, result.ExitCode);
+        // (mpirun --enable-recovery exits 0 even though rank 0 failed: the rank's own report is what is checked.)
         string errorFile = Path.Combine(folder.Path, "error-rank0.txt");
         Assert.True(File.Exists(errorFile), $"Rank 0 reported no error:\n{result.Combined}");
         string error = File.ReadAllText(errorFile);
