@@ -32,7 +32,9 @@ internal static class CollectiveChecks
 
     /// <summary>
     /// Polls <paramref name="done"/> until it returns true or <paramref name="timeout"/> passes (then returns false): a
-    /// short spin, then yields, then 1 ms sleeps, so that a waiting rank does not take a core from the others.
+    /// short spin, then yields for up to a second, then 1 ms sleeps, so that a rank waiting long (for a checkpoint being
+    /// written) does not take a core from the others. Open MPI's non-blocking collectives progress only inside
+    /// <c>MPI_Test</c>, so the first second polls without sleeping.
     /// </summary>
     public static bool Poll(Func<bool> done, TimeSpan timeout)
     {
@@ -42,7 +44,7 @@ internal static class CollectiveChecks
             if (done()) return true;
             if (clock.Elapsed >= timeout) return false;
             if (i < 64) Thread.SpinWait(32);
-            else if (clock.ElapsedMilliseconds < 20) Thread.Yield();
+            else if (clock.ElapsedMilliseconds < 1000) Thread.Yield();
             else Thread.Sleep(1);
         }
     }

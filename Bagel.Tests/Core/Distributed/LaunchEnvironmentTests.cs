@@ -64,3 +64,28 @@ public sealed class LaunchEnvironmentTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 }
+
+public sealed class ProcessGroupFactoryTests
+{
+    private static readonly LaunchEnvironment TwoRanks = new(LaunchKind.OpenMpi, 0, 2, 0, 2, "127.0.0.1", 29500);
+
+    [Fact]
+    public void BackendIsNoneForOneProcessMpiOnCpuNcclOnCudaUnlessChosen()
+    {
+        Assert.Null(ProcessGroupFactory.Choose(new ProcessGroupOptions(), LaunchEnvironment.Single));
+        Assert.Equal(DistributedBackend.Mpi, ProcessGroupFactory.Choose(new ProcessGroupOptions(), TwoRanks));
+        Assert.Equal(DistributedBackend.Nccl, ProcessGroupFactory.Choose(new ProcessGroupOptions { Cuda = true }, TwoRanks));
+        Assert.Equal(DistributedBackend.Mpi, ProcessGroupFactory.Choose(new ProcessGroupOptions { Cuda = true, Backend = DistributedBackend.Mpi }, TwoRanks));
+        Assert.Same(SingleProcessGroup.Instance, ProcessGroupFactory.Create(new ProcessGroupOptions { Launch = LaunchEnvironment.Single }));
+    }
+
+    [Fact]
+    public void MismatchedLauncherAndBackendAreExplained()
+    {
+        var torchrun = Assert.Throws<DistributedException>(() => ProcessGroupFactory.Create(new ProcessGroupOptions { Launch = TwoRanks with { Kind = LaunchKind.Torchrun } }));
+        Assert.Contains("started by torchrun", torchrun.Message, StringComparison.Ordinal);
+        Assert.Contains("mpirun -n N", torchrun.Message, StringComparison.Ordinal);
+        var ncclOnCpu = Assert.Throws<DistributedException>(() => ProcessGroupFactory.Create(new ProcessGroupOptions { Backend = DistributedBackend.Nccl, Launch = TwoRanks }));
+        Assert.Contains("NCCL reduces CUDA tensors", ncclOnCpu.Message, StringComparison.Ordinal);
+    }
+}
