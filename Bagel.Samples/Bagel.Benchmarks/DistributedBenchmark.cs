@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Bagel.Core.Distributed;
 using Bagel.Core.Native;
-using Bagel.Training.Distributed;
 using Bagel.Training.Recipes;
 using TorchSharp;
 
@@ -103,7 +102,7 @@ internal static class DistributedBenchmark
             },
         }, TextWriter.Null, TextWriter.Null).GetAwaiter().GetResult();
         if (exit != 0) return exit;
-        if (DistributedRun.Current.Rank == 0 && LaunchEnvironment.FromEnvironment() is var launch)
+        if (LaunchEnvironment.FromEnvironment() is { Rank: 0 } launch) // the group is gone by now; the launcher's variables still say which rank this is
         {
             double[] measured = [.. times.Skip(5)];
             Console.WriteLine($"tiny preset, {launch.WorldSize} process{(launch.WorldSize == 1 ? "" : "es (data-parallel, MPI)")}: mean step {measured.Average() * 1e3:0.0} ms " +
