@@ -38,6 +38,11 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
                 "--alpha A (32), --targets T (llm), --modes full,lora, --checkpointing.",
                 false, LoraBenchmark.Run),
     [LoraBenchmark.StepCommand] = ("(internal) two training steps in one mode, printing memory.", true, LoraBenchmark.RunStep),
+    ["distributed"] = ("Data-parallel over Open MPI (2 ranks through mpirun): all-reduce of 1, 25 and 100 MB float32 buffers vs a plain memory copy " +
+                       "(time ratio), and the tiny preset's step time on 2 ranks vs 1 process. Options: --repeats R (5), --steps N (30).",
+                       false, DistributedBenchmark.Run),
+    [DistributedBenchmark.AllReduceCommand] = ("(internal) one MPI rank of the all-reduce timing.", true, DistributedBenchmark.RunAllReduce),
+    [DistributedBenchmark.StepCommand] = ("(internal) one rank of the tiny preset step timing.", true, DistributedBenchmark.RunStep),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
 

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Bagel.Core.Native;
+using Bagel.Training.Distributed;
 using Bagel.Training.Recipes;
 
 // Bagel.Train: with the reference's flags, its recipes (pre-training from parts, fine-tuning a BAGEL release, T2I-only,
@@ -21,6 +22,19 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context 
     Interlocked.CompareExchange(ref signalExit, TrainCommand.ExitTerminated, 0);
     stop.Cancel();
 });
+// torchrun's launcher flags (--nproc_per_node N, ...): start N ranks of this app with the other flags (docs/distributed.md).
+if (LocalLauncher.Parse(args, out LauncherRequest? launch, out IReadOnlyList<string> rankArgs) is { } launchError)
+{
+    Console.Error.WriteLine($"Bagel.Train: {launchError}");
+    return TrainCommand.ExitUsage;
+}
+if (launch is not null)
+{
+    (string app, IReadOnlyList<string> appArgs) = LocalLauncher.CurrentApp();
+    // CPU training uses the MPI backend, whose ranks mpirun starts; BAGEL_LAUNCHER=env starts them with torchrun's variables (CUDA, NCCL).
+    LauncherMode mode = Environment.GetEnvironmentVariable("BAGEL_LAUNCHER") == "env" ? LauncherMode.TorchrunVariables : LauncherMode.Mpirun;
+    return await LocalLauncher.RunAsync(launch, mode, app, [.. appArgs, .. rankArgs], Console.Error, cancellationToken: stop.Token);
+}
 TrainCommandOptions console = TrainCommandOptions.ForConsole();
 int exit;
 // The tiny preset takes --fresh and --precision bf16|fp32|auto; any other flag means the reference's command line.

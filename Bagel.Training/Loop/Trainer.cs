@@ -3,6 +3,7 @@ using Bagel.Core.Batching;
 using Bagel.Core.Devices;
 using Bagel.Core.Metrics;
 using Bagel.Training.Checkpoints;
+using Bagel.Training.Distributed;
 using Bagel.Training.Logging;
 using Bagel.Training.Loss;
 using Bagel.Training.Metrics;
@@ -41,6 +42,7 @@ public sealed partial class Trainer : IDisposable
     private readonly bool _stopOnSignals;
     private readonly IReadOnlyList<object> _owned;
     private bool _started;
+    private bool _stopAgreed; // data-parallel: a stop that every rank has seen, after the same step
 
     internal Trainer(TrainerSettings settings)
     {
@@ -60,11 +62,11 @@ public sealed partial class Trainer : IDisposable
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
             Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
-            ModelDescription = settings.ModelDescription, Precision = settings.Precision,
+            ModelDescription = settings.ModelDescription, Precision = settings.Precision, ProcessGroup = settings.ProcessGroup,
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
         _memory = DeviceMemoryMonitor.Create(_compute.Device, _logger); // null on the CPU: no memory figures there
-        _validation = settings.Validation is { } plan ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
+        _validation = settings.Validation is { } plan && _session.Parallel.Group.Rank == 0 ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
@@ -75,6 +77,9 @@ public sealed partial class Trainer : IDisposable
 
     /// <summary>How the forward and backward passes compute (fp32, or bf16 over float32 master weights).</summary>
     public Precision.IPrecisionPolicy Precision => _session.Precision;
+
+    /// <summary>Whether this process is rank 0 of its group (the one that writes metrics and checkpoints).</summary>
+    private bool IsMainRank => _session.Parallel.Group.Rank == 0;
 
     /// <summary>The AdamW optimizer (for inspection; the loop steps it).</summary>
     public AdamW Optimizer => _session.Optimizer;
@@ -99,7 +104,7 @@ public sealed partial class Trainer : IDisposable
         TrainingResume resume = _session.Restore(cancellationToken); // seeds torch's generator, then weights, optimizer, schedule, RNG, counters
         TrainProgress progress = resume.Progress;
         long startStep = resume.StartStep, step = startStep;
-        foreach (IMetricSink sink in _sinks) await sink.DiscardFromStepAsync(startStep, cancellationToken);
+        if (IsMainRank) foreach (IMetricSink sink in _sinks) await sink.DiscardFromStepAsync(startStep, cancellationToken);
         LogStart(_logger, startStep, _options.TotalSteps);
         using GracefulStop stop = GracefulStop.Start(_stopOnSignals, cancellationToken, _logger, () => step);
 
@@ -112,9 +117,9 @@ public sealed partial class Trainer : IDisposable
             _session.Precision.ComputeModel.Module.train();
             long windowStart = _time.GetTimestamp();
             int windowSteps = 0;
-            while (step < _options.TotalSteps && !stop.Token.IsCancellationRequested)
+            while (step < _options.TotalSteps && !(_session.Parallel.IsDistributed ? _stopAgreed : stop.Token.IsCancellationRequested))
             {
-                TrainingStepReport report = await TrainStepAsync(step, batches);
+                TrainingStepReport report = await TrainStepAsync(step, batches, stop.Token);
                 progress = progress.AfterStep(report.Tokens, report.Samples);
                 step++;
                 windowSteps++;
@@ -143,8 +148,9 @@ public sealed partial class Trainer : IDisposable
     }
 
     /// <summary>One optimizer step: <c>gradient_accumulation_steps</c> micro-batches forward and backward, then the update.</summary>
-    private async Task<TrainingStepReport> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches)
+    private async Task<TrainingStepReport> TrainStepAsync(long step, IAsyncEnumerator<PackedBatch> batches, CancellationToken stop)
     {
+        DataParallel parallel = _session.Parallel;
         int microBatches = _options.GradientAccumulationSteps;
         double dataWait = 0, forwardBackward = 0;
         long mseTokens = 0, ceTokens = 0, samples = 0, tokens = 0;
@@ -163,7 +169,9 @@ public sealed partial class Trainer : IDisposable
             using var scope = torch.NewDisposeScope();
             _session.Precision.BeforeForward(); // bf16: the working copy takes the master weights after an update
             ModelLossOutputs outputs = _session.Precision.ComputeModel.Forward(batch);
-            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _session.LossWeights);
+            // CE and MSE are means over the global token counts, all-reduced before backward (the reference's normalisation).
+            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, _session.LossWeights,
+                (c, m, w) => parallel.GlobalNormalizers(c, m, w, _compute.Device));
             loss.Total.backward(); // Combine already divides by gradient_accumulation_steps
             _session.Precision.AfterBackward(); // bf16: gradients into the float32 master gradients
 
@@ -183,6 +191,13 @@ public sealed partial class Trainer : IDisposable
 
         OptimizerStepResult result;
         long stepStart = _time.GetTimestamp();
+        if (parallel.IsDistributed)
+        {
+            using (torch.NewDisposeScope()) parallel.AllReduceGradients();
+            // One small all-reduce: the losses as the ranks' mean, the counts summed, and whether any rank asks to stop.
+            StepFigureSums agreed = parallel.ReduceStepFigures(new StepFigureSums(mse, ce, total, ceTokens, mseTokens, samples, tokens, stop.IsCancellationRequested), _compute.Device);
+            (mse, ce, total, ceTokens, mseTokens, samples, tokens, _stopAgreed) = (agreed.Mse, agreed.Ce, agreed.Total, agreed.CeTokens, agreed.MseTokens, agreed.Samples, agreed.Tokens, agreed.Stop);
+        }
         using (torch.NewDisposeScope()) result = _session.Stepper.Step(step, total);
         double optimizerStep = _time.GetElapsedTime(stepStart).TotalSeconds;
         var report = new TrainingStepReport(step, mse, ce, total, result.LearningRate, result.GradNorm, result.Skipped, ceTokens, mseTokens, samples, tokens)
@@ -209,7 +224,7 @@ public sealed partial class Trainer : IDisposable
         DeviceMemoryReading? memory = _memory?.Sample();
         string line = TrainLogLine.Format(report.Step, report.Mse, report.Ce, speed, report.LearningRate, report.GradNorm, skippedSamples);
         TrainingLog.Step(_logger, memory is null ? line : line + DeviceMemoryMonitor.FormatForLogLine(memory));
-        if (_sinks.Count == 0) return;
+        if (_sinks.Count == 0 || !IsMainRank) return;
         var figures = new StepFigures(report.Mse, report.Ce, report.LearningRate, report.MseTokens, report.CeTokens, report.GradNorm,
             report.Samples, speed, MemCacheMiB: memory?.PeakReservedMiB ?? 0, SkippedSamples: skippedSamples, SkippedNonFiniteSteps: _session.Guard.TotalSkipped,
             TotalLoss: report.TotalLoss, DataWaitSec: report.DataWaitSeconds);
@@ -232,7 +247,7 @@ public sealed partial class Trainer : IDisposable
     {
         // Never cancelled: a half-written checkpoint is worse than a late stop (the writer is atomic either way).
         CheckpointInfo info = _session.Save(progress, _data.CaptureStatus?.Invoke(), CancellationToken.None);
-        foreach (IMetricSink sink in _sinks) await sink.FlushAsync(CancellationToken.None);
+        if (IsMainRank) foreach (IMetricSink sink in _sinks) await sink.FlushAsync(CancellationToken.None);
         foreach (Action<CheckpointInfo> callback in _onSave) callback(info);
         return info;
     }

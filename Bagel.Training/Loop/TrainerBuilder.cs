@@ -48,6 +48,19 @@ public sealed partial class TrainerBuilder
     private IReadOnlyDictionary<string, string>? _modelDescription;
     private Precision.TrainingPrecision? _precision;
     private Bagel.Models.Lora.LoraOptions? _lora;
+    private Bagel.Core.Distributed.IProcessGroup? _processGroup;
+
+    /// <summary>
+    /// Trains data-parallel over <paramref name="group"/> (docs/distributed.md): rank 0's weights are broadcast, gradients
+    /// averaged over ranks after backward, losses normalised by global token counts; only rank 0 writes metrics, logs
+    /// steps and writes checkpoints (with every rank's data status). Default:
+    /// <see cref="Distributed.DistributedRun.Current"/> (a single process unless the entry point set a group).
+    /// </summary>
+    public TrainerBuilder UseProcessGroup(Bagel.Core.Distributed.IProcessGroup group)
+    {
+        _processGroup = group ?? throw new ArgumentNullException(nameof(group));
+        return this;
+    }
 
     /// <summary>The model to train (required).</summary>
     public TrainerBuilder UseModel(ITrainableModel model)
@@ -343,7 +356,7 @@ public sealed partial class TrainerBuilder
             : _source! with { NumWorkers = numWorkers };
         return new Trainer(new TrainerSettings(model, data, _configuration, sinks, [.. _onStep], [.. _onSave],
             logger, _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
-            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned));
+            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned, _processGroup));
     }
 
     /// <summary>The folder under <c>results_dir</c> the default TensorBoard sink writes to.</summary>

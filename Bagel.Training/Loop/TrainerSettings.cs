@@ -32,6 +32,6 @@ internal sealed record TrainerSettings(
     bool FlatBufferOptimizer = true,
     IReadOnlyDictionary<string, string>? ModelDescription = null,
     Precision.TrainingPrecision Precision = Precision.TrainingPrecision.Fp32,
-
     bool StopOnSignals = false,
-    IReadOnlyList<object>? Owned = null);
+    IReadOnlyList<object>? Owned = null,
+    Bagel.Core.Distributed.IProcessGroup? ProcessGroup = null);

@@ -1,6 +1,7 @@
 using Bagel.Core.DataStatus;
 using Bagel.Core.Randomness;
 using Bagel.Training.Checkpoints;
+using Bagel.Training.Distributed;
 using Bagel.Training.Ema;
 using Bagel.Training.Loss;
 using Bagel.Training.Optimization;
@@ -56,6 +57,7 @@ public sealed class TrainingSession : IDisposable
         TrainingOptions training = configuration.Training;
         LossWeights = LossWeights.FromOptions(training);
         Streams = new RandomStreams(training.GlobalSeed);
+        Parallel = new DataParallel(options.ProcessGroup ?? DistributedRun.Current, model.Module);
         Ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema, fused: options.FlatBufferOptimizer);
         try
         {
@@ -94,6 +96,13 @@ public sealed class TrainingSession : IDisposable
 
     /// <summary>The loss weights from <c>ce_weight</c>, <c>mse_weight</c>, <c>ce_loss_reweighting</c> and <c>gradient_accumulation_steps</c>, for <c>TrainingLoss.Combine</c>.</summary>
     public LossWeights LossWeights { get; }
+
+    /// <summary>
+    /// The data-parallel ranks (a single process by default): rank 0's weights are broadcast at <see cref="Restore(CancellationToken)"/>;
+    /// a loop calls <see cref="DataParallel.AllReduceGradients"/> after backward and normalises its losses with
+    /// <see cref="DataParallel.GlobalNormalizers"/>; <see cref="Save"/> gathers every rank's data status and rank 0 writes.
+    /// </summary>
+    public DataParallel Parallel { get; }
 
     /// <summary>The AdamW optimizer over the model's trainable parameters (saved as <c>optimizer.safetensors</c>).</summary>
     public AdamW Optimizer { get; }
@@ -141,13 +150,17 @@ public sealed class TrainingSession : IDisposable
     {
         if (_restored) throw new InvalidOperationException("A session restores once, before its first step; build a new session to restore again.");
         _restored = true;
-        Streams.SeedTorchGlobal(worldSize: 1, _logger);
+        // The reference's per-rank seed (global_seed · world_size + rank). The loop's named streams are the same on every
+        // rank (rank 0's, which the checkpoint holds); the data pipeline keeps its own per-rank streams in the data status.
+        var group = Parallel.Group;
+        TorchGlobalRandom.Seed(SeedDerivation.ReferenceRankSeed(Streams.Seed, group.WorldSize, group.Rank), group.Rank, _logger);
         RestoreResult restored = restore();
         // The flat optimizer hands out views of its gradient buffers, so autograd accumulates into them from step 0.
         if (Optimizer is FlatBufferAdamW flat) flat.AttachGradients();
         MaterializeGradients(Model.Module);
+        Parallel.BroadcastFromRankZero(Model.Module, Ema.Module); // every rank starts from rank 0's weights (fresh or resumed)
         Precision.MasterWeightsChanged();
-        RankDataStatus? data = restored.DataStatus?.ForResume(0, 1, Configuration.Data.NumWorkers, logger: _logger);
+        RankDataStatus? data = restored.DataStatus?.ForResume(group.Rank, group.WorldSize, Configuration.Data.NumWorkers, logger: _logger);
         var progress = new TrainProgress(restored.StartStep, restored.State?.TokensSeen ?? 0, restored.State?.SamplesSeen ?? 0);
         return new TrainingResume(progress, data, restored);
     }
@@ -189,15 +202,17 @@ public sealed class TrainingSession : IDisposable
     public CheckpointInfo Save(TrainProgress progress, RankDataStatus? dataStatus, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(progress);
-        DataStatusDocument? document = dataStatus is null
-            ? null
-            : new DataStatusDocument { WorldSize = 1, NumWorkers = Configuration.Data.NumWorkers, Ranks = [dataStatus] };
+        // Every rank's status goes to rank 0, which alone writes (the weights and optimizer state are the same on every rank).
+        DataStatusDocument? document = Parallel.GatherDataStatus(dataStatus, Configuration.Data.NumWorkers);
+        if (Parallel.Group.Rank != 0)
+            return new CheckpointInfo(progress.CompletedSteps, Path.Combine(Path.GetFullPath(Configuration.Training.CheckpointDir), CheckpointLayout.FolderName(progress.CompletedSteps)));
         return _checkpointer.Save(progress, document, cancellationToken);
     }
 
     /// <summary>Disposes the EMA copy, the precision policy's working copy, the optimizer and the RNG streams (not the model).</summary>
     public void Dispose()
     {
+        Parallel.Dispose();
         Ema.Dispose();
         Precision.Dispose();
         Optimizer.Dispose();

@@ -41,4 +41,10 @@ public sealed class TrainingSessionOptions
     /// Default null: the flags alone.
     /// </summary>
     public IReadOnlyDictionary<string, string>? ModelDescription { get; set; }
+
+    /// <summary>
+    /// The ranks to train with, data-parallel (see <see cref="Distributed.DataParallel"/> and docs/distributed.md).
+    /// Default null: <see cref="Distributed.DistributedRun.Current"/>, a single process unless the entry point set one.
+    /// </summary>
+    public Bagel.Core.Distributed.IProcessGroup? ProcessGroup { get; set; }
 }

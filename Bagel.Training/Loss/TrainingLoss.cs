@@ -19,8 +19,25 @@ public static class TrainingLoss
     /// <param name="mseSquaredError">Squared error per noisy latent token and channel [N_mse, C], or null when <c>visual_gen</c> is off.</param>
     /// <param name="weights">Loss weights and accumulation.</param>
     /// <exception cref="ArgumentException">Both losses are null, or reweighting lacks its weights.</exception>
-    public static StepLoss Combine(torch.Tensor? cePerToken, torch.Tensor? ceTokenWeights, torch.Tensor? mseSquaredError, LossWeights weights)
+    public static StepLoss Combine(torch.Tensor? cePerToken, torch.Tensor? ceTokenWeights, torch.Tensor? mseSquaredError, LossWeights weights) =>
+        Combine(cePerToken, ceTokenWeights, mseSquaredError, weights, static (ce, mse, weightSum) => new LossNormalizers(1, ce, mse, weightSum));
+
+    /// <summary>
+    /// As the other overload, with the denominators from <paramref name="normalize"/>, which receives this micro-batch's
+    /// CE tokens, MSE tokens and CE weight sum: data-parallel training passes
+    /// <c>DataParallel.GlobalNormalizers</c>, which all-reduces them over the ranks before backward as the reference does.
+    /// The returned token counts stay this rank's.
+    /// </summary>
+    /// <param name="cePerToken">Unreduced CE per labelled token [N_ce], or null when <c>visual_und</c> is off.</param>
+    /// <param name="ceTokenWeights">Per-token CE weights [N_ce], needed with <see cref="LossWeights.CeLossReweighting"/>.</param>
+    /// <param name="mseSquaredError">Squared error per noisy latent token and channel [N_mse, C], or null when <c>visual_gen</c> is off.</param>
+    /// <param name="weights">Loss weights and accumulation.</param>
+    /// <param name="normalize">The denominators (world size and global counts) from this rank's counts.</param>
+    /// <exception cref="ArgumentException">Both losses are null, or reweighting lacks its weights.</exception>
+    public static StepLoss Combine(torch.Tensor? cePerToken, torch.Tensor? ceTokenWeights, torch.Tensor? mseSquaredError, LossWeights weights,
+        Func<long, long, double, LossNormalizers> normalize)
     {
+        ArgumentNullException.ThrowIfNull(normalize);
         ArgumentNullException.ThrowIfNull(weights);
         if (cePerToken is null && mseSquaredError is null)
             throw new ArgumentException("Neither a CE nor an MSE loss was given; at least one of visual_und / visual_gen must be on.");
@@ -32,7 +49,7 @@ public static class TrainingLoss
             ? ceTokenWeights.to(torch.ScalarType.Float32).sum().item<float>()
             : 0.0;
         var options = new BagelLossOptions { CeWeight = weights.CeWeight, MseWeight = weights.MseWeight, CeLossReweighting = weights.CeLossReweighting };
-        BagelLosses losses = BagelLoss.Reduce(cePerToken, ceTokenWeights, mseSquaredError, new LossNormalizers(1, ceTokens, mseTokens, weightSum), options);
+        BagelLosses losses = BagelLoss.Reduce(cePerToken, ceTokenWeights, mseSquaredError, normalize(ceTokens, mseTokens, weightSum), options);
         try
         {
             return new StepLoss(losses.Total.div((double)weights.GradientAccumulationSteps), losses.Ce.detach(), losses.Mse.detach(), ceTokens, mseTokens);

@@ -47,7 +47,8 @@ public static class DataWiring
     /// <summary>
     /// The data pipeline options of a run with <paramref name="configuration"/>: <c>num_workers</c>,
     /// <c>prefetch_factor</c> and <c>data_seed</c> from the data flags, the packing from <see cref="ToPackingOptions"/>,
-    /// rank 0 of a world of 1 (Bagel.NET trains in one process). Build the pipeline and the trainer from the same
+    /// and this process's rank and world size from <see cref="Distributed.DistributedRun.Current"/> (rank 0 of 1 unless the
+    /// entry point set a process group: each rank reads its own shard of every source). Build the pipeline and the trainer from the same
     /// configuration, so that the trainer saves the data status with the pipeline's worker count.
     /// </summary>
     public static DataPipelineOptions ToPipelineOptions(TrainingConfiguration configuration)
@@ -60,6 +61,8 @@ public static class DataWiring
             PrefetchFactor = data.PrefetchFactor,
             DataSeed = data.DataSeed,
             Packing = ToPackingOptions(configuration),
+            Rank = Distributed.DistributedRun.Current.Rank,
+            WorldSize = Distributed.DistributedRun.Current.WorldSize,
         };
     }
 

@@ -69,8 +69,9 @@ public static partial class BagelRecipe
         if (training.UseFlex) LogUseFlex(log);
         if (training.VisualGen && !training.FreezeVae) LogVaeAlwaysFrozen(log);
 
-        // Startup step 3: the per-rank seed before anything draws random numbers (one process: rank 0 of 1).
-        TorchGlobalRandom.Seed(SeedDerivation.ReferenceRankSeed(training.GlobalSeed, worldSize: 1, rank: 0), 0, log);
+        // Startup step 3: the per-rank seed before anything draws random numbers (rank 0's weights are broadcast later).
+        var group = Distributed.DistributedRun.Current;
+        TorchGlobalRandom.Seed(SeedDerivation.ReferenceRankSeed(training.GlobalSeed, group.WorldSize, group.Rank), group.Rank, log);
         BagelTokenizerSetup tokenizer = BagelSpecialTokens.Apply(Qwen2Tokenizer.FromFolder(paths.TokenizerFolder, log, cancellationToken));
         Qwen2Config llm = Qwen2Config.FromFile(paths.LlmConfigFile) with
         {
@@ -124,7 +125,7 @@ public static partial class BagelRecipe
             DatasetInfoRegistry registry = DatasetInfoRegistry.Load(paths.DatasetInfoFile);
             DataPipeline pipeline = await factory.CreateAsync(registry, DatasetMixConfig.Load(paths.DatasetConfigFile, registry), cancellationToken: cancellationToken).ConfigureAwait(false);
             // The held-out set is small: one worker reads each group, so it needs one data unit per group, not one per training worker.
-            var validationFactory = new DataPipelineFactory(tokenizer, pipelineOptions with { NumWorkers = 1 }, modelLimits: DataWiring.ToModelImageLimits(configuration), logger: log);
+            var validationFactory = new DataPipelineFactory(tokenizer, pipelineOptions with { NumWorkers = 1, Rank = 0, WorldSize = 1 }, modelLimits: DataWiring.ToModelImageLimits(configuration), logger: log);
             validation = await ValidationSetFactory.CreateFromOptionsAsync(validationFactory, paths.DatasetInfoFile, training, cancellationToken).ConfigureAwait(false);
             return new BagelRun(configuration, paths, description, tokenizer, bagel, vae, pipeline, reports, validation);
         }

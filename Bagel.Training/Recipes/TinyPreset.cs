@@ -8,7 +8,9 @@ using Bagel.Models.Bagel;
 using Bagel.Models.FluxVae;
 using Bagel.Models.Qwen2;
 using Bagel.Models.Siglip;
+using Bagel.Core.Distributed;
 using Bagel.Training.Checkpoints;
+using Bagel.Training.Distributed;
 using Bagel.Training.Logging;
 using Bagel.Training.Loop;
 using Bagel.Training.Metrics;
@@ -64,6 +66,13 @@ public sealed record TinyPresetOptions
     /// <summary>Trains LoRA adapters with these options on the frozen tiny model (<c>TrainerBuilder.UseLora</c>) instead
     /// of the model itself; null: the <c>lora_*</c> flags decide (off by default). A resumed run must be given the same.</summary>
     public Bagel.Models.Lora.LoraOptions? Lora { get; init; }
+
+    /// <summary>
+    /// The ranks to train with (data-parallel; rank 0 writes the data, tokenizer, log, metrics and checkpoints). Default
+    /// null: made from the launcher's variables when a launcher started several processes (mpirun, srun, Bagel.Train
+    /// --nproc_per_node), else a single process.
+    /// </summary>
+    public IProcessGroup? ProcessGroup { get; init; }
 }
 
 /// <summary>
@@ -103,9 +112,34 @@ public static partial class TinyPreset
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
+        IProcessGroup group;
+        bool ownsGroup;
+        try
+        {
+            group = DistributedStartup.Join(options.ProcessGroup, cuda: false, out ownsGroup);
+        }
+        catch (DistributedException e)
+        {
+            await stderr.WriteLineAsync($"Bagel.Train: this rank cannot join the job: {e.Message}").ConfigureAwait(false);
+            return TrainCommand.ExitUsage;
+        }
+        try
+        {
+            using IDisposable current = DistributedRun.Use(group);
+            return await RunRankAsync(options, stdout, stderr, group, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (ownsGroup) group.Dispose();
+        }
+    }
+
+    private static async Task<int> RunRankAsync(TinyPresetOptions options, TextWriter stdout, TextWriter stderr, IProcessGroup group, CancellationToken cancellationToken)
+    {
+        bool main = group.Rank == 0;
         string results = Path.GetFullPath(options.ResultsDir);
         string checkpoints = Path.Combine(results, "checkpoints");
-        if (options.Fresh && Directory.Exists(results))
+        if (options.Fresh && main && Directory.Exists(results))
         {
             IReadOnlyList<CheckpointInfo> old = CheckpointCatalog.List(checkpoints);
             string what = old.Count == 0 ? "no checkpoints" : $"{old.Count} checkpoint(s), the last at step {old[^1].CompletedSteps}";
@@ -113,15 +147,18 @@ public static partial class TinyPreset
                                         $"the example data and the tokenizer), then training from step 0.").ConfigureAwait(false);
             Directory.Delete(results, recursive: true);
         }
-        Directory.CreateDirectory(results);
+        if (main) Directory.CreateDirectory(results);
+        group.Barrier(); // the other ranks look at the folder after rank 0 has cleared it
 
         TrainCommandOptions presentation = options.Presentation;
-        using var progress = presentation.ShowProgress ? new ProgressLineWriter(stderr) : null;
+        using var progress = presentation.ShowProgress && main ? new ProgressLineWriter(stderr) : null;
         using TextWriter? stepLines = progress?.Beside(stdout);
-        using ILoggerFactory loggers = LoggerFactory.Create(b => b
-            .AddProvider(new ReferenceFormatLoggerProvider((TextWriter?)progress ?? stderr, color: presentation.ColorLogs))
-            .AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
-            .AddBareStepLines(presentation.BareStepLines ? stepLines ?? stdout : null));
+        using ILoggerFactory loggers = main
+            ? LoggerFactory.Create(b => b
+                .AddProvider(new ReferenceFormatLoggerProvider((TextWriter?)progress ?? stderr, color: presentation.ColorLogs))
+                .AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
+                .AddBareStepLines(presentation.BareStepLines ? stepLines ?? stdout : null))
+            : LoggerFactory.Create(b => b.SetMinimumLevel(DistributedStartup.MinimumLogLevel(group.Rank)).AddProvider(new ReferenceFormatLoggerProvider(stderr, color: presentation.ColorLogs)));
         ILogger log = loggers.CreateLogger("Bagel.Train");
         try
         {
@@ -131,10 +168,16 @@ public static partial class TinyPreset
                 LogAlreadyComplete(log, latest.CompletedSteps, options.TotalSteps, latest.Folder, results);
                 return TrainCommand.ExitSuccess;
             }
-            PrepareFolder(results, latest, log);
-
-            ExampleDataSummary data = await WriteOrReuseDataAsync(results, log, cancellationToken).ConfigureAwait(false);
-            BagelTokenizerSetup tokenizer = LoadTokenizer(results, latest is not null, options, log, cancellationToken);
+            // Rank 0 writes the data and the tokenizer; the other ranks read them after it.
+            if (main) PrepareFolder(results, latest, log);
+            ExampleDataSummary data = main ? await WriteOrReuseDataAsync(results, log, cancellationToken).ConfigureAwait(false) : default!;
+            BagelTokenizerSetup tokenizer = main ? LoadTokenizer(results, latest is not null, options, log, cancellationToken) : default!;
+            group.Barrier();
+            if (!main)
+            {
+                data = await WriteOrReuseDataAsync(results, log, cancellationToken).ConfigureAwait(false);
+                tokenizer = LoadTokenizer(results, resuming: true, options, log, cancellationToken);
+            }
 
             TrainingConfiguration config = Configuration(options, results, checkpoints, data);
             options.Configure?.Invoke(config);
@@ -149,17 +192,18 @@ public static partial class TinyPreset
             long parameters = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
             LogModel(log, parameters, tokenizer.Tokenizer.Count, options.TotalSteps, data.Folder);
 
-            await using var jsonl = new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName));
-            await using var tensorBoard = new TensorBoardMetricSink(Path.Combine(results, "tensorboard"));
+            await using var jsonl = main ? new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName)) : null;
+            await using var tensorBoard = main ? new TensorBoardMetricSink(Path.Combine(results, "tensorboard")) : null;
             TrainerBuilder builder = new TrainerBuilder()
                 .UseModel(trainable)
                 .UseData(pipeline)
                 .UseOptions(config)
                 .UseLogger(loggers)
+                .UseProcessGroup(group)
                 .KeepLastCheckpoints(options.KeepLastCheckpoints)
-                .DescribeModel(Describe(modelConfig, tokenizer, parameters))
-                .AddMetricSink(jsonl)
-                .AddMetricSink(tensorBoard);
+                .DescribeModel(Describe(modelConfig, tokenizer, parameters));
+            if (jsonl is not null && tensorBoard is not null) builder.AddMetricSink(jsonl).AddMetricSink(tensorBoard);
+            else builder.UseDefaultMetricSinks(false);
             if (progress is not null) builder.OnStep(progress.StepReporter(options.TotalSteps, presentation.ProgressInterval));
             if (options.OnStep is { } onStep) builder.OnStep(onStep);
             if (options.Lora is { } lora) builder.UseLora(lora);

@@ -1,3 +1,5 @@
+using Bagel.Core.Distributed;
+using Bagel.Training.Distributed;
 using Bagel.Training.Logging;
 using Bagel.Training.Loop;
 using Bagel.Training.Metrics;
@@ -34,7 +36,10 @@ public static partial class TrainCommand
     /// <summary>Exit code of a run stopped by SIGTERM (143, the shell's code for it); otherwise as <see cref="ExitInterrupted"/>.</summary>
     public const int ExitTerminated = 143;
 
-    /// <summary>Launcher settings of <c>torchrun</c> (training.md 5.8), refused until distributed training exists.</summary>
+    /// <summary>
+    /// Launcher settings of <c>torchrun</c> (training.md 5.8). The Bagel.Train app handles them (its one-machine launcher,
+    /// <see cref="LocalLauncher"/>); this in-process command runs one rank and refuses them.
+    /// </summary>
     public static IReadOnlyList<string> LauncherFlags { get; } =
         ["nnodes", "node_rank", "nproc_per_node", "master_addr", "master_port", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "standalone"];
 
@@ -61,17 +66,48 @@ public static partial class TrainCommand
         {
             await stderr.WriteLineAsync(
                 $"Bagel.Train: {string.Join(", ", launcher.Select(f => "--" + f))} {(launcher.Count == 1 ? "is a launcher setting" : "are launcher settings")} (torchrun's node count, rank and rendezvous); "
-                + $"distributed training is not available yet: Bagel.NET trains in one process. Drop {(launcher.Count == 1 ? "it" : "them")} to train on this machine.").ConfigureAwait(false);
+                + $"TrainCommand runs one rank: start the ranks with the Bagel.Train app (Bagel.Train --nproc_per_node N ...), torchrun, srun or mpirun (docs/distributed.md).").ConfigureAwait(false);
             return ExitUsage;
         }
 
-        if (options.WorldSize > 1)
+        IProcessGroup group;
+        bool ownsGroup = false;
+        if (options.WorldSize > 1 || options.ProcessGroup is not null)
         {
-            await stderr.WriteLineAsync(
-                $"Bagel.Train: WORLD_SIZE is {options.WorldSize}, so a launcher started several processes; distributed training is not available yet: "
-                + "Bagel.NET trains in one process. Start Bagel.Train directly, once.").ConfigureAwait(false);
-            return ExitUsage;
+            try
+            {
+                group = DistributedStartup.Join(options.ProcessGroup, cuda: false, out ownsGroup);
+            }
+            catch (DistributedException e)
+            {
+                await stderr.WriteLineAsync($"Bagel.Train: WORLD_SIZE is {options.WorldSize}, but this rank cannot join the job: {e.Message}").ConfigureAwait(false);
+                return ExitUsage;
+            }
+            if (group.WorldSize != options.WorldSize && options.ProcessGroup is null)
+            {
+                await stderr.WriteLineAsync($"Bagel.Train: WORLD_SIZE is {options.WorldSize}, but the process group has {group.WorldSize} rank(s); start every rank with the same launcher.").ConfigureAwait(false);
+                if (ownsGroup) group.Dispose();
+                return ExitUsage;
+            }
         }
+        else
+        {
+            group = DistributedRun.Current;
+        }
+        try
+        {
+            using IDisposable current = DistributedRun.Use(group);
+            return await RunRankAsync(args, stdout, stderr, options, group.Rank, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (ownsGroup) group.Dispose();
+        }
+    }
+
+    private static async Task<int> RunRankAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TrainCommandOptions options, int rank, CancellationToken cancellationToken)
+    {
+        bool main = rank == 0;
 
         TrainingConfiguration configuration;
         try
@@ -88,21 +124,26 @@ public static partial class TrainCommand
         string results = Path.GetFullPath(configuration.Training.ResultsDir);
         Directory.CreateDirectory(results);
         Directory.CreateDirectory(Path.GetFullPath(configuration.Training.CheckpointDir));
-        using var progressWriter = options.ShowProgress ? new ProgressLineWriter(stderr) : null;
+        using var progressWriter = options.ShowProgress && main ? new ProgressLineWriter(stderr) : null;
         TextWriter logWriter = progressWriter ?? stderr;
         using TextWriter? stepWriter = progressWriter?.Beside(stdout); // keeps the bare lines off the progress line of a shared terminal
-        using ILoggerFactory loggers = LoggerFactory.Create(b => b
-            .AddProvider(new ReferenceFormatLoggerProvider(logWriter, color: options.ColorLogs))
-            .AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
-            .AddBareStepLines(options.BareStepLines ? stepWriter ?? stdout : null));
+        // Rank 0 logs as the reference's rank 0; the other ranks report only warnings and errors, on stderr.
+        using ILoggerFactory loggers = main
+            ? LoggerFactory.Create(b => b
+                .AddProvider(new ReferenceFormatLoggerProvider(logWriter, color: options.ColorLogs))
+                .AddProvider(ReferenceFormatLoggerProvider.ForResultsDir(results))
+                .AddBareStepLines(options.BareStepLines ? stepWriter ?? stdout : null))
+            : LoggerFactory.Create(b => b.SetMinimumLevel(DistributedStartup.MinimumLogLevel(rank)).AddProvider(new ReferenceFormatLoggerProvider(logWriter, color: options.ColorLogs)));
         ILogger log = loggers.CreateLogger("Bagel.Train");
         try
         {
             LogTrackers(log, Path.Combine(results, JsonlMetricSink.DefaultFileName), Path.Combine(results, "tensorboard"));
             using BagelRun run = await BagelRecipe.BuildAsync(configuration, loggers, cancellationToken).ConfigureAwait(false);
-            await using var jsonl = new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName));
-            await using var tensorBoard = new TensorBoardMetricSink(Path.Combine(results, "tensorboard"));
-            TrainerBuilder builder = new TrainerBuilder().UseRecipe(run).UseLogger(loggers).AddMetricSink(jsonl).AddMetricSink(tensorBoard);
+            TrainerBuilder builder = new TrainerBuilder().UseRecipe(run).UseLogger(loggers).UseProcessGroup(DistributedRun.Current);
+            await using var jsonl = main ? new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName)) : null;
+            await using var tensorBoard = main ? new TensorBoardMetricSink(Path.Combine(results, "tensorboard")) : null;
+            if (jsonl is not null && tensorBoard is not null) builder.AddMetricSink(jsonl).AddMetricSink(tensorBoard);
+            else builder.UseDefaultMetricSinks(false);
             if (progressWriter is not null) builder.OnStep(progressWriter.StepReporter(configuration.Training.TotalSteps, options.ProgressInterval));
             using Trainer trainer = builder.Build();
             TrainingRunResult result = await trainer.RunAsync(cancellationToken).ConfigureAwait(false);

@@ -26,11 +26,15 @@ public sealed record TrainCommandOptions
     public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(0.5);
 
     /// <summary>
-    /// The process count a launcher started (torchrun's <c>WORLD_SIZE</c>). Default: read from the <c>WORLD_SIZE</c>
-    /// environment variable, 1 when unset. Above 1 the command refuses to start: every process would train its own copy
-    /// into the same folders.
+    /// The process count a launcher started: torchrun's <c>WORLD_SIZE</c>, else Open MPI's <c>OMPI_COMM_WORLD_SIZE</c>,
+    /// else SLURM's <c>SLURM_NTASKS</c> (see <c>LaunchEnvironment</c>); 1 when none is set. Above 1 the command joins the
+    /// job's process group (<see cref="ProcessGroup"/>, or one made from the launcher's variables) and trains
+    /// data-parallel; the group's world size must match.
     /// </summary>
     public int WorldSize { get; init; } = ReadWorldSize();
+
+    /// <summary>The process group to train with; default null: made from the launcher's variables when <see cref="WorldSize"/> is above 1.</summary>
+    public Bagel.Core.Distributed.IProcessGroup? ProcessGroup { get; init; }
 
     /// <summary>
     /// The presentation for this process's console: a progress bar and coloured timestamps only on a terminal stderr
@@ -49,6 +53,16 @@ public sealed record TrainCommandOptions
         };
     }
 
-    private static int ReadWorldSize() =>
-        int.TryParse(Environment.GetEnvironmentVariable("WORLD_SIZE"), NumberStyles.None, CultureInfo.InvariantCulture, out int size) && size > 0 ? size : 1;
+    private static int ReadWorldSize()
+    {
+        try
+        {
+            return Bagel.Core.Distributed.LaunchEnvironment.FromEnvironment().WorldSize;
+        }
+        catch (Bagel.Core.Distributed.DistributedException)
+        {
+            // A malformed variable: the command reports it when it joins the group.
+            return int.TryParse(Environment.GetEnvironmentVariable("WORLD_SIZE"), NumberStyles.None, CultureInfo.InvariantCulture, out int size) && size > 0 ? size : 2;
+        }
+    }
 }

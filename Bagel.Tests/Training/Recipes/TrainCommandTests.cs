@@ -137,23 +137,23 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
-    public async Task LauncherFlagsForSeveralNodesAreRefusedWithAClearMessage()
+    public async Task LauncherFlagsAreLeftToTheAppsLauncherWithAClearMessage()
     {
         (int exit, _, string stderr) = await RunAsync(["--nnodes", "2", "--node-rank=1", "--lr", "1e-4"]);
 
         Assert.Equal(TrainCommand.ExitUsage, exit);
         Assert.Contains("--nnodes, --node_rank are launcher settings", stderr, StringComparison.Ordinal);
-        Assert.Contains("distributed training is not available yet", stderr, StringComparison.Ordinal);
+        Assert.Contains("Bagel.Train --nproc_per_node N", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task AProcessOfAMultiProcessLaunchIsRefused()
+    public async Task AWorldSizeWithoutAMatchingProcessGroupIsRefused()
     {
         (int exit, _, string stderr) = await RunAsync(["--lr", "1e-4"], new TrainCommandOptions { WorldSize = 8 });
 
         Assert.Equal(TrainCommand.ExitUsage, exit);
         Assert.Contains("WORLD_SIZE is 8", stderr, StringComparison.Ordinal);
-        Assert.Contains("distributed training is not available yet", stderr, StringComparison.Ordinal);
+        Assert.Contains("the process group has 1 rank(s)", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
