@@ -25,6 +25,9 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
     [TrainBenchmark.MemoryCommand] = ("(internal) train the tiny composite, printing RSS.", true, TrainBenchmark.RunMemory),
     [TrainBenchmark.ThroughputCommand] = ("(internal) train the small composite a few steps, printing the step split.", true, TrainBenchmark.RunThroughput),
     [TrainBenchmark.OptimizerCommand] = ("(internal) per-tensor vs flat optimizer updates.", true, TrainBenchmark.RunOptimizer),
+    ["vlm"] = ("VLM answering on CPU: greedy decoding tokens/s with the KV cache vs recomputing the sequence per token (ratio). " +
+               "Options: --tokens N (64), --hidden H (512), --layers L (4), --image PX (224), --question N (32).",
+               false, VlmDecodeBenchmark.Run),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
 

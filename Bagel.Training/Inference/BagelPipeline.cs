@@ -110,7 +110,7 @@ public sealed partial class BagelPipeline : IDisposable
             throw;
         }
         catch (Exception e) when (e is BagelCheckpointException or CheckpointException or Bagel.Core.SafeTensors.SafeTensorsFormatException
-                                      or Bagel.Core.StateDicts.StateDictMismatchException or TokenizerFormatException or FluxVaeException
+                                      or Bagel.Core.StateDicts.StateDictMismatchException or Bagel.Core.SafeTensors.SafeTensorNotFoundException or TokenizerFormatException or FluxVaeException
                                       or Qwen2ConfigException or SiglipConfigException or IOException or InvalidDataException or ArgumentException)
         {
             throw new GenerationLoadException(e.Message, e);
