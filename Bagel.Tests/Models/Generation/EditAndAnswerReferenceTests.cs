@@ -232,4 +232,34 @@ public sealed class EditAndAnswerReferenceTests
         Assert.All(a, id => Assert.InRange(id, 0, 39));
         TestContext.Current.TestOutputHelper?.WriteLine($"sampled [{string.Join(", ", a)}], greedy [{string.Join(", ", greedy)}]");
     }
+
+    [Fact]
+    public void ThinkMode_PlansWithTheSystemPromptThenGenerates()
+    {
+        // No reference fixture (the stand-in tokenizer cannot round-trip the plan); this checks the wiring: the think
+        // system prompt is encoded, a plan is decoded to text and fed back, and the image still comes out.
+        JsonElement root = Layout();
+        Dictionary<string, Tensor> expected = Expected();
+        using BagelModel model = Model();
+        using FluxAutoEncoder vae = ReferenceFixtures.LoadTinyVae();
+        var encoded = new List<string>();
+        var generator = new BagelGenerator(model, vae, text => { encoded.Add(text); return [5, 6]; },
+            ids => string.Concat(ids.Select(i => i switch { 36 => "<|im_start|>", 37 => "<|im_end|>", _ => $"t{i} " })), Tokens(root));
+        var thinkOptions = new TextGenerationOptions { MaxLength = 4 };
+        using GeneratedImage result = generator.GenerateImage(
+            [new InterleaveInput.Image(new ContextImage(expected["edit_global.vae_pixels"], expected["edit_global.vit_pixels"])), new InterleaveInput.Text([7, 8])],
+            new ImageGenerationOptions { NumTimesteps = 3 }, new SeededRandomSource(1UL), think: true, thinkOptions: thinkOptions,
+            cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal(ThinkPrompts.Generation, encoded[0]);
+        Assert.NotNull(result.Thinking);
+        Assert.Equal(result.Thinking, encoded[^1]); // the plan's text is re-encoded into the conditional context
+        Assert.InRange(result.Thinking!.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length, 0, 3); // max_length 4 = start token + 3
+        Assert.Equal(expected["edit_global.image"].shape, result.Image.shape);
+
+        IReadOnlyList<int> answer = generator.Understand(
+            [new InterleaveInput.Image(new ContextImage(null, expected["vlm.vit_pixels"])), new InterleaveInput.Text([5])],
+            thinkOptions, think: true, cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal(ThinkPrompts.Understanding, encoded[^1]);
+        Assert.InRange(answer.Count, 0, 3);
+    }
 }
