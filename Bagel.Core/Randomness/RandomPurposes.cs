@@ -26,4 +26,8 @@ public static class RandomPurposes
 
     /// <summary>The initial noise of image generation (reference: <c>torch.randn</c> in bagel.py <c>prepare_vae_latent</c>).</summary>
     public const string GenerationNoise = "generation.noise";
+
+    /// <summary>Token sampling while decoding text (reference: <c>torch.multinomial</c> in bagel.py <c>generate_text</c>;
+    /// here one uniform per token through the inverse CDF).</summary>
+    public const string TextSampling = "generation.text_sampling";
 }

@@ -34,10 +34,10 @@ public sealed record FlowStep(int Index, float Timestep, Tensor XT, Tensor Condi
 /// </summary>
 /// <remarks>
 /// Computation stays in the model's dtype; the reference casts the generation path to bf16 (under autocast on GPU).
-/// One image per call, as the reference's inferencer. Unfinished (later slices of issue #10): image editing (image
-/// inputs into the context), text answering, the "think" mode, TaylorSeer caching, batching several prompts.
+/// One image per call, as the reference's inferencer. Image inputs (editing), text answering and the "think" mode are in
+/// the other parts of this class. Not ported: TaylorSeer caching, batching several prompts.
 /// </remarks>
-public sealed class BagelGenerator
+public sealed partial class BagelGenerator
 {
     private readonly BagelModel _model;
     private readonly FluxAutoEncoder _vae;
@@ -69,6 +69,24 @@ public sealed class BagelGenerator
         _tokenizer = tokenizer;
         SpecialTokens = specialTokens;
     }
+
+    /// <summary>Creates the generator with a tokenizer that also decodes, as the "think" mode needs (the reference
+    /// decodes the reasoning and feeds the text back through the tokenizer).</summary>
+    /// <param name="model">A BAGEL model with the generation branch (<c>visual_gen</c>).</param>
+    /// <param name="vae">The FLUX autoencoder whose latent space the model was trained on.</param>
+    /// <param name="tokenizer">The tokenizer's encode function.</param>
+    /// <param name="decoder">The tokenizer's decode function, special tokens rendered (as the reference's
+    /// <c>tokenizer.decode</c>).</param>
+    /// <param name="specialTokens">The ids of bos/eos and the image delimiters.</param>
+    public BagelGenerator(BagelModel model, FluxAutoEncoder vae, Func<string, IReadOnlyList<int>> tokenizer,
+        Func<IReadOnlyList<int>, string> decoder, GenerationTokenIds specialTokens)
+        : this(model, vae, tokenizer, specialTokens)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        _decoder = decoder;
+    }
+
+    private readonly Func<IReadOnlyList<int>, string>? _decoder;
 
     /// <summary>The special token ids.</summary>
     public GenerationTokenIds SpecialTokens { get; }

@@ -43,6 +43,9 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
                        false, DistributedBenchmark.Run),
     [DistributedBenchmark.AllReduceCommand] = ("(internal) one MPI rank of the all-reduce timing.", true, DistributedBenchmark.RunAllReduce),
     [DistributedBenchmark.StepCommand] = ("(internal) one rank of the tiny preset step timing.", true, DistributedBenchmark.RunStep),
+    ["vlm"] = ("VLM answering on CPU: greedy decoding tokens/s with the KV cache vs recomputing the sequence per token (ratio). " +
+               "Options: --tokens N (64), --hidden H (512), --layers L (4), --image PX (224), --question N (32).",
+               false, VlmDecodeBenchmark.Run),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
 
