@@ -6,6 +6,7 @@ using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
 using Bagel.Training.Validation;
+using Bagel.Training.ValidationImages;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -33,4 +34,5 @@ internal sealed record TrainerSettings(
     IReadOnlyDictionary<string, string>? ModelDescription = null,
 
     bool StopOnSignals = false,
-    IReadOnlyList<object>? Owned = null);
+    IReadOnlyList<object>? Owned = null,
+    ValidationImageOptions? ValidationImages = null);
