@@ -25,6 +25,10 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
     [TrainBenchmark.MemoryCommand] = ("(internal) train the tiny composite, printing RSS.", true, TrainBenchmark.RunMemory),
     [TrainBenchmark.ThroughputCommand] = ("(internal) train the small composite a few steps, printing the step split.", true, TrainBenchmark.RunThroughput),
     [TrainBenchmark.OptimizerCommand] = ("(internal) per-tensor vs flat optimizer updates.", true, TrainBenchmark.RunOptimizer),
+    ["generate"] = ("Text-to-image seconds per image on CPU (a small random MoT BAGEL, 256x256, 25 timesteps, the reference's guidance) with " +
+                    "and without the prefix KV cache, for a short and a long prompt. Options: --size PX (256), --steps N (25), --hidden H (512), " +
+                    "--layers L (4), --prompt-tokens N (32), --long-prompt-tokens N (256), --repeats R (1).",
+                    false, GenerateBenchmark.Run),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
 

@@ -92,6 +92,8 @@ public static class ReferenceFlagHelp
         ["special_token_loss"] = "Our extension: also train the <|im_end|> of a text that is followed by an image to generate to predict <|vision_start|> (the reference sets this per plan item; its shipped datasets leave it off).",
         ["validate_every"] = "Our extension: evaluate the validation set every this many steps and at the end; 0 means at every checkpoint.",
         ["validation_batches"] = "Our extension: packed batches taken per validation group.",
+        ["validation_prompts"] = "Our extension: JSON-lines file of prompts ({\"prompt\": ...}; edits and questions are parsed, not rendered yet) drawn with the EMA weights into <results_dir>/validation/step_NNNNNNN.png and TensorBoard; empty turns it off.",
+        ["validation_images_every"] = "Our extension: render --validation_prompts every this many steps and at the end; 0 means at every checkpoint.",
     };
 
     /// <summary>The meaning of <paramref name="flag"/> (snake_case), or null for an unknown flag.</summary>

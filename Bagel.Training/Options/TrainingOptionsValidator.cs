@@ -61,6 +61,7 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
             f.Add("'resume_model_only' is set but 'resume_from' is not; there is nothing to load. Give 'resume_from'.");
         f.NonNegative("validate_every", options.ValidateEvery);
         f.Positive("validation_batches", options.ValidationBatches);
+        f.NonNegative("validation_images_every", options.ValidationImagesEvery);
         ValidateDistributed(options, f);
         return f.ToResult();
     }
