@@ -66,5 +66,5 @@ public sealed class ReferenceCommandLineTests
 
     [Fact]
     public void EveryFlagOfTheThreeClassesIsKnown() =>
-        Assert.Equal(18 + 8 + 45 + 1 + 3 + 1, ReferenceCommandLine.FlagNames.Count); // + dataset_info_file, the three validation flags and special_token_loss (ours)
+        Assert.Equal(18 + 8 + 45 + 1 + 3 + 1 + 2, ReferenceCommandLine.FlagNames.Count); // + dataset_info_file, the three validation flags, special_token_loss and the two validation-image flags (ours)
 }

@@ -13,11 +13,11 @@ namespace Bagel.Tests.Training.ValidationImages;
 
 /// <summary>
 /// A tiny text-to-image BAGEL (no ViT) over a bytes-only tokenizer (one token per character, BAGEL's special tokens
-/// after them), and 4 distinct 64×64 caption/image pairs: solid colours and a quadrant pattern.
+/// after them), and 4 distinct 32×32 caption/image pairs: solid colours and a quadrant pattern.
 /// </summary>
 internal static class TinyTextToImage
 {
-    public const int Side = BagelTestModels.MaxLatentSize * 16; // 4 latent tokens of 16 px: 64 px
+    public const int Side = 32; // 2 latent tokens of 16 px per side (the tiny model makes up to 64 px)
 
     public static BagelTokenizerSetup Tokenizer { get; } = BagelSpecialTokens.Apply(ByteLevelBpeTrainer.BytesOnly());
 
