@@ -60,7 +60,7 @@ public sealed record TinyPresetOptions
     public bool ValidationImages { get; init; } = true;
 
     /// <summary>Sampler timesteps of the tiny preset's validation images (fewer than the default 25, to keep them to
-    /// about a second). Default 12.</summary>
+    /// a small share of the run). Default 12.</summary>
     public int ValidationImageTimesteps { get; init; } = 12;
 
     /// <summary>Called after every step (after the progress bar); for tests and hosts. Default none.</summary>

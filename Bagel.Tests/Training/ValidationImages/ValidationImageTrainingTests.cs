@@ -101,7 +101,7 @@ public sealed class ValidationImageTrainingTests
         Assert.Single(rendered.Logs.Messages, m => m.Contains("1 edit and 1 question entries are skipped", StringComparison.Ordinal));
         Assert.Equal(2, rendered.Logs.Messages.Count(m => m.Contains("Validation images: 2 prompt(s) rendered with the EMA weights", StringComparison.Ordinal)));
 
-        // The PNG decodes (SkiaSharp): two cells side by side, each at least the 128-px caption width, 64-px images.
+        // The PNG decodes (SkiaSharp): two cells side by side, each at least the 128-px caption width, 32-px images.
         byte[] png = File.ReadAllBytes(rendered.Renders[^1].PngPath!);
         using (SKBitmap decoded = SKBitmap.Decode(png))
         {
