@@ -119,6 +119,26 @@ public sealed partial class BagelGenerator
         _model.LanguageModel.Model.ForwardInference(embeddings, positions, context.Cache, causal: true, updateCache: true);
         context.KvLength += ids.Length;
         context.Rope += ids.Length;
+        context.TextSegments.Add([.. tokenIds]);
+    }
+
+    /// <summary>
+    /// A new context holding what <paramref name="context"/> holds, prefilled again from its text segments (the
+    /// sampler's path without the prefix cache, <see cref="ImageGenerationOptions.UsePrefixCache"/> false).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The context holds more than text (it cannot be rebuilt from its segments).</exception>
+    private GenerationContext Recompute(GenerationContext context)
+    {
+        var fresh = CreateContext();
+        foreach (IReadOnlyList<int> segment in context.TextSegments) AppendText(fresh, segment);
+        if (fresh.KvLength != context.KvLength || fresh.Rope != context.Rope)
+        {
+            fresh.Dispose();
+            throw new InvalidOperationException(
+                $"UsePrefixCache = false recomputes a context from its text segments, but this one holds {context.KvLength} cached tokens and its text only {fresh.KvLength}; " +
+                "contexts with image inputs need the prefix cache (UsePrefixCache = true).");
+        }
+        return fresh;
     }
 
     /// <summary>Text-to-image from a prompt string (needs the tokenizer).</summary>
@@ -202,9 +222,15 @@ public sealed partial class BagelGenerator
             bool guide = FlowSampler.InGuidanceInterval(t, options.CfgInterval);
             double textScale = guide ? options.CfgTextScale : 1.0, imgScale = guide ? options.CfgImgScale : 1.0;
             Tensor sequence = query.Sequence(x, t);
-            Tensor v = query.Velocity(sequence, conditional);
-            Tensor? vText = textScale > 1.0 ? query.Velocity(sequence, cfgText) : null;
-            Tensor? vImg = imgScale > 1.0 ? query.Velocity(sequence, cfgImg) : null;
+            Tensor Branch(GenerationContext context)
+            {
+                if (options.UsePrefixCache) return query.Velocity(sequence, context);
+                using GenerationContext recomputed = Recompute(context); // the whole prefix again, every branch, every step
+                return query.Velocity(sequence, recomputed);
+            }
+            Tensor v = Branch(conditional);
+            Tensor? vText = textScale > 1.0 ? Branch(cfgText) : null;
+            Tensor? vImg = imgScale > 1.0 ? Branch(cfgImg) : null;
             Tensor guided = FlowSampler.Guide(v, vText, vImg, textScale, imgScale, options.CfgRenormType, options.CfgRenormMin);
             onStep?.Invoke(new FlowStep(i, t, x, v, vText, vImg, guided));
             Tensor next = x.sub(guided.to(x.dtype).mul(dts[i]));

@@ -18,6 +18,10 @@ public sealed class GenerationContext : IDisposable
         Rope = rope;
     }
 
+    /// <summary>The text segments appended so far (token ids without bos/eos), in order: what a sampler without the
+    /// prefix cache (<see cref="ImageGenerationOptions.UsePrefixCache"/> false) prefills again at every step.</summary>
+    internal List<IReadOnlyList<int>> TextSegments { get; private init; } = [];
+
     /// <summary>The cached keys and values.</summary>
     public KvCache Cache { get; }
 
@@ -29,7 +33,7 @@ public sealed class GenerationContext : IDisposable
 
     /// <summary>A deep copy (the reference's <c>deepcopy(gen_context)</c>).</summary>
     /// <returns>A new context owning a copy of the cache.</returns>
-    public GenerationContext Clone() => new(Cache.Clone(), KvLength, Rope);
+    public GenerationContext Clone() => new(Cache.Clone(), KvLength, Rope) { TextSegments = [.. TextSegments] };
 
     /// <inheritdoc />
     public void Dispose() => Cache.Dispose();

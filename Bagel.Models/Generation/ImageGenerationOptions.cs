@@ -39,6 +39,13 @@ public sealed record ImageGenerationOptions
     /// Default 3.0.</summary>
     public double TimestepShift { get; init; } = 3.0;
 
+    /// <summary>Reuse the keys and values of the prefilled contexts (the prompt and any inputs) at every step and in
+    /// every guidance branch, as the reference does (its <c>NaiveCache</c>), so a step costs only the image's tokens.
+    /// False recomputes each context's whole prefix for every branch at every step, from the text segments it was built
+    /// with (<see cref="BagelGenerator.AppendText"/>): the same numbers (to float rounding), slower; it exists to
+    /// measure what the cache saves (<c>Bagel.Benchmarks generate</c>). Default true.</summary>
+    public bool UsePrefixCache { get; init; } = true;
+
     /// <summary>Checks the values.</summary>
     /// <exception cref="ArgumentException">A value is out of range.</exception>
     public void Validate()

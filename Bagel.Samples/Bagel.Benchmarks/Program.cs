@@ -46,6 +46,10 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
     ["vlm"] = ("VLM answering on CPU: greedy decoding tokens/s with the KV cache vs recomputing the sequence per token (ratio). " +
                "Options: --tokens N (64), --hidden H (512), --layers L (4), --image PX (224), --question N (32).",
                false, VlmDecodeBenchmark.Run),
+    ["generate"] = ("Text-to-image seconds per image on CPU (a small random MoT BAGEL, 256x256, 25 timesteps, the reference's guidance) with " +
+                    "and without the prefix KV cache, for a short and a long prompt. Options: --size PX (256), --steps N (25), --hidden H (512), " +
+                    "--layers L (4), --prompt-tokens N (32), --long-prompt-tokens N (256), --repeats R (1).",
+                    false, GenerateBenchmark.Run),
     [SafeTensorsBenchmark.ProbeCommand] = ("(internal) open a file and read one tensor, printing RSS.", true, SafeTensorsBenchmark.RunProbe),
 };
 

@@ -10,6 +10,7 @@ using Bagel.Training.Metrics;
 using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Validation;
+using Bagel.Training.ValidationImages;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -39,6 +40,7 @@ public sealed partial class Trainer : IDisposable
     private readonly ComputeSelection _compute;
     private readonly ValidationRunner? _validation;
     private readonly DeviceMemoryMonitor? _memory;
+    private readonly ValidationImageRunner? _validationImages;
     private readonly bool _stopOnSignals;
     private readonly IReadOnlyList<object> _owned;
     private bool _started;
@@ -67,6 +69,16 @@ public sealed partial class Trainer : IDisposable
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
         _memory = DeviceMemoryMonitor.Create(_compute.Device, _logger); // null on the CPU: no memory figures there
         _validation = settings.Validation is { } plan && _session.Parallel.Group.Rank == 0 ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
+        _validationImages = settings.ValidationImages is { } images && _session.Parallel.Group.Rank == 0 ? CreateValidationImages(images) : null;
+    }
+
+    /// <summary>The validation-images runner (options resolved by the builder: folder, seed, every).</summary>
+    private ValidationImageRunner CreateValidationImages(ValidationImageOptions options)
+    {
+        var model = (Bagel.Training.Models.BagelTrainingModel)_model; // checked by the builder
+        var renderer = new ValidationImageRenderer(options, model.Vae!, _logger);
+        Func<torch.nn.Module> weights = options.UseEma ? () => _session.Ema.Module : () => _model.Module;
+        return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer, weights, _sinks, _logger, _time);
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>
@@ -91,7 +103,8 @@ public sealed partial class Trainer : IDisposable
     /// every metric sink forgets its records of that step and later, so a resumed run records each step once. The
     /// run's first step is always logged, then every <c>log_every</c>-th. Checkpoints are written every
     /// <c>save_every</c> completed steps and at the end; the checkpoint of N steps resumes with step N (0-based). With <c>UseValidation</c>, the validation set
-    /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); it does not change training.
+    /// is evaluated after the scheduled steps and at the end (see <c>docs/validation.md</c>); with <c>UseValidationImages</c>, the
+    /// validation prompts are rendered then too (see <c>docs/generation.md</c>); neither changes training.
     /// </summary>
     /// <exception cref="NonFiniteLossException">Too many NaN or infinite losses in a row (the last good checkpoint stays).</exception>
     /// <exception cref="CheckpointException">The checkpoint to resume from is missing a file or does not fit (under
@@ -133,12 +146,14 @@ public sealed partial class Trainer : IDisposable
                 foreach (Action<TrainingStepReport> callback in _onStep) callback(report);
                 if (step % _options.SaveEvery == 0 && step < _options.TotalSteps) await SaveAsync(progress);
                 if (_validation?.IsDue(step) == true && step < _options.TotalSteps) await _validation.RunAsync(step);
+                if (_validationImages?.IsDue(step) == true && step < _options.TotalSteps) await _validationImages.RunAsync(step);
             }
 
             bool cancelled = step < _options.TotalSteps;
             if (cancelled) LogCancelled(_logger, step);
             CheckpointInfo last = await SaveAsync(progress); // while the stream is open: its status is exact
             if (_validation is not null && !cancelled) await _validation.RunAsync(step); // a stop request skips the final evaluation
+            if (_validationImages is not null && !cancelled) await _validationImages.RunAsync(step);
             return new TrainingRunResult(startStep, step, _session.Guard.TotalSkipped, cancelled, last.Folder) { StopSignal = stop.Signal };
         }
         finally

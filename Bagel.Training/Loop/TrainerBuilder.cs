@@ -10,6 +10,7 @@ using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
 using Bagel.Training.Validation;
+using Bagel.Training.ValidationImages;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -39,6 +40,7 @@ public sealed partial class TrainerBuilder
     private int _maxConsecutiveNonFinite = NonFiniteStepGuard.DefaultMaxConsecutive;
     private int? _keepLast;
     private ComputeOptions _compute = new();
+    private ValidationImageOptions? _validationImages;
     private ILearningRateSchedule? _schedule;
     private Func<torch.nn.Module, IEnumerable<ParameterGroup>>? _parameterGroups;
     private readonly List<Action<ValidationReport>> _onEval = [];
@@ -293,6 +295,22 @@ public sealed partial class TrainerBuilder
         return this;
     }
 
+    /// <summary>
+    /// Renders fixed prompts with the EMA weights every <see cref="ValidationImageOptions.EverySteps"/> completed steps
+    /// (0: at every checkpoint) and at the end of the run (not after a stop request) into
+    /// <c>&lt;results_dir&gt;/validation/step_NNNNNNN.png</c> (a grid, each prompt drawn under its image) and
+    /// <c>step_NNNNNNN.json</c> (the prompts and sampler settings), both written atomically, and logs the grid to every
+    /// metric sink that takes images (TensorBoard: tag <c>val/images</c>). The model must be a
+    /// <see cref="Models.BagelTrainingModel"/> with <c>visual_gen</c>. Training is unchanged by it (own seeded noise;
+    /// modes and torch's global generator restored). See <c>docs/generation.md</c>.
+    /// </summary>
+    /// <param name="options">The prompts, the tokenizer and the settings.</param>
+    public TrainerBuilder UseValidationImages(ValidationImageOptions options)
+    {
+        _validationImages = options ?? throw new ArgumentNullException(nameof(options));
+        return this;
+    }
+
     /// <summary>Called after every validation evaluation, on the loop's thread (needs <see cref="UseValidation"/>).</summary>
     public TrainerBuilder OnEval(Action<ValidationReport> callback)
     {
@@ -324,6 +342,7 @@ public sealed partial class TrainerBuilder
         ValidationPlan? validation = ResolveValidation(failures);
         Bagel.Models.Lora.LoraOptions? lora = _lora ?? (Lora.LoraFlags.Enabled(_configuration.Training) ? Lora.LoraFlags.ToOptions(_configuration.Training) : null);
         if (_lora is not null) failures.AddRange(_lora.Validate().Select(f => "UseLora: " + f));
+        ValidationImageOptions? validationImages = ResolveValidationImages(failures);
         if (failures.Count > 0) throw new InvalidTrainingOptionsException(failures);
         ComputeSelection compute = ApplyCompute(_compute, _model!.Module);
         ITrainableModel model = _model!;
@@ -356,7 +375,7 @@ public sealed partial class TrainerBuilder
             : _source! with { NumWorkers = numWorkers };
         return new Trainer(new TrainerSettings(model, data, _configuration, sinks, [.. _onStep], [.. _onSave],
             logger, _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
-            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned, _processGroup));
+            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned, _processGroup, validationImages));
     }
 
     /// <summary>The folder under <c>results_dir</c> the default TensorBoard sink writes to.</summary>
@@ -432,6 +451,34 @@ public sealed partial class TrainerBuilder
         failures.AddRange(_validationSet.Problems());
         return new ValidationPlan(_validationSet, every > 0 ? every : Math.Max(1, _configuration.Training.SaveEvery), [.. _onEval]);
     }
+
+    /// <summary>The validation-image options with the output folder and seed filled in; null when off.</summary>
+    private ValidationImageOptions? ResolveValidationImages(List<string> failures)
+    {
+        if (_validationImages is not { } options) return null;
+        if (_model is not Models.BagelTrainingModel { Vae: not null } bagel || !bagel.Model.Config.VisualGen)
+            failures.Add("UseValidationImages: the model must be a BagelTrainingModel with visual_gen and its VAE (it renders images).");
+        if (options.Prompts is null || options.Prompts.Count == 0) failures.Add("UseValidationImages: no prompts; give at least one.");
+        if (options.EverySteps < 0) failures.Add($"UseValidationImages: every {options.EverySteps} steps must be 0 (at every checkpoint) or more.");
+        string? folder = options.OutputFolder;
+        if (string.IsNullOrWhiteSpace(folder))
+        {
+            if (string.IsNullOrWhiteSpace(_configuration.Training.ResultsDir)) failures.Add("UseValidationImages: no OutputFolder and 'results_dir' is empty.");
+            else folder = Path.Combine(_configuration.Training.ResultsDir, DefaultValidationImagesFolder);
+        }
+        try
+        {
+            options.Generation?.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            failures.Add($"UseValidationImages: {e.Message}");
+        }
+        return options with { OutputFolder = folder, Seed = options.Seed ?? _configuration.Training.GlobalSeed };
+    }
+
+    /// <summary>The folder under <c>results_dir</c> validation images go to by default.</summary>
+    public const string DefaultValidationImagesFolder = "validation";
 
     /// <summary>Sizes that count no FLOPs, for runs without a language-model config.</summary>
     private static readonly Qwen2FlopConfig NoFlops = new(HiddenSize: 0, IntermediateSize: 0, NumHiddenLayers: 0, NumAttentionHeads: 1, NumKeyValueHeads: 1, VocabSize: 0);

@@ -6,6 +6,7 @@ using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Schedules;
 using Bagel.Training.Validation;
+using Bagel.Training.ValidationImages;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -34,4 +35,6 @@ internal sealed record TrainerSettings(
     Precision.TrainingPrecision Precision = Precision.TrainingPrecision.Fp32,
     bool StopOnSignals = false,
     IReadOnlyList<object>? Owned = null,
-    Bagel.Core.Distributed.IProcessGroup? ProcessGroup = null);
+    Bagel.Core.Distributed.IProcessGroup? ProcessGroup = null,
+
+    ValidationImageOptions? ValidationImages = null);

@@ -111,6 +111,69 @@ internal static class TensorBoardEventFiles
         return false;
     }
 
+    /// <summary>
+    /// An <c>Event</c> (wall_time 1, step 2, summary 5) whose summary holds one value (tag 1) with a
+    /// <c>Summary.Image</c> (field 4: height 1, width 2, colorspace 3, encoded_image_string 4), TensorBoard's image
+    /// summary; colorspace 3 is RGB.
+    /// </summary>
+    public static byte[] ImageEvent(double wallTime, long step, string tag, int height, int width, int colorspace, ReadOnlySpan<byte> encoded)
+    {
+        using var image = new MemoryStream();
+        WriteVarintField(image, 1, (ulong)height);
+        WriteVarintField(image, 2, (ulong)width);
+        WriteVarintField(image, 3, (ulong)colorspace);
+        WriteBytesField(image, 4, encoded);
+        using var value = new MemoryStream();
+        WriteBytesField(value, 1, System.Text.Encoding.UTF8.GetBytes(tag));
+        WriteBytesField(value, 4, image.ToArray());
+        using var summary = new MemoryStream();
+        WriteBytesField(summary, 1, value.ToArray());
+        using var evnt = new MemoryStream();
+        WriteVarint(evnt, (1 << 3) | 1);
+        Span<byte> wall = stackalloc byte[8];
+        BinaryPrimitives.WriteDoubleLittleEndian(wall, wallTime);
+        evnt.Write(wall);
+        WriteVarintField(evnt, 2, (ulong)step);
+        WriteBytesField(evnt, 5, summary.ToArray());
+        return evnt.ToArray();
+    }
+
+    /// <summary>Appends one TFRecord (length, its masked CRC, the data, its masked CRC) to <paramref name="file"/> and flushes it.</summary>
+    public static void AppendRecord(string file, ReadOnlySpan<byte> data)
+    {
+        byte[] record = new byte[8 + 4 + data.Length + 4];
+        BinaryPrimitives.WriteUInt64LittleEndian(record, (ulong)data.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(8), MaskedCrc32C(record.AsSpan(0, 8)));
+        data.CopyTo(record.AsSpan(12));
+        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(12 + data.Length), MaskedCrc32C(data));
+        using var stream = new FileStream(file, FileMode.Append, FileAccess.Write, FileShare.Read);
+        stream.Write(record);
+        stream.Flush(flushToDisk: true);
+    }
+
+    private static void WriteVarintField(Stream stream, int field, ulong value)
+    {
+        WriteVarint(stream, (ulong)(field << 3));
+        WriteVarint(stream, value);
+    }
+
+    private static void WriteBytesField(Stream stream, int field, ReadOnlySpan<byte> bytes)
+    {
+        WriteVarint(stream, (ulong)((field << 3) | 2));
+        WriteVarint(stream, (ulong)bytes.Length);
+        stream.Write(bytes);
+    }
+
+    private static void WriteVarint(Stream stream, ulong value)
+    {
+        while (value >= 0x80)
+        {
+            stream.WriteByte((byte)(value | 0x80));
+            value >>= 7;
+        }
+        stream.WriteByte((byte)value);
+    }
+
     /// <summary>TFRecord's masked CRC-32C (Castagnoli).</summary>
     private static uint MaskedCrc32C(ReadOnlySpan<byte> data)
     {

@@ -15,10 +15,13 @@ namespace Bagel.Training.Metrics;
 /// file, so on resume <see cref="DiscardFromStepAsync"/> (called by the trainer) rewrites the folder's event files
 /// without the events of the steps the run trains again: TensorBoard then shows each step once.
 /// </summary>
-public sealed class TensorBoardMetricSink : IMetricSink
+/// <remarks>Images (<see cref="IImageMetricSink"/>) are appended to the same event file as hand-written image
+/// summaries (TensorBoard's Images tab).</remarks>
+public sealed class TensorBoardMetricSink : IMetricSink, IImageMetricSink
 {
     private readonly TorchSharp.Modules.SummaryWriter _writer;
     private readonly ILogger _logger;
+    private readonly string? _eventFile;
 
     /// <summary>Creates an event file in <paramref name="logDir"/> (created if missing).</summary>
     /// <param name="logDir">The folder.</param>
@@ -26,7 +29,14 @@ public sealed class TensorBoardMetricSink : IMetricSink
     public TensorBoardMetricSink(string logDir, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(logDir);
-        _writer = torch.utils.tensorboard.SummaryWriter(Path.GetFullPath(logDir));
+        string folder = Path.GetFullPath(logDir);
+        HashSet<string> before = Directory.Exists(folder)
+            ? [.. Directory.EnumerateFiles(folder, TensorBoardEventFiles.FileNamePattern)]
+            : [];
+        _writer = torch.utils.tensorboard.SummaryWriter(folder);
+        // The writer creates its event file at once; images are appended to that file, so TensorBoard reads one stream.
+        _eventFile = Directory.EnumerateFiles(folder, TensorBoardEventFiles.FileNamePattern).Where(f => !before.Contains(f))
+            .OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault();
         _logger = logger ?? NullLogger.Instance;
     }
 
@@ -45,6 +55,20 @@ public sealed class TensorBoardMetricSink : IMetricSink
             cancellationToken.ThrowIfCancellationRequested();
             _writer.add_scalar(key, (float)value, (int)metrics.Step, wallTime);
         }
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The event file this sink writes to (scalars and images), or null when it could not be told apart.</summary>
+    public string? EventFile => _eventFile;
+
+    /// <inheritdoc />
+    public ValueTask WriteImageAsync(StepImage image, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        cancellationToken.ThrowIfCancellationRequested();
+        string file = _eventFile ?? throw new InvalidOperationException($"The TensorBoard event file of {LogDir} could not be identified; images are not written.");
+        double wallTime = image.Timestamp.ToUnixTimeMilliseconds() / 1000.0;
+        TensorBoardEventFiles.AppendRecord(file, TensorBoardEventFiles.ImageEvent(wallTime, image.Step, image.Tag, image.Height, image.Width, colorspace: 3, image.Png));
         return ValueTask.CompletedTask;
     }
 

@@ -67,6 +67,9 @@ public sealed class BagelTrainingModel : ITrainableModel
     /// <summary>The composite.</summary>
     public BagelModel Model => _model;
 
+    /// <summary>The frozen autoencoder (null without <c>visual_gen</c>); validation images decode with it.</summary>
+    public FluxAutoEncoder? Vae => _vae;
+
     /// <inheritdoc />
     public nn.Module CreateTwin() => _createTwin();
 

@@ -191,6 +191,17 @@ public sealed class TrainingOptions
     /// of module names/suffixes (PEFT's rules). Default <c>llm</c>.</summary>
     [ConfigurationKeyName("lora_targets")] public string LoraTargets { get; set; } = "llm";
 
+    // Bagel.NET extensions, not in the reference: validation images (issue 10).
+
+    /// <summary>Not in the reference. JSON-lines file of prompts rendered with the EMA weights every
+    /// <see cref="ValidationImagesEvery"/> steps and at the end into <c>&lt;results_dir&gt;/validation/step_NNNNNNN.png</c>
+    /// (see <c>Bagel.Training.ValidationImages.ValidationPromptFile</c> for the format); empty turns them off. Default empty (off).</summary>
+    [ConfigurationKeyName("validation_prompts")] public string ValidationPrompts { get; set; } = "";
+
+    /// <summary>Not in the reference. Render <see cref="ValidationPrompts"/> every this many completed steps (and at the
+    /// end of the run); 0 renders at every checkpoint (<see cref="SaveEvery"/>). Default <c>0</c>.</summary>
+    [ConfigurationKeyName("validation_images_every")] public int ValidationImagesEvery { get; set; }
+
     /// <summary>Default of <see cref="ValidationBatches"/>: a few batches per group keep an evaluation short.</summary>
     public const int DefaultValidationBatches = 4;
 }

@@ -66,6 +66,7 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
         f.Positive("validation_batches", options.ValidationBatches);
         if (!Precision.TrainingPrecisionNames.IsValid(options.Precision))
             f.Add($"'precision' '{options.Precision}' is not one of {Precision.TrainingPrecisionNames.AcceptedNames}.");
+        f.NonNegative("validation_images_every", options.ValidationImagesEvery);
         ValidateDistributed(options, f);
         return f.ToResult();
     }

@@ -44,6 +44,7 @@ public static partial class BagelRecipe
                 failures.Add($"'dataset_config_file' {paths.DatasetConfigFile} / 'dataset_info_file' {paths.DatasetInfoFile}: {e.Message}");
             }
         }
+        failures.AddRange(CheckValidationPrompts(configuration.Training));
         return failures.Count == 0 ? paths : throw new InvalidTrainingOptionsException(failures);
     }
 
@@ -157,6 +158,23 @@ public static partial class BagelRecipe
 
     private static DatasetMixConfig LoadMix(RecipePaths paths) =>
         DatasetMixConfig.Load(paths.DatasetConfigFile, DatasetInfoRegistry.Load(paths.DatasetInfoFile));
+
+    /// <summary>The problems of <c>validation_prompts</c>: an unreadable or bad file, or no generation branch to render with.</summary>
+    private static IEnumerable<string> CheckValidationPrompts(TrainingOptions training)
+    {
+        if (string.IsNullOrWhiteSpace(training.ValidationPrompts)) yield break;
+        string? problem = null;
+        try
+        {
+            ValidationImages.ValidationPromptFile.Load(training.ValidationPrompts);
+        }
+        catch (ValidationImages.ValidationPromptException e)
+        {
+            problem = $"'validation_prompts': {e.Message}";
+        }
+        if (problem is not null) yield return problem;
+        if (!training.VisualGen) yield return "'validation_prompts' renders images, but visual_gen is off; drop it for a VLM-only run.";
+    }
 
     /// <summary>Groups whose samples need a branch that is off (the reference would crash in the forward pass).</summary>
     private static IEnumerable<string> CheckGroups(DatasetMixConfig mix, TrainingOptions training)

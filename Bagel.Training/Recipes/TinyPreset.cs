@@ -16,6 +16,7 @@ using Bagel.Training.Loop;
 using Bagel.Training.Metrics;
 using Bagel.Training.Models;
 using Bagel.Training.Options;
+using Bagel.Training.ValidationImages;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
@@ -55,6 +56,18 @@ public sealed record TinyPresetOptions
     /// <summary>The <c>precision</c> flag: <c>fp32</c>, <c>bf16</c> (bf16 mixed precision over float32 master weights) or
     /// <c>auto</c> (fp32 on the CPU, where the preset trains). Default <c>auto</c>.</summary>
     public string Precision { get; init; } = global::Bagel.Training.Precision.TrainingPrecisionNames.Auto;
+
+    /// <summary>
+    /// Render the validation prompts (<c>&lt;ResultsDir&gt;/validation_prompts.jsonl</c>, written on the first run with
+    /// four captions of the example data; edit it to change them) with the EMA weights at every checkpoint and at the
+    /// end into <c>&lt;ResultsDir&gt;/validation/step_NNNNNNN.png</c>, 64×64 px per image (the tiny model's largest),
+    /// <see cref="ValidationImageTimesteps"/> timesteps. Default true.
+    /// </summary>
+    public bool ValidationImages { get; init; } = true;
+
+    /// <summary>Sampler timesteps of the tiny preset's validation images (fewer than the default 25, to keep them to
+    /// a small share of the run). Default 12.</summary>
+    public int ValidationImageTimesteps { get; init; } = 12;
 
     /// <summary>Called after every step (after the progress bar); for tests and hosts. Default none.</summary>
     public Action<TrainingStepReport>? OnStep { get; init; }
@@ -207,6 +220,17 @@ public static partial class TinyPreset
             if (progress is not null) builder.OnStep(progress.StepReporter(options.TotalSteps, presentation.ProgressInterval));
             if (options.OnStep is { } onStep) builder.OnStep(onStep);
             if (options.Lora is { } lora) builder.UseLora(lora);
+            ValidationImageResult? lastGrid = null;
+            if (options.ValidationImages)
+            {
+                builder.UseValidationImages(new ValidationImageOptions
+                {
+                    Prompts = ValidationPromptFile.Load(WriteOrReuseValidationPrompts(results, data.Folder)),
+                    Tokenizer = tokenizer,
+                    Generation = ValidationImageOptions.DefaultGeneration(MaxLatentSize * 16, MaxLatentSize * 16) with { NumTimesteps = options.ValidationImageTimesteps },
+                    OnRendered = r => lastGrid = r,
+                });
+            }
             using Trainer trainer = builder.Build();
             TrainingRunResult result = await trainer.RunAsync(cancellationToken).ConfigureAwait(false);
             progress?.ClearProgress();
@@ -217,6 +241,7 @@ public static partial class TinyPreset
                 return TrainCommand.ExitInterrupted;
             }
             LogDone(log, result.CompletedSteps - result.StartStep, result.StartStep, result.CompletedSteps, result.LastCheckpoint, megabytes, results);
+            if (lastGrid?.PngPath is { } grid) LogGrid(log, result.CompletedSteps, grid, lastGrid.SidecarPath);
             return TrainCommand.ExitSuccess;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -362,6 +387,26 @@ public static partial class TinyPreset
         return setup;
     }
 
+    /// <summary>The file name of the tiny preset's validation prompts in its results folder.</summary>
+    public const string ValidationPromptsFileName = "validation_prompts.jsonl";
+
+    /// <summary>
+    /// The preset's validation prompts file: written on first use with the short captions of the example data's first
+    /// four text-to-image rows (so the grid shows whether the model learnt them), then kept, so a user's edits stay.
+    /// </summary>
+    private static string WriteOrReuseValidationPrompts(string results, string dataFolder)
+    {
+        string path = Path.Combine(results, ValidationPromptsFileName);
+        if (File.Exists(path)) return path;
+        // EnumerateTexts yields each T2I row's short caption, then its long one.
+        IEnumerable<string> captions = new ExampleDataWriter(new ExampleDataOptions { OutputFolder = dataFolder }).EnumerateTexts()
+            .Take(8).Where((_, i) => i % 2 == 0);
+        var text = new StringBuilder("# Validation prompts of the tiny preset: one JSON object per line ({\"prompt\": ...}; see docs/generation.md).\n");
+        foreach (string caption in captions) text.Append(new System.Text.Json.Nodes.JsonObject { ["prompt"] = caption }.ToJsonString()).Append('\n');
+        CheckpointFiles.WriteBytesAtomic(path, Encoding.UTF8.GetBytes(text.ToString()));
+        return path;
+    }
+
     private static long FolderBytes(string folder) =>
         Directory.Exists(folder) ? new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
 
@@ -388,6 +433,9 @@ public static partial class TinyPreset
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Trained} steps trained this run (from step {Start} to {Steps}); last checkpoint {Checkpoint}; checkpoints take {Megabytes:F1} MB; log and metrics in {Results}.")]
     private static partial void LogDone(ILogger logger, long trained, long start, long steps, string checkpoint, double megabytes, string results);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Validation grid of step {Step} (EMA weights, prompts drawn under the images): {Grid} (prompts and settings: {Sidecar}).")]
+    private static partial void LogGrid(ILogger logger, long step, string grid, string sidecar);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Interrupted after {Steps} of {TotalSteps} steps; checkpoint {Checkpoint} written. Run the same command again to resume from it.")]
     private static partial void LogInterrupted(ILogger logger, long steps, long totalSteps, string checkpoint);

@@ -11,7 +11,10 @@ namespace Bagel.Tests.Training.Metrics;
 /// </summary>
 internal static class TfRecordEventReader
 {
-    internal sealed record ScalarValue(string Tag, float SimpleValue);
+    internal sealed record ScalarValue(string Tag, float SimpleValue, ImageValue? Image = null);
+
+    /// <summary>A <c>Summary.Image</c> (value field 4): height 1, width 2, colorspace 3, encoded_image_string 4.</summary>
+    internal sealed record ImageValue(int Height, int Width, int Colorspace, byte[] Encoded);
 
     internal sealed record Event(double WallTime, long Step, string? FileVersion, IReadOnlyList<ScalarValue> Values);
 
@@ -100,15 +103,37 @@ internal static class TfRecordEventReader
     {
         string tag = "";
         float simple = float.NaN;
+        ImageValue? image = null;
         int position = 0;
         while (position < value.Length)
         {
             (int field, int wire) = Key(value, ref position);
             if (field == 1 && wire == 2) tag = Encoding.UTF8.GetString(LengthDelimited(value, ref position));
             else if (field == 2 && wire == 5) { simple = BinaryPrimitives.ReadSingleLittleEndian(value.Slice(position, 4)); position += 4; }
+            else if (field == 4 && wire == 2) image = DecodeImage(LengthDelimited(value, ref position));
             else Skip(value, ref position, wire);
         }
-        return new ScalarValue(tag, simple);
+        return new ScalarValue(tag, simple, image);
+    }
+
+    private static ImageValue DecodeImage(ReadOnlySpan<byte> image)
+    {
+        int height = 0, width = 0, colorspace = 0;
+        byte[] encoded = [];
+        int position = 0;
+        while (position < image.Length)
+        {
+            (int field, int wire) = Key(image, ref position);
+            switch (field, wire)
+            {
+                case (1, 0): height = (int)Varint(image, ref position); break;
+                case (2, 0): width = (int)Varint(image, ref position); break;
+                case (3, 0): colorspace = (int)Varint(image, ref position); break;
+                case (4, 2): encoded = LengthDelimited(image, ref position).ToArray(); break;
+                default: Skip(image, ref position, wire); break;
+            }
+        }
+        return new ImageValue(height, width, colorspace, encoded);
     }
 
     private static (int Field, int Wire) Key(ReadOnlySpan<byte> data, ref int position)

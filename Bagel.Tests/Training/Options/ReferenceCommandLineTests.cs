@@ -66,5 +66,5 @@ public sealed class ReferenceCommandLineTests
 
     [Fact]
     public void EveryFlagOfTheThreeClassesIsKnown() =>
-        Assert.Equal(18 + 8 + 45 + 1 + 3 + 1 + 1 + 4, ReferenceCommandLine.FlagNames.Count); // + dataset_info_file, the three validation flags, special_token_loss, precision and the four lora flags (ours)
+        Assert.Equal(18 + 8 + 45 + 1 + 3 + 1 + 1 + 4 + 2, ReferenceCommandLine.FlagNames.Count); // + dataset_info_file, the three validation flags, special_token_loss, precision, the four lora flags and the two validation-image flags (ours)
 }

@@ -37,7 +37,7 @@ public sealed class TrainingConfigurationTests
     [Theory]
     [InlineData(typeof(ModelOptions), 18)]
     [InlineData(typeof(DataOptions), 8 + 1)] // + dataset_info_file (ours)
-    [InlineData(typeof(TrainingOptions), 45 + 5 + 4)] // + validation_config_file, validate_every, validation_batches, special_token_loss, precision, lora_rank, lora_alpha, lora_dropout, lora_targets (ours)
+    [InlineData(typeof(TrainingOptions), 45 + 5 + 4 + 2)] // + validation_config_file, validate_every, validation_batches, special_token_loss, precision, lora_rank, lora_alpha, lora_dropout, lora_targets, validation_prompts, validation_images_every (ours)
     public void EveryPropertyHasASnakeCaseKeyThatTheJsonNamingMatches(Type type, int expectedCount)
     {
         PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
