@@ -110,6 +110,23 @@ public sealed class LoraBf16Tests
     }
 
     [Fact]
+    public void ABaseAlreadyInBf16IsUsedAsItIs()
+    {
+        // A base cast (or loaded) in bf16 before the run never exists in float32 here: the policy takes it unchanged.
+        using var vae = new FluxAutoEncoder(BagelTestModels.Vae);
+        using BagelModel model = BagelTestModels.Model();
+        model.to(ScalarType.BFloat16);
+        Tensor[] before = [.. model.parameters()];
+        using PackedBatch batch = LoraTestModels.MixedBatch();
+        using var noise = new SeededRandomSource(3);
+        using var lora = new LoraTrainableModel(new BagelTrainingModel(model, vae, () => BagelTestModels.Model(seed: 99), noise), Options);
+        using var bf16 = new Bf16MixedPrecisionPolicy(lora);
+        Assert.All(model.parameters().Zip(before), pair => Assert.Same(pair.Second, pair.First));
+        (Tensor ce, Tensor mse) = Losses(bf16, batch);
+        Assert.True(ce.isfinite().all().item<bool>() && mse.isfinite().all().item<bool>());
+    }
+
+    [Fact]
     public void AMergedExportFromABf16RunHasTheReferenceLayoutInFloat32WithTheDeltaUnrounded()
     {
         using var vae = new FluxAutoEncoder(BagelTestModels.Vae);
