@@ -61,7 +61,8 @@ public sealed class LoraTrainingTests
 
     /// <summary>
     /// LoRA in bf16 mixed precision (the "the base stays frozen, and in bf16 when the run is bf16"): 100 steps
-    /// reach the thresholds; the first 40 of them equal 20 steps, a resume and 20 more bit for bit (the schedule is
+    /// reach the thresholds (MSE last-5/first-5 0.795×, CE 0.192×; fewer steps do not reach the MSE's 0.8×: 0.84× at 60,
+    /// 0.83× at 80); the first 40 of them equal 20 steps, a resume and 20 more bit for bit (the schedule is
     /// constant, so the longer run serves as the straight one and the test stays short); the checkpoints hold the
     /// adapters only, float32 in PEFT's layout, under 5 % of a full fine-tuning checkpoint. The learning thresholds are
     /// checked here only; the fp32 LoRA run is checked for resume below.
@@ -72,7 +73,8 @@ public sealed class LoraTrainingTests
         using var folder = new TempDirectory();
         const int steps = 100, half = 20;
         string lora = Path.Combine(folder.Path, "lora"), resumed = Path.Combine(folder.Path, "resumed");
-        (int exit, string stderr, List<TrainingStepReport> reports) = await RunAsync(lora, steps, half, lora: true, "bf16", keepLast: steps / half);
+        // Checkpoints (and validation renders, which run LoRA-bf16 sampling with the EMA adapters) at 40, 80 and 100.
+        (int exit, string stderr, List<TrainingStepReport> reports) = await RunAsync(lora, steps, 2 * half, lora: true, "bf16", keepLast: 3);
         Assert.True(exit == TrainCommand.ExitSuccess, stderr);
         Assert.Contains("LoRA adapters; the base model's", stderr, StringComparison.Ordinal); // the log counts what trains
         (double mse, double ce, string summary) = Ratios(reports);
