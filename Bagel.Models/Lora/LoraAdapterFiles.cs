@@ -202,13 +202,19 @@ public static class LoraAdapterFiles
     /// <summary>
     /// Writes the base model's whole state dict to <paramref name="path"/> with every adapter folded in, under the
     /// reference's names (a <c>model.safetensors</c> or <c>ema.safetensors</c> the strict BAGEL loader reads). The live
-    /// model is not changed; the values are those <see cref="LoraAdapterSet.Merge"/> would write.
+    /// model is not changed. Floating-point tensors are written in <paramref name="dtype"/>, float32 by default (the
+    /// dtype of the reference's training checkpoints), whatever the base's dtype: over a float32 base the values are
+    /// those <see cref="LoraAdapterSet.Merge"/> would write; over the bf16 base of a bf16 LoRA run each merged weight is
+    /// <c>W + scale·B·A</c> computed in float32 from the bf16 W, so the delta is not rounded to bf16.
     /// </summary>
     /// <param name="adapters">The attached adapters.</param>
     /// <param name="path">The file to write (its folder is created).</param>
     /// <param name="weightsFrom">Adapter weights to fold in instead of the attached ones (e.g. the EMA copy); same layout.</param>
+    /// <param name="dtype">The dtype of the floating-point tensors in the file; null: float32. <c>BFloat16</c> halves
+    /// the file and rounds each merged weight once (it is computed in float32).</param>
     /// <param name="cancellationToken">Checked between tensors.</param>
-    public static void SaveMerged(LoraAdapterSet adapters, string path, LoraAdapterSet? weightsFrom = null, CancellationToken cancellationToken = default)
+    public static void SaveMerged(LoraAdapterSet adapters, string path, LoraAdapterSet? weightsFrom = null, ScalarType? dtype = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(adapters);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -221,9 +227,12 @@ public static class LoraAdapterFiles
             .ToDictionary(x => x.Item1, x => x.Item2);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null) Directory.CreateDirectory(folder);
+        ScalarType floats = dtype ?? ScalarType.Float32;
+        ScalarType merging = floats == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32; // round once, when written
+        SafeTensorDType? Stored(Tensor t) => t.is_floating_point() ? SafeTensorDTypes.FromScalarType(floats) : null;
         IEnumerable<PendingTensor> tensors = model.state_dict().Select(kv => byWeight.TryGetValue(kv.Key, out LoraLinear? layer)
-            ? new PendingTensor(SafeTensorsEntry.For(kv.Key, kv.Value), () => layer.MergedWeight(donors[kv.Key]))
-            : PendingTensor.From(kv.Key, kv.Value));
+            ? new PendingTensor(SafeTensorsEntry.For(kv.Key, kv.Value, Stored(kv.Value)), () => layer.MergedWeight(donors[kv.Key], merging))
+            : PendingTensor.From(kv.Key, kv.Value, Stored(kv.Value)));
         SafeTensorsWriter.WriteFile(path, tensors, new Dictionary<string, string> { ["format"] = "pt" }, cancellationToken);
     }
 

@@ -18,6 +18,7 @@ public sealed class LoraAdapterSet : nn.Module, IAdapterSet
 
     private readonly List<LoraLinear> _layers = [];
     private readonly Dictionary<string, nn.Module> _children = new(StringComparer.Ordinal);
+    private LoraAdapterSet? _standsInFor; // a bound working copy: the attached set whose place it takes
 
     private LoraAdapterSet(LoraOptions options, nn.Module? baseModel) : base(nameof(LoraAdapterSet))
     {
@@ -71,23 +72,7 @@ public sealed class LoraAdapterSet : nn.Module, IAdapterSet
     /// Linear already carries an adapter.</exception>
     public static LoraAdapterSet Attach(nn.Module model, LoraOptions options, bool freezeBase = true)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(options);
-        IReadOnlyList<string> problems = options.Validate();
-        if (problems.Count > 0) throw new LoraException("Invalid LoRA options: " + string.Join(" ", problems));
-        var matched = new List<(string Path, Linear Layer)>();
-        var notLinear = new List<string>();
-        foreach ((string path, nn.Module module) in model.named_modules())
-        {
-            if (path.Length == 0 || !LoraTargets.Matches(options.TargetModules, path)) continue;
-            if (module is Linear linear) matched.Add((path, linear));
-            else if (!options.TargetModules.SequenceEqual([LoraTargets.AllLinear])) notLinear.Add($"{path} ({module.GetType().Name})");
-        }
-        string targets = string.Join(", ", options.TargetModules);
-        if (notLinear.Count > 0)
-            throw new LoraException($"lora_targets [{targets}] match modules that are not Linear layers: {string.Join(", ", notLinear.Take(8))}. Target the projections inside them (e.g. mlp.gate_proj rather than mlp).");
-        if (matched.Count == 0)
-            throw new LoraException($"lora_targets [{targets}] match no Linear of the model. Module paths are the state-dict names, e.g. language_model.model.layers.0.self_attn.q_proj_moe_gen.");
+        List<(string Path, Linear Layer)> matched = Match(model, options);
         var set = new LoraAdapterSet(options, model);
         try
         {
@@ -115,6 +100,14 @@ public sealed class LoraAdapterSet : nn.Module, IAdapterSet
             foreach (Parameter parameter in model.parameters()) parameter.requires_grad = false;
         return set;
     }
+
+    /// <summary>
+    /// The number of adapter parameters <see cref="Attach"/> would create on <paramref name="model"/> with
+    /// <paramref name="options"/> (what a LoRA run trains: <c>r·(in + out)</c> per adapted Linear), without attaching.
+    /// </summary>
+    /// <exception cref="LoraException">As <see cref="Attach"/>: invalid options or targets.</exception>
+    public static long CountParameters(nn.Module model, LoraOptions options) =>
+        Match(model, options).Sum(m => RankFor(options, m.Path) * (m.Layer.weight!.shape[0] + m.Layer.weight!.shape[1]));
 
     /// <inheritdoc />
     public nn.Module CreateDetachedTwin() => CreateDetachedCopy();
@@ -159,8 +152,72 @@ public sealed class LoraAdapterSet : nn.Module, IAdapterSet
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="workingCopy"/>, a detached copy of this set (<see cref="CreateDetachedCopy"/>, typically cast
+    /// to bf16 by mixed precision), compute the adapters in the base model's forward instead of this set: its hooks run
+    /// on the same base layers with its own weights and dtype, this set's hooks add nothing (so the delta is added once),
+    /// and gradients reach the copy's parameters. This set keeps its weights, its switches (<see cref="Enabled"/>,
+    /// merging) govern the copy too, and <see cref="Merge"/>, the files and <see cref="CopyWeightsFrom"/> still use
+    /// its weights. Disposing or detaching the copy hands the forward back to this set.
+    /// </summary>
+    /// <param name="workingCopy">A detached set with the same adapters (paths, ranks, shapes); any floating dtype.</param>
+    /// <exception cref="LoraException">This set is detached, the copy is attached or already bound, or the adapters differ.</exception>
+    public void BindWorkingCopy(LoraAdapterSet workingCopy)
+    {
+        ArgumentNullException.ThrowIfNull(workingCopy);
+        if (BaseModel is null) throw new LoraException("This adapter set is detached; bind a working copy to the set attached to the base model.");
+        if (workingCopy.BaseModel is not null || workingCopy._standsInFor is not null)
+            throw new LoraException("The working copy must be a detached, unbound copy of the adapters (CreateDetachedCopy).");
+        if (workingCopy._layers.Count != _layers.Count)
+            throw new LoraException($"The working copy has {workingCopy._layers.Count} adapters, this set {_layers.Count}.");
+        int bound = 0;
+        try
+        {
+            for (; bound < _layers.Count; bound++) workingCopy._layers[bound].StandInFor(_layers[bound]);
+        }
+        catch
+        {
+            for (int i = 0; i < bound; i++) workingCopy._layers[i].DetachFromBase();
+            throw;
+        }
+        workingCopy._standsInFor = this;
+    }
+
+    /// <summary>
+    /// Until the result is disposed, the deltas in the base model's forward are computed with <paramref name="weights"/>'
+    /// A and B (e.g. the EMA copy, to sample with it), in its dtype, whichever hook runs (this set's or a bound working
+    /// copy's); the sets' own weights are not touched. Training must not step in between.
+    /// </summary>
+    /// <param name="weights">A set with the same adapters (e.g. <see cref="CreateDetachedCopy"/>'s EMA copy), or this one.</param>
+    /// <returns>Restores the forward to the hooked sets' own weights when disposed.</returns>
+    /// <exception cref="LoraException">The sets have different adapters.</exception>
+    public IDisposable ComputeWith(LoraAdapterSet weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (weights._layers.Count != _layers.Count)
+            throw new LoraException($"The adapter set to compute with has {weights._layers.Count} adapters, this one {_layers.Count}.");
+        try
+        {
+            for (int i = 0; i < _layers.Count; i++) _layers[i].ComputeWith(weights._layers[i]);
+        }
+        catch
+        {
+            foreach (LoraLinear layer in _layers) layer.ComputeWith(null);
+            throw;
+        }
+        return new Restore(_layers);
+    }
+
+    private sealed class Restore(List<LoraLinear> layers) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (LoraLinear layer in layers) layer.ComputeWith(null);
+        }
+    }
+
     /// <summary>Unmerges and removes every hook; the base model is then exactly as before <see cref="Attach"/> (its
-    /// parameters stay frozen).</summary>
+    /// parameters stay frozen). A bound working copy is unbound (its hooks removed, the attached set's active again).</summary>
     public void DetachFromBase()
     {
         foreach (LoraLinear layer in _layers)
@@ -168,13 +225,15 @@ public sealed class LoraAdapterSet : nn.Module, IAdapterSet
             if (layer.BaseLayer is { } baseLayer) Attached.Remove(baseLayer);
             layer.DetachFromBase();
         }
+        _standsInFor = null;
     }
 
-    /// <summary>Sets training mode on the adapters (dropout) and, for an attached set, on the base model too.</summary>
+    /// <summary>Sets training mode on the adapters (dropout) and, for an attached set or a bound working copy, on the
+    /// base model too.</summary>
     public override void train(bool on = true)
     {
         base.train(on);
-        BaseModel?.train(on);
+        (BaseModel ?? _standsInFor?.BaseModel)?.train(on);
     }
 
     /// <summary>Sets evaluation mode on the adapters and, for an attached set, on the base model too.</summary>
@@ -192,9 +251,36 @@ public sealed class LoraAdapterSet : nn.Module, IAdapterSet
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Linear, LoraLinear> Attached = new();
 
+    /// <summary>Every Linear of <paramref name="model"/> that the targets match, in module order.</summary>
+    private static List<(string Path, Linear Layer)> Match(nn.Module model, LoraOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        IReadOnlyList<string> problems = options.Validate();
+        if (problems.Count > 0) throw new LoraException("Invalid LoRA options: " + string.Join(" ", problems));
+        var matched = new List<(string Path, Linear Layer)>();
+        var notLinear = new List<string>();
+        foreach ((string path, nn.Module module) in model.named_modules())
+        {
+            if (path.Length == 0 || !LoraTargets.Matches(options.TargetModules, path)) continue;
+            if (module is Linear linear) matched.Add((path, linear));
+            else if (!options.TargetModules.SequenceEqual([LoraTargets.AllLinear])) notLinear.Add($"{path} ({module.GetType().Name})");
+        }
+        string targets = string.Join(", ", options.TargetModules);
+        if (notLinear.Count > 0)
+            throw new LoraException($"lora_targets [{targets}] match modules that are not Linear layers: {string.Join(", ", notLinear.Take(8))}. Target the projections inside them (e.g. mlp.gate_proj rather than mlp).");
+        if (matched.Count == 0)
+            throw new LoraException($"lora_targets [{targets}] match no Linear of the model. Module paths are the state-dict names, e.g. language_model.model.layers.0.self_attn.q_proj_moe_gen.");
+        return matched;
+    }
+
+    /// <summary>The rank of the adapter on <paramref name="path"/>: its rank_pattern entry, else the rank.</summary>
+    private static int RankFor(LoraOptions options, string path) =>
+        LoraTargets.PatternKey(options.RankPattern, path) is { } key ? options.RankPattern.First(p => p.Key == key).Value : options.Rank;
+
     private LoraLinear Add(string path, long inFeatures, long outFeatures, Device device, Linear? baseLayer, int? rank = null, double? alpha = null)
     {
-        int r = rank ?? (LoraTargets.PatternKey(Options.RankPattern, path) is { } rk ? Options.RankPattern.First(p => p.Key == rk).Value : Options.Rank);
+        int r = rank ?? RankFor(Options, path);
         double a = alpha ?? (LoraTargets.PatternKey(Options.AlphaPattern, path) is { } ak ? Options.AlphaPattern.First(p => p.Key == ak).Value : Options.Alpha);
         var adapter = new LoraLinear(path, inFeatures, outFeatures, r, a, Options.Dropout, Options.UseRsLora, device, baseLayer);
         string[] segments = (KeyPrefix + path).Split('.');

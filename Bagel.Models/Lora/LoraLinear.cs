@@ -11,7 +11,9 @@ namespace Bagel.Models.Lora;
 /// so the model's state dict keeps the reference's names. The adapter computes in its own dtype (float32): the input is
 /// cast to it and the sum is cast back to the base output's dtype, as PEFT does, so a frozen bf16 base works unchanged.
 /// A detached instance (no base layer; <see cref="LoraAdapterSet.CreateDetachedTwin"/>) only holds weights, e.g. the
-/// EMA copy of the adapters.
+/// EMA copy of the adapters, or stands in for the attached adapter in the base layer's forward
+/// (<see cref="LoraAdapterSet.BindWorkingCopy"/>: the bf16 working copy of mixed precision, whose weights are the cast of
+/// the float32 ones and whose hook then runs instead of the attached adapter's).
 /// </summary>
 public sealed class LoraLinear : nn.Module
 {
@@ -22,6 +24,9 @@ public sealed class LoraLinear : nn.Module
     private readonly Linear? _base;
     private Action? _removeHook;
     private Tensor? _baseWeightBeforeMerge;
+    private LoraLinear? _standIn;     // on an attached adapter: the working copy whose hook runs instead of this one's
+    private LoraLinear? _standsInFor; // on a working copy: the attached adapter it stands in for
+    private LoraLinear? _weightsFrom; // on an attached adapter: whose A and B the forward uses (LoraAdapterSet.ComputeWith)
 
     internal LoraLinear(string path, long inFeatures, long outFeatures, int rank, double alpha, double dropout, bool useRsLora,
         Device device, Linear? baseLayer) : base(nameof(LoraLinear))
@@ -81,8 +86,13 @@ public sealed class LoraLinear : nn.Module
     /// <summary>Whether the delta is folded into the base weight (the hook then adds nothing).</summary>
     public bool IsMerged => _baseWeightBeforeMerge is not null;
 
-    /// <summary>Whether the adapter adds its delta in the forward pass (default true); off gives the base model's outputs.</summary>
+    /// <summary>Whether the adapter adds its delta in the forward pass (default true); off gives the base model's outputs.
+    /// A working copy follows the switch of the adapter it stands in for.</summary>
     public bool Enabled { get; set; } = true;
+
+    /// <summary>The working copy that computes this adapter's delta in the base layer's forward (see
+    /// <see cref="LoraAdapterSet.BindWorkingCopy"/>), or null when this adapter computes it itself.</summary>
+    public LoraLinear? WorkingCopy => _standIn;
 
     /// <summary><c>scale·B·A</c> [out, in] in the adapters' dtype (PEFT's <c>get_delta_weight</c> with fan_in_fan_out false).</summary>
     /// <param name="weightsFrom">Another adapter of the same shapes whose A and B to use (e.g. the EMA copy); null: these.</param>
@@ -97,17 +107,20 @@ public sealed class LoraLinear : nn.Module
         return product.mul(Scaling);
     }
 
-    /// <summary>The base weight with the delta folded in, in the base weight's dtype (what <see cref="Merge"/> writes).</summary>
+    /// <summary>The base weight with the delta folded in: <c>W + scale·B·A</c> computed and returned in
+    /// <paramref name="dtype"/>, by default the base weight's (what <see cref="Merge"/> writes).</summary>
     /// <param name="weightsFrom">Adapter weights to fold in instead of these (same shapes); null: these.</param>
+    /// <param name="dtype">The result's dtype; float32 over a bf16 base keeps the delta unrounded. Null: the base weight's.</param>
     /// <returns>A new tensor; the caller disposes it.</returns>
-    public Tensor MergedWeight(LoraLinear? weightsFrom = null)
+    public Tensor MergedWeight(LoraLinear? weightsFrom = null, ScalarType? dtype = null)
     {
         Linear layer = RequireBase();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         Tensor weight = _baseWeightBeforeMerge ?? layer.weight!;
-        Tensor merged = weight.detach().clone();
-        merged.add_(DeltaWeight(weightsFrom).to(weight.dtype));
+        ScalarType type = dtype ?? weight.dtype;
+        Tensor merged = weight.detach().to(type, copy: true);
+        merged.add_(DeltaWeight(weightsFrom).to(type));
         return merged.MoveToOuterDisposeScope();
     }
 
@@ -133,21 +146,56 @@ public sealed class LoraLinear : nn.Module
         _baseWeightBeforeMerge = null;
     }
 
-    /// <summary>Unmerges and removes the hook: the base layer is as it was before the adapter was attached.</summary>
+    /// <summary>Unmerges and removes the hook: the base layer is as it was before the adapter was attached. On an
+    /// attached adapter this also detaches its working copy; on a working copy it hands the forward back to the
+    /// adapter it stood in for.</summary>
     public void DetachFromBase()
     {
+        _standIn?.DetachFromBase();
         Unmerge();
         _removeHook?.Invoke();
         _removeHook = null;
+        if (_standsInFor is { } attached) attached._standIn = null;
+        _standsInFor = null;
+    }
+
+    /// <summary>Hooks this detached adapter into <paramref name="attached"/>'s base layer in its place: from now on
+    /// this one's weights (in this one's dtype) give the delta and <paramref name="attached"/>'s hook adds nothing, until
+    /// this one is detached or disposed.</summary>
+    internal void StandInFor(LoraLinear attached)
+    {
+        Linear layer = attached._base ?? throw new LoraException($"{attached.Path}: a working copy stands in for an attached adapter, and this one is detached.");
+        if (_base is not null || _removeHook is not null)
+            throw new LoraException($"{Path}: only a detached adapter (CreateDetachedCopy) can be bound as a working copy.");
+        if (attached._standIn is not null)
+            throw new LoraException($"{attached.Path} already has a working copy; dispose it (or detach it) first.");
+        if (attached.Path != Path || attached.Rank != Rank || attached.InFeatures != InFeatures || attached.OutFeatures != OutFeatures)
+            throw new LoraException($"The working copy's adapter {Path} [{OutFeatures}x{Rank}]·[{Rank}x{InFeatures}] does not match {attached.Path} [{attached.OutFeatures}x{attached.Rank}]·[{attached.Rank}x{attached.InFeatures}].");
+        var remover = layer.register_forward_hook((_, input, output) => AddDelta(input, output));
+        _removeHook = remover.remove;
+        _standsInFor = attached;
+        attached._standIn = this;
+    }
+
+    /// <summary>Makes the forward use <paramref name="source"/>'s A and B (null: the hooked adapter's own).</summary>
+    internal void ComputeWith(LoraLinear? source)
+    {
+        if (source is not null && (source.Path != Path || source.Rank != Rank || source.InFeatures != InFeatures || source.OutFeatures != OutFeatures))
+            throw new LoraException($"{Path}: the adapter to compute with is {source.Path} [{source.OutFeatures}x{source.Rank}]·[{source.Rank}x{source.InFeatures}], this one [{OutFeatures}x{Rank}]·[{Rank}x{InFeatures}].");
+        _weightsFrom = source;
     }
 
     private Tensor AddDelta(Tensor input, Tensor output)
     {
-        if (!Enabled || IsMerged || _removeHook is null) return output;
+        LoraLinear owner = _standsInFor ?? this; // a working copy obeys the attached adapter's switches
+        if (_standIn is not null || !Enabled || !owner.Enabled || owner.IsMerged || _removeHook is null) return output;
+        LoraLinear weights = owner._weightsFrom ?? this;
         using var scope = NewDisposeScope();
-        Tensor x = input.to(lora_A.Weight.dtype);
-        if (DropoutProbability > 0 && training) x = nn.functional.dropout(x, DropoutProbability, training: true);
-        Tensor delta = lora_B.forward(lora_A.forward(x)).mul(Scaling);
+        Tensor x = input.to(weights.lora_A.Weight.dtype);
+        // Dropout in training mode only, of the adapter and of the base layer (PEFT's dropout sits in the model's tree,
+        // so the model's eval() turns it off; here the adapters are outside it).
+        if (DropoutProbability > 0 && training && (owner._base?.training ?? true)) x = nn.functional.dropout(x, DropoutProbability, training: true);
+        Tensor delta = weights.lora_B.forward(weights.lora_A.forward(x)).mul(Scaling);
         return output.add(delta).to(output.dtype).MoveToOuterDisposeScope();
     }
 
@@ -159,7 +207,7 @@ public sealed class LoraLinear : nn.Module
     {
         if (disposing)
         {
-            DetachFromBase();
+            DetachFromBase(); // also hands a working copy's place back, or detaches this one's working copy
             _baseWeightBeforeMerge?.Dispose();
         }
         base.Dispose(disposing);

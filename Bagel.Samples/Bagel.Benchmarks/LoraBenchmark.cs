@@ -14,6 +14,7 @@ using Bagel.Training.Loop;
 using Bagel.Training.Loss;
 using Bagel.Training.Models;
 using Bagel.Training.Options;
+using Bagel.Training.Precision;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -22,9 +23,12 @@ namespace Bagel.Benchmarks;
 /// <summary>
 /// Peak memory of one LoRA training step against one full fine-tuning step of the same composite (the Qwen2.5-0.5B
 /// widths of <see cref="TrainSetup.SmallConfig"/>: hidden 896, intermediate 4864, 14 heads / 2 KV heads, MoT, a small
-/// SigLIP and the tiny VAE) on the same synthetic packed batch. Each mode runs in a fresh child process through a
-/// <see cref="TrainingSession"/> (AdamW, EMA, clipping: what the trainer holds) for two steps; it prints the peak RSS
-/// (VmHWM) and the tensor bytes it tracks (weights, gradients, AdamW state, EMA), then the parent prints the ratio.
+/// SigLIP and the tiny VAE) on the same synthetic packed batch, each in float32 (<c>full</c>, <c>lora</c>) and in bf16
+/// mixed precision (<c>full-bf16</c>: float32 masters and a bf16 working copy; <c>lora-bf16</c>: the frozen base cast to
+/// bf16 in place, float32 master adapters and their bf16 working copy). Each mode runs in a fresh child process through
+/// a <see cref="TrainingSession"/> (precision policy, AdamW, EMA, clipping: what the trainer holds) for two steps; it
+/// prints the peak RSS (VmHWM) and the tensor bytes it tracks (weights, working copy, gradients, AdamW state, EMA), then
+/// the parent prints the ratios.
 /// </summary>
 internal static class LoraBenchmark
 {
@@ -38,14 +42,22 @@ internal static class LoraBenchmark
         Console.WriteLine($"lora: composite at hidden 896, {layers} MoT layers, vocabulary {vocab}, ~{tokens}-token pack, activation checkpointing {checkpointing}; " +
                           $"LoRA rank {rank}, alpha {alpha}, targets {targets}; load {File.ReadAllText("/proc/loadavg").Trim()}");
         var peaks = new Dictionary<string, double>(StringComparer.Ordinal);
-        foreach (string mode in Option(args, "--modes", "full,lora").Split(','))
+        foreach (string mode in Option(args, "--modes", "full,lora,full-bf16,lora-bf16").Split(','))
         {
+            if (!Modes.Contains(mode))
+            {
+                Console.Error.WriteLine($"Unknown mode '{mode}'; the modes are {string.Join(", ", Modes)}.");
+                return 2;
+            }
             double? peak = Child(StepCommand, mode, layers, vocab, tokens, rank, alpha, targets, checkpointing);
             if (peak is null) return 1;
             peaks[mode] = peak.Value;
         }
-        if (peaks.TryGetValue("full", out double full) && peaks.TryGetValue("lora", out double lora))
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lora: peak RSS of a LoRA step / a full fine-tuning step = {lora:F0} / {full:F0} MiB = {lora / full:F3}"));
+        foreach ((string a, string b) in new[] { ("lora", "full"), ("lora-bf16", "full-bf16"), ("lora-bf16", "lora"), ("lora-bf16", "full") })
+        {
+            if (peaks.TryGetValue(a, out double numerator) && peaks.TryGetValue(b, out double denominator))
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lora: peak RSS {a} / {b} = {numerator:F0} / {denominator:F0} MiB = {numerator / denominator:F3}"));
+        }
         return 0;
     }
 
@@ -54,6 +66,8 @@ internal static class LoraBenchmark
     {
         TorchRuntime.EnsureLoaded();
         string mode = args[0];
+        bool useLora = mode.StartsWith("lora", StringComparison.Ordinal);
+        TrainingPrecision precision = mode.EndsWith("-bf16", StringComparison.Ordinal) ? TrainingPrecision.Bf16Mixed : TrainingPrecision.Fp32;
         int layers = Int(args[1]), vocab = Int(args[2]), tokens = Int(args[3]), rank = Int(args[4]);
         double alpha = double.Parse(args[5], CultureInfo.InvariantCulture);
         string targets = args[6];
@@ -67,7 +81,7 @@ internal static class LoraBenchmark
             model.LanguageModel.Model.GradientCheckpointing = checkpointing;
             using var vae = new FluxAutoEncoder(config.VaeConfig!);
             var trainable = new BagelTrainingModel(model, vae, () => new BagelModel(config));
-            using LoraTrainableModel? lora = mode == "lora"
+            using LoraTrainableModel? lora = useLora
                 ? new LoraTrainableModel(trainable, new LoraOptions { Rank = rank, Alpha = alpha, TargetModules = LoraTargets.Parse(targets) })
                 : null;
             ITrainableModel stepped = (ITrainableModel?)lora ?? trainable;
@@ -77,26 +91,31 @@ internal static class LoraBenchmark
             options.Training.Lr = 1e-4;
             options.Training.WarmupSteps = 0;
             using PackedBatch batch = SyntheticBatch(vocab, tokens, config);
-            using var session = new TrainingSession(stepped, options);
+            using var session = new TrainingSession(stepped, options, new TrainingSessionOptions { Precision = precision });
             session.Restore();
-            stepped.Module.train();
+            IPrecisionPolicy policy = session.Precision; // bf16: the working copy exists (and a LoRA base is bf16) from here
+            policy.ComputeModel.Module.train();
             double before = ProcessMemory.ResetPeak();
             var watch = Stopwatch.StartNew();
             for (int step = 0; step < 2; step++)
             {
                 using var scope = torch.NewDisposeScope();
-                ModelLossOutputs outputs = stepped.Forward(batch);
+                policy.BeforeForward();
+                ModelLossOutputs outputs = policy.ComputeModel.Forward(batch);
                 StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights);
                 loss.Total.backward();
+                policy.AfterBackward();
                 session.Stepper.Step(step, loss.Total.item<float>());
             }
             double seconds = watch.Elapsed.TotalSeconds / 2, peak = ProcessMemory.PeakMiB();
             long weights = Bytes(model.parameters()) + (lora is null ? 0 : Bytes(lora.Adapters.parameters()));
+            long working = policy is Bf16MixedPrecisionPolicy bf16 ? Bytes(bf16.WorkingModule.parameters()) : 0;
             var trained = stepped.Module.parameters().Where(p => p.requires_grad).ToList();
             long trainedBytes = Bytes(trained), ema = Bytes(session.Ema.Module.parameters());
+            string baseType = model.parameters().First().dtype.ToString();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {mode,-4}: {batch.SequenceLength} tokens, {trained.Sum(p => p.numel()) / 1e6:F2} M trained of {model.parameters().Sum(p => p.numel()) / 1e6:F1} M parameters; " +
-                $"tracked: weights {Mib(weights):F0} + gradients {Mib(trainedBytes):F0} + AdamW state {Mib(2 * trainedBytes):F0} + EMA {Mib(ema):F0} = {Mib(weights + 3 * trainedBytes + ema):F0} MiB; " +
+                $"  {mode,-9}: {batch.SequenceLength} tokens, {trained.Sum(p => p.numel()) / 1e6:F2} M trained of {model.parameters().Sum(p => p.numel()) / 1e6:F1} M parameters (model in {baseType}); " +
+                $"tracked: weights {Mib(weights):F0} + bf16 working copy {Mib(working):F0} + gradients {Mib(trainedBytes):F0} + AdamW state {Mib(2 * trainedBytes):F0} + EMA {Mib(ema):F0} = {Mib(weights + working + 3 * trainedBytes + ema):F0} MiB; " +
                 $"RSS before the steps {before:F0} MiB, peak RSS over the steps {peak:F0} MiB (activations and temporaries ≈ {peak - before:F0} MiB above); {seconds:F1} s/step"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"PEAK_MIB {peak:F1}"));
             return 0;
@@ -141,6 +160,8 @@ internal static class LoraBenchmark
             samples.ForEach(s => s.Dispose());
         }
     }
+
+    private static readonly string[] Modes = ["full", "lora", "full-bf16", "lora-bf16"];
 
     private static long Bytes(IEnumerable<Tensor> tensors) => tensors.Sum(t => t.numel() * t.element_size());
 

@@ -33,9 +33,10 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
                   false, MemoryBenchmark.Run),
     [MemoryBenchmark.ProbeCommand] = ("(internal) train the composite 2 steps in one precision mode, printing memory figures.", true, MemoryBenchmark.RunProbe),
     ["lora"] = ("Peak memory of one LoRA training step vs one full fine-tuning step (AdamW, EMA) of the composite at Qwen2.5-0.5B widths " +
-                "(hidden 896, 14/2 heads, intermediate 4864, MoT, small SigLIP, tiny VAE) on one synthetic pack, each mode in a fresh process: " +
-                "peak RSS, tracked tensor bytes, the ratio. Options: --layers L (24), --vocab V (32768), --tokens N (1024), --rank R (16), " +
-                "--alpha A (32), --targets T (llm), --modes full,lora, --checkpointing.",
+                "(hidden 896, 14/2 heads, intermediate 4864, MoT, small SigLIP, tiny VAE) on one synthetic pack, in fp32 and bf16 mixed precision " +
+                "(LoRA: bf16 base, float32 master adapters), each mode in a fresh process: peak RSS, tracked tensor bytes, the ratios. Options: " +
+                "--layers L (24), --vocab V (32768), --tokens N (1024), --rank R (16), --alpha A (32), --targets T (llm), " +
+                "--modes full,lora,full-bf16,lora-bf16, --checkpointing.",
                 false, LoraBenchmark.Run),
     [LoraBenchmark.StepCommand] = ("(internal) two training steps in one mode, printing memory.", true, LoraBenchmark.RunStep),
     ["distributed"] = ("Data-parallel over Open MPI (2 ranks through mpirun): all-reduce of 1, 25 and 100 MB float32 buffers vs a plain memory copy " +

@@ -119,7 +119,10 @@ public static partial class BagelRecipe
                 Qwen2Initialization.CopyUnderstandingToGeneration(bagel.LanguageModel); // as the reference, on the random init too
             if (training.FreezeLlm) bagel.FreezeLanguageModel();
             if (training.FreezeVit) bagel.FreezeVit();
-            LogModel(log, bagel.parameters().Sum(p => p.numel()), bagel.parameters().Where(p => p.requires_grad).Sum(p => p.numel()));
+            long trainable = Bagel.Training.Lora.LoraFlags.Enabled(training) // under LoRA only the adapters train
+                ? Bagel.Models.Lora.LoraAdapterSet.CountParameters(bagel, Bagel.Training.Lora.LoraFlags.ToOptions(training))
+                : bagel.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+            LogModel(log, bagel.parameters().Sum(p => p.numel()), trainable);
 
             DataPipelineOptions pipelineOptions = DataWiring.ToPipelineOptions(configuration);
             var factory = new DataPipelineFactory(tokenizer, pipelineOptions, modelLimits: DataWiring.ToModelImageLimits(configuration), logger: log);

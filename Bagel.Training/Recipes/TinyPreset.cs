@@ -203,7 +203,18 @@ public static partial class TinyPreset
             using var vae = new FluxAutoEncoder(modelConfig.VaeConfig!);
             var trainable = new BagelTrainingModel(model, vae, () => new BagelModel(modelConfig));
             long parameters = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
-            LogModel(log, parameters, tokenizer.Tokenizer.Count, options.TotalSteps, data.Folder);
+            Bagel.Models.Lora.LoraOptions? loraOptions = options.Lora ?? (Bagel.Training.Lora.LoraFlags.Enabled(config.Training) ? Bagel.Training.Lora.LoraFlags.ToOptions(config.Training) : null);
+            if (loraOptions is not null)
+            {
+                // Under LoRA only the adapters train; the base model is frozen.
+                long frozen = parameters;
+                parameters = Bagel.Models.Lora.LoraAdapterSet.CountParameters(model, loraOptions);
+                LogLoraModel(log, parameters, frozen, tokenizer.Tokenizer.Count, options.TotalSteps, data.Folder);
+            }
+            else
+            {
+                LogModel(log, parameters, tokenizer.Tokenizer.Count, options.TotalSteps, data.Folder);
+            }
 
             await using var jsonl = main ? new JsonlMetricSink(Path.Combine(results, JsonlMetricSink.DefaultFileName)) : null;
             await using var tensorBoard = main ? new TensorBoardMetricSink(Path.Combine(results, "tensorboard")) : null;
@@ -430,6 +441,9 @@ public static partial class TinyPreset
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Tiny preset: {Parameters:N0} trainable parameters, vocabulary {Vocabulary}, {Steps} steps on {Data}")]
     private static partial void LogModel(ILogger logger, long parameters, int vocabulary, int steps, string data);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Tiny preset: {Parameters:N0} trainable parameters (LoRA adapters; the base model's {Frozen:N0} are frozen), vocabulary {Vocabulary}, {Steps} steps on {Data}")]
+    private static partial void LogLoraModel(ILogger logger, long parameters, long frozen, int vocabulary, int steps, string data);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Trained} steps trained this run (from step {Start} to {Steps}); last checkpoint {Checkpoint}; checkpoints take {Megabytes:F1} MB; log and metrics in {Results}.")]
     private static partial void LogDone(ILogger logger, long trained, long start, long steps, string checkpoint, double megabytes, string results);

@@ -7,9 +7,10 @@ using TorchSharp;
 namespace Bagel.Training.ValidationImages;
 
 /// <summary>The trainer's side of validation images: when to render, with which weights, and where the grid goes
-/// (the files, every <see cref="IImageMetricSink"/>, a log line, the callback).</summary>
+/// (the files, every <see cref="IImageMetricSink"/>, a log line, the callback). <paramref name="prepare"/>, when given,
+/// runs before each render and its result is disposed after it (a LoRA run puts the EMA adapters into the forward).</summary>
 internal sealed partial class ValidationImageRunner(ValidationImageOptions options, int everySteps, ValidationImageRenderer renderer,
-    Func<torch.nn.Module> weights, IReadOnlyList<IMetricSink> sinks, ILogger logger, TimeProvider time)
+    Func<torch.nn.Module> weights, IReadOnlyList<IMetricSink> sinks, ILogger logger, TimeProvider time, Func<IDisposable>? prepare = null)
 {
     /// <summary>True when a render is due after <paramref name="completedSteps"/> steps (the end of the run aside).</summary>
     public bool IsDue(long completedSteps) => completedSteps > 0 && completedSteps % everySteps == 0;
@@ -18,8 +19,14 @@ internal sealed partial class ValidationImageRunner(ValidationImageOptions optio
     public async Task<ValidationImageResult> RunAsync(long completedSteps)
     {
         var model = (BagelModel)weights();
-        // Not cancellable: a stop request finishes the step (and its render) and then writes the final checkpoint.
-        (ValidationImageResult result, byte[]? png, int height, int width) = renderer.RenderGrid(model, completedSteps, CancellationToken.None);
+        ValidationImageResult result;
+        byte[]? png;
+        int height, width;
+        using (prepare?.Invoke())
+        {
+            // Not cancellable: a stop request finishes the step (and its render) and then writes the final checkpoint.
+            (result, png, height, width) = renderer.RenderGrid(model, completedSteps, CancellationToken.None);
+        }
         if (png is not null)
         {
             var image = new StepImage(options.Tag, completedSteps, time.GetUtcNow(), png, height, width);
