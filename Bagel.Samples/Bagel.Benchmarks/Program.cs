@@ -18,7 +18,7 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
     [DataBenchmark.MemoryCommand] = ("(internal) read the mixed example data, printing RSS after 1,000 and N samples.", true, DataBenchmark.RunMemory),
     ["train"] = ("Training loop on CPU: (memory) the tiny composite trained N steps on the example data, peak RSS at step 100 and at " +
                  "the end, growth vs 5%; (throughput) the composite at hidden 896 (4 MoT layers, full vocabulary): step time split into data " +
-                 "wait, forward+backward and optimizer step (clip, AdamW, EMA, zero_grad), tokens/s, MFU, per-tensor vs the fused default; " +
+                 "wait, forward+backward and optimizer step (clip, AdamW, EMA, zero_grad), tokens/s, MFU, per-tensor vs flat buffers with libtorch's operations vs the fused pass (the default); " +
                  "(build) RSS while building the flat AdamW and fused EMA vs the per-tensor ones at hidden 896; (optimizer) per-tensor " +
                  "AdamW/EMA vs one flat buffer. Options: --steps N (2000), --rss-at N (100), --measure-steps N (3), --tokens N (1024), --layers L (4), " +
                  "--parts memory,build,throughput,optimizer, --per-tensor (the memory part with TorchSharp's AdamW), --tokenizer DIR (or BAGEL_TOKENIZER).",

@@ -44,7 +44,7 @@ public static class AdamWFactory
         if (built.Count == 0)
             throw new ArgumentException("No parameter requires grad, so there is nothing to optimise. Check the freeze_* options.", nameof(groups));
         return options.FlatBuffers
-            ? new FlatBufferAdamW(built, options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay)
+            ? new FlatBufferAdamW(built, options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay, fusedKernel: options.FusedKernel)
             : torch.optim.AdamW(built, options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
     }
 }

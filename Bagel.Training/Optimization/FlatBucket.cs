@@ -151,28 +151,48 @@ internal sealed class FlatBucket : IDisposable
 
     /// <summary>
     /// One AdamW step of this bucket: over the buffers when <see cref="TryAdoptGradients"/> and <see cref="IsIntact"/>
-    /// allow it (returns true), else TorchSharp's per-parameter loop with the same arithmetic (returns false).
+    /// allow it (in one fused pass when <paramref name="fusedKernel"/> is set and it applies), else TorchSharp's
+    /// per-parameter loop with the same arithmetic. Returns which ran.
     /// </summary>
-    public bool Step()
+    public BucketStep Step(bool fusedKernel)
     {
         var options = (AdamW.Options)Group.Options;
         if (TryAdoptGradients() && IsIntact())
         {
-            StepFlat(options);
-            return true;
+            BucketStep how = StepFlat(options, fusedKernel);
+            MarkParametersModified();
+            return how;
         }
         StepPerParameter(options);
-        return false;
+        return BucketStep.PerParameter;
     }
 
     /// <summary>
-    /// TorchSharp's per-parameter operations, in its order, chunk by chunk over the buffers (every operation is
-    /// element-wise, so chunking changes no result).
+    /// Bumps each parameter's version counter, as TorchSharp's in-place operations on it would, so that autograd
+    /// still refuses a graph that saved a parameter before the step. The parameters were <c>set_</c> to slices of the
+    /// buffer (they do not share its counter), so writing the buffer does not bump them; an in-place operation on
+    /// none of each parameter's elements does, at one dispatch per parameter.
     /// </summary>
-    private void StepFlat(AdamW.Options options)
+    private void MarkParametersModified()
+    {
+        foreach (Parameter parameter in _parameters)
+        {
+            using torch.Tensor flat = parameter.view(-1);
+            using torch.Tensor none = flat.narrow(0, 0, 0);
+            none.zero_();
+        }
+    }
+
+    /// <summary>
+    /// TorchSharp's per-parameter operations, in its order, over the buffers: in one pass of
+    /// <see cref="FusedAdamWKernel"/> when <paramref name="fusedKernel"/> is set and the buffers are float32 on the CPU,
+    /// else as libtorch operations chunk by chunk (every operation is element-wise, so chunking changes no result).
+    /// </summary>
+    private BucketStep StepFlat(AdamW.Options options, bool fusedKernel)
     {
         foreach (AdamW.State state in _states) state.step += 1;
         var update = AdamWUpdate.For(options, _states[0].step);
+        if (fusedKernel && FusedAdamWKernel.TryApply(update, _data, _grad!, _expAvg, _expAvgSq)) return BucketStep.FusedKernel;
         _scratch ??= FlatLayout.NewBuffer(Math.Min(Elements, ChunkElements), _data, zeros: false);
         long total = Elements, chunk = _scratch.shape[0];
         for (long start = 0; start < total; start += chunk)
@@ -182,6 +202,7 @@ internal sealed class FlatBucket : IDisposable
             using torch.Tensor m = _expAvg.narrow(0, start, n), v = _expAvgSq.narrow(0, start, n), denominator = _scratch.narrow(0, 0, n);
             update.Apply(p, g, m, v, denominator);
         }
+        return BucketStep.FlatOperations;
     }
 
     /// <summary>TorchSharp's loop: parameters without a gradient are skipped and keep their step count.</summary>
@@ -212,4 +233,17 @@ internal sealed class FlatBucket : IDisposable
         using torch.Tensor flat = buffer.narrow(0, offset, shape.Aggregate(1L, (a, b) => a * b));
         return flat.view(shape).DetachFromDisposeScope();
     }
+}
+
+/// <summary>How a <see cref="FlatBucket"/> stepped.</summary>
+internal enum BucketStep
+{
+    /// <summary>One pass of <see cref="FusedAdamWKernel"/> over the flat buffers.</summary>
+    FusedKernel,
+
+    /// <summary>libtorch's element-wise operations, chunk by chunk over the flat buffers.</summary>
+    FlatOperations,
+
+    /// <summary>TorchSharp's per-parameter loop (the flat layout did not apply).</summary>
+    PerParameter,
 }

@@ -26,6 +26,13 @@ namespace Bagel.Training.Optimization;
 /// <c>load_state_dict</c> or by moving the module). <see cref="FlatSteps"/> and <see cref="FallbackSteps"/> count both.
 /// AMSGrad and <c>maximize</c> are not supported (the reference uses neither).
 /// </para>
+/// <para>
+/// A float32 bucket on the CPU steps in one pass over its buffers (<see cref="FusedKernel"/>, the default): each
+/// element's parameter, gradient and moments are read once and written once, with libtorch's roundings (its fused
+/// multiply-adds, and MKL's square root where libtorch uses it), so the results are still bit for bit TorchSharp's.
+/// The pass checks itself against libtorch's operations on first use and stays off if a single bit differs
+/// (<see cref="FusedKernelUnavailableReason"/>). Other dtypes and devices run libtorch's operations over the buffers.
+/// </para>
 /// </summary>
 public sealed class FlatBufferAdamW : AdamW
 {
@@ -52,14 +59,36 @@ public sealed class FlatBufferAdamW : AdamW
     /// every parameter into the flat buffers, tensor by tensor; the parameters keep their values and handles. The
     /// moments are allocated once, in the flat buffers (TorchSharp's AdamW would allocate one pair per parameter).
     /// </summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <param name="lr">The default learning rate.</param>
+    /// <param name="beta1">The default β1.</param>
+    /// <param name="beta2">The default β2.</param>
+    /// <param name="eps">The default ε.</param>
+    /// <param name="weightDecay">The default decoupled weight decay.</param>
+    /// <param name="chunkElements">Elements per chunk when a bucket steps with libtorch's operations.</param>
+    /// <param name="fusedKernel">The initial <see cref="FusedKernel"/>.</param>
     public FlatBufferAdamW(IEnumerable<ParamGroup> groups, double lr, double beta1, double beta2, double eps, double weightDecay,
-        long chunkElements = DefaultChunkElements)
+        long chunkElements = DefaultChunkElements, bool fusedKernel = true)
         : base(groups, lr, beta1, beta2, eps, weightDecay)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkElements);
         _chunkElements = chunkElements;
         foreach (FlatBucket bucket in _buckets) bucket.ChunkElements = chunkElements;
+        FusedKernel = fusedKernel;
     }
+
+    /// <summary>
+    /// Steps float32 CPU buckets in one fused pass over their buffers instead of libtorch's nine element-wise
+    /// operations (same bits, about half the memory traffic). Default true; false runs libtorch's operations over the
+    /// buffers (what <see cref="AdamWOptions.FusedKernel"/> false builds). Can change between steps.
+    /// </summary>
+    public bool FusedKernel { get; set; }
+
+    /// <summary>
+    /// Why the fused pass is off in this process (its calibration against libtorch's operations differed, or libtorch's
+    /// square root could not be matched), or null when it is available. Runs the calibration on first use.
+    /// </summary>
+    public static string? FusedKernelUnavailableReason => FusedAdamWKernel.UnavailableReason;
 
     /// <summary>
     /// Adds <paramref name="param_group"/> (also called by the base constructor for each group): fills in the
@@ -116,6 +145,9 @@ public sealed class FlatBufferAdamW : AdamW
     /// <summary>Steps on which at least one bucket ran the per-parameter loop because the flat layout did not apply (see the class remarks).</summary>
     public long FallbackSteps { get; private set; }
 
+    /// <summary>Bucket steps that ran the fused pass (<see cref="FusedKernel"/>); each step counts every bucket that did.</summary>
+    public long FusedKernelBucketSteps { get; private set; }
+
     /// <inheritdoc />
     public override torch.Tensor step(Func<torch.Tensor>? closure = null)
     {
@@ -127,7 +159,12 @@ public sealed class FlatBufferAdamW : AdamW
         bool allFlat = true;
         using (torch.no_grad())
         {
-            foreach (FlatBucket bucket in _buckets) allFlat &= bucket.Step();
+            foreach (FlatBucket bucket in _buckets)
+            {
+                BucketStep how = bucket.Step(FusedKernel);
+                allFlat &= how != BucketStep.PerParameter;
+                if (how == BucketStep.FusedKernel) FusedKernelBucketSteps++;
+            }
         }
         if (allFlat) FlatSteps++;
         else FallbackSteps++;

@@ -1,0 +1,178 @@
+using System.Runtime.InteropServices;
+using Bagel.Core.Native;
+using Bagel.Training.Optimization;
+using TorchSharp;
+using TorchSharp.Modules;
+
+namespace Bagel.Tests.Training.Optimization;
+
+/// <summary>
+/// The fused float32 AdamW pass (issue 11 item 4): randomized against TorchSharp's per-tensor AdamW bit for bit (odd
+/// sizes, tails, tensors spanning the parallel tiles, weight decay, several steps and settings, clipped gradients),
+/// and its fallbacks. Uses its own generators only.
+/// </summary>
+public sealed class FusedAdamWKernelTests
+{
+    public FusedAdamWKernelTests() => TorchRuntime.EnsureLoaded();
+
+    /// <summary>Odd sizes: shorter than a vector, vector tails, a block tail, and tensors that span several parallel tiles.</summary>
+    private static readonly long[][] Shapes = [[1], [7], [3, 5], [17, 33], [1000], [2049], [70_001], [3, 45_679]];
+
+    private static Parameter[] NewParameters(ulong seed)
+    {
+        var generator = new torch.Generator(seed);
+        return [.. Shapes.Select(shape => new Parameter(torch.randn(shape, generator: generator)))];
+    }
+
+    private static bool SameBits(torch.Tensor expected, torch.Tensor actual) =>
+        expected.dtype == actual.dtype && expected.shape.SequenceEqual(actual.shape) &&
+        MemoryMarshal.Cast<byte, int>(expected.contiguous().bytes).SequenceEqual(MemoryMarshal.Cast<byte, int>(actual.contiguous().bytes));
+
+    /// <summary>Gives both parameter sets the same random gradients, in place (the flat set's gradients are views of its buffer).</summary>
+    private static void SetGradients(Parameter[] reference, Parameter[] flat, ulong seed, double scale)
+    {
+        var generator = new torch.Generator(seed);
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < reference.Length; i++)
+        {
+            using torch.Tensor random = torch.randn(reference[i].shape, generator: generator).mul_(scale);
+            foreach (Parameter p in new[] { reference[i], flat[i] })
+            {
+                using torch.Tensor? grad = p.grad;
+                if (grad is null) p.grad = random.clone();
+                else grad.copy_(random);
+            }
+        }
+    }
+
+    private static void AssertBitIdentical(Parameter[] expected, AdamW expectedOptimizer, Parameter[] actual, AdamW actualOptimizer, string what)
+    {
+        for (int i = 0; i < expected.Length; i++) Assert.True(SameBits(expected[i], actual[i]), $"{what}: parameter {i} ({string.Join('x', Shapes[i])}) differs");
+        var expectedStates = expectedOptimizer.state_dict().State.Cast<AdamW.State>().ToList();
+        var actualStates = actualOptimizer.state_dict().State.Cast<AdamW.State>().ToList();
+        Assert.Equal(expectedStates.Select(s => s.step), actualStates.Select(s => s.step));
+        for (int i = 0; i < expectedStates.Count; i++)
+        {
+            Assert.True(SameBits(expectedStates[i].exp_avg, actualStates[i].exp_avg), $"{what}: exp_avg {i} differs");
+            Assert.True(SameBits(expectedStates[i].exp_avg_sq, actualStates[i].exp_avg_sq), $"{what}: exp_avg_sq {i} differs");
+        }
+    }
+
+    [Fact]
+    public void TheKernelPassesItsCalibrationOnThisMachine() => Assert.True(FusedAdamWKernel.IsAvailable, FusedAdamWKernel.UnavailableReason);
+
+    [Theory]
+    [InlineData(1e-4, 0.9, 0.95, 1e-15, 0.0, 1.0)] // the reference's settings, no clipping
+    [InlineData(3e-2, 0.8, 0.999, 1e-8, 0.1, 0.05)] // weight decay, clipped every step
+    [InlineData(2e-3, 0.95, 0.98, 1e-6, 0.01, 0.5)]
+    [InlineData(1e-1, 0.5, 0.9, 1e-3, 0.3, 0.2)]
+    public void RandomizedStepsAreBitIdenticalToTorchSharpsPerTensorAdamW(double lr, double beta1, double beta2, double eps, double weightDecay, double maxNorm)
+    {
+        ulong seed = (ulong)(lr * 1e6 + beta2 * 1e3);
+        Parameter[] reference = NewParameters(seed), flat = NewParameters(seed);
+        var options = new AdamWOptions { LearningRate = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps, WeightDecay = weightDecay };
+        using AdamW referenceOptimizer = AdamWFactory.Create([new ParameterGroup("all", reference)], new AdamWOptions
+        {
+            LearningRate = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps, WeightDecay = weightDecay, FlatBuffers = false,
+        });
+        using var flatOptimizer = (FlatBufferAdamW)AdamWFactory.Create([new ParameterGroup("all", flat)], options);
+        flatOptimizer.AttachGradients();
+        const int steps = 5;
+        for (int step = 0; step < steps; step++)
+        {
+            // Gradients that vary in size from step to step, so some steps clip and the moments see several scales.
+            SetGradients(reference, flat, seed + (ulong)step, scale: step % 2 == 0 ? 1e-3 : 0.3);
+            double expectedNorm = GradientClipping.ClipGradNorm(reference, maxNorm), actualNorm = GradientClipping.ClipGradNorm(flatOptimizer, maxNorm);
+            Assert.Equal(expectedNorm, actualNorm);
+            referenceOptimizer.step();
+            flatOptimizer.step();
+            AssertBitIdentical(reference, referenceOptimizer, flat, flatOptimizer, $"step {step + 1}");
+        }
+        Assert.Equal(steps, flatOptimizer.FlatSteps);
+        Assert.Equal(steps, flatOptimizer.FusedKernelBucketSteps); // one float32 bucket, stepped by the kernel every time
+        foreach (Parameter p in reference.Concat(flat)) p.Dispose();
+    }
+
+    [Fact]
+    public void WithTheKernelOffTheBucketsRunLibtorchsOperationsWithTheSameBits()
+    {
+        Parameter[] fused = NewParameters(3), operations = NewParameters(3);
+        var options = new AdamWOptions { LearningRate = 1e-2, Eps = 1e-8, WeightDecay = 0.05 };
+        using var fusedOptimizer = (FlatBufferAdamW)AdamWFactory.Create([new ParameterGroup("all", fused)], options);
+        options.FusedKernel = false;
+        using var operationsOptimizer = (FlatBufferAdamW)AdamWFactory.Create([new ParameterGroup("all", operations)], options);
+        Assert.False(operationsOptimizer.FusedKernel);
+        for (int step = 0; step < 3; step++)
+        {
+            SetGradients(fused, operations, (ulong)(30 + step), scale: 1e-2);
+            fusedOptimizer.step();
+            operationsOptimizer.step();
+        }
+        AssertBitIdentical(operations, operationsOptimizer, fused, fusedOptimizer, "kernel on vs off");
+        Assert.Equal(3, fusedOptimizer.FusedKernelBucketSteps);
+        Assert.Equal(0, operationsOptimizer.FusedKernelBucketSteps);
+        Assert.Equal(3, operationsOptimizer.FlatSteps);
+        foreach (Parameter p in fused.Concat(operations)) p.Dispose();
+    }
+
+    [Fact]
+    public void OnlyFloat32BucketsUseTheKernel()
+    {
+        var generator = new torch.Generator(8);
+        Parameter single = new(torch.randn([5, 3], generator: generator)), twin = new(torch.randn([4], generator: generator).to(torch.float64));
+        using var optimizer = (FlatBufferAdamW)AdamWFactory.Create([new ParameterGroup("all", [single, twin])], new AdamWOptions { LearningRate = 1e-2 });
+        optimizer.AttachGradients();
+        using (var noGrad = torch.no_grad())
+        {
+            foreach (Parameter p in new[] { single, twin })
+            {
+                using torch.Tensor? grad = p.grad;
+                grad!.fill_(0.25);
+            }
+        }
+        optimizer.step();
+        optimizer.step();
+        Assert.Equal(2, optimizer.Buckets.Count);
+        Assert.Equal(2, optimizer.FusedKernelBucketSteps); // the float32 bucket each step, never the float64 one
+        Assert.Equal(2, optimizer.FlatSteps);
+        single.Dispose();
+        twin.Dispose();
+    }
+
+    [Fact]
+    public void BuffersThatAreNotContiguousFloat32AreLeftToLibtorch()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.Tensor contiguous = torch.zeros(8), strided = torch.zeros(16).slice(0, 0, 16, 2), doubles = torch.zeros(8, torch.float64);
+        Assert.True(FusedAdamWKernel.Fits(contiguous, contiguous, contiguous, contiguous));
+        Assert.False(FusedAdamWKernel.Fits(strided, contiguous, contiguous, contiguous));
+        Assert.False(FusedAdamWKernel.Fits(contiguous, doubles, contiguous, contiguous));
+        Assert.False(FusedAdamWKernel.Fits(contiguous, contiguous, torch.zeros(9), contiguous));
+        var update = new AdamWUpdate(1, 0.9, 0.95, 1e-8, 1, 1e-3);
+        Assert.False(FusedAdamWKernel.TryApply(update, strided, contiguous, contiguous, contiguous));
+        Assert.True(strided.eq(0).all().item<bool>(), "a buffer the kernel does not fit was written");
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void AStepInvalidatesAGraphThatSavedAParameterOnEveryPath(bool flatBuffers, bool fusedKernel)
+    {
+        var generator = new torch.Generator(12);
+        Parameter a = new(torch.randn([6], generator: generator)), b = new(torch.randn([5], generator: generator));
+        using AdamW optimizer = AdamWFactory.Create([new ParameterGroup("all", [a, b])],
+            new AdamWOptions { LearningRate = 1e-2, FlatBuffers = flatBuffers, FusedKernel = fusedKernel });
+        using (var noGrad = torch.no_grad())
+        {
+            foreach (Parameter p in new[] { a, b }) p.grad = torch.full(p.shape, 0.5f);
+        }
+        using torch.Tensor loss = a.mul(a).sum().add(b.mul(b).sum()); // saves a and b for the backward
+        optimizer.step();
+        if (optimizer is FlatBufferAdamW flat) Assert.Equal(fusedKernel ? 1 : 0, flat.FusedKernelBucketSteps);
+        // As after TorchSharp's per-tensor step: "one of the variables needed for gradient computation has been modified by an inplace operation".
+        Assert.ThrowsAny<Exception>(() => loss.backward());
+        a.Dispose();
+        b.Dispose();
+    }
+}
