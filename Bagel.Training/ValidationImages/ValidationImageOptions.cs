@@ -31,8 +31,9 @@ public sealed record ValidationImageOptions
     /// <c>&lt;results_dir&gt;/validation</c>, beside <c>&lt;results_dir&gt;/checkpoints</c> by default.</summary>
     public string? OutputFolder { get; init; }
 
-    /// <summary>The sampler settings. Default (null): <see cref="DefaultGeneration"/> at the largest size the model
-    /// makes, up to <see cref="DefaultMaxSide"/> pixels per side.</summary>
+    /// <summary>The sampler settings of text-to-image prompts and edits (an edit's output has its resized input's size
+    /// instead). Default (null): <see cref="DefaultGeneration"/> at the largest size the model makes, up to
+    /// <see cref="DefaultMaxSide"/> pixels per side.</summary>
     public ImageGenerationOptions? Generation { get; init; }
 
     /// <summary>How questions are answered. Default (null): <see cref="DefaultTextGeneration"/>, greedy decoding of at
