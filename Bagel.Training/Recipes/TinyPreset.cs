@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Bagel.Data.Example;
 using Bagel.Data.Pipeline;
 using Bagel.Data.Tokenization;
