@@ -91,8 +91,7 @@ public sealed partial class BagelPipeline
     public ContextImage PrepareImage(RgbImage image, bool vae)
     {
         ArgumentNullException.ThrowIfNull(image);
-        RgbImage resized = VaeTransform.Resize(image);
-        return new ContextImage(vae ? VaeTransform.Apply(resized) : null, VitTransform?.Apply(resized));
+        return InputTransforms.Prepare(image, vae);
     }
 
     /// <summary>Checks that the model can generate an image of this size.</summary>

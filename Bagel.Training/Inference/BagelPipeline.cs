@@ -41,14 +41,13 @@ public sealed class GenerationLoadException : Exception
 /// </remarks>
 public sealed partial class BagelPipeline : IDisposable
 {
-    private BagelPipeline(BagelModel model, FluxAutoEncoder vae, BagelTokenizerSetup tokenizer, ImageTransform vaeTransform,
-        ImageTransform? vitTransform, string weightsFile, string description)
+    private BagelPipeline(BagelModel model, FluxAutoEncoder vae, BagelTokenizerSetup tokenizer, InputImageTransforms transforms,
+        string weightsFile, string description)
     {
         Model = model;
         Vae = vae;
         Tokenizer = tokenizer;
-        VaeTransform = vaeTransform;
-        VitTransform = vitTransform;
+        InputTransforms = transforms;
         WeightsFile = weightsFile;
         Description = description;
         BagelSpecialTokenIds ids = tokenizer.SpecialTokenIds;
@@ -66,11 +65,14 @@ public sealed partial class BagelPipeline : IDisposable
     /// <summary>The tokenizer with BAGEL's special tokens.</summary>
     public BagelTokenizerSetup Tokenizer { get; }
 
+    /// <summary>The transforms of input images (the VAE resize, then each stream's transform).</summary>
+    public InputImageTransforms InputTransforms { get; }
+
     /// <summary>The VAE-stream transform of input images.</summary>
-    public ImageTransform VaeTransform { get; }
+    public ImageTransform VaeTransform => InputTransforms.Vae;
 
     /// <summary>The ViT-stream transform; null without an understanding branch.</summary>
-    public ImageTransform? VitTransform { get; }
+    public ImageTransform? VitTransform => InputTransforms.Vit;
 
     /// <summary>The weights file loaded.</summary>
     public string WeightsFile { get; }
@@ -203,9 +205,7 @@ public sealed partial class BagelPipeline : IDisposable
             vae = new FluxAutoEncoder(config.VaeConfig!);
             torch.random.set_rng_state(state);
         }
-        var vaeSizes = new ImageTransformOptions { MaxImageSize = 64, MinImageSize = 32, ImageStride = 16 };
-        var vitSizes = new ImageTransformOptions { MaxImageSize = 56, MinImageSize = 28, ImageStride = 14 };
-        return Assemble(config, vae, tokenizer, weights, options, vaeSizes, vitSizes, $"tiny-preset checkpoint {step} ({Path.GetFileName(weights)})", cancellationToken);
+        return Assemble(config, vae, tokenizer, weights, options, TinyPreset.VaeImageTransform, TinyPreset.VitImageTransform, $"tiny-preset checkpoint {step} ({Path.GetFileName(weights)})", cancellationToken);
     }
 
     private static BagelPipeline LoadRelease(string folder, BagelPipelineOptions options, CancellationToken cancellationToken)
@@ -234,8 +234,8 @@ public sealed partial class BagelPipeline : IDisposable
         return Assemble(config, vae, tokenizer, weights, options, ReleaseVae, ReleaseVit, $"released model {folder} ({Path.GetFileName(weights)})", cancellationToken);
     }
 
-    private static readonly ImageTransformOptions ReleaseVae = new() { MaxImageSize = 1024, MinImageSize = 512, ImageStride = 16 };
-    private static readonly ImageTransformOptions ReleaseVit = new() { MaxImageSize = 980, MinImageSize = 224, ImageStride = 14 };
+    private static readonly ImageTransformOptions ReleaseVae = InputImageTransforms.ReferenceVae;
+    private static readonly ImageTransformOptions ReleaseVit = InputImageTransforms.ReferenceVit;
 
     private static BagelPipeline Assemble(BagelConfig config, FluxAutoEncoder vae, BagelTokenizerSetup tokenizer, string weights,
         BagelPipelineOptions options, ImageTransformOptions vaeDefault, ImageTransformOptions vitDefault, string description, CancellationToken cancellationToken)
@@ -250,12 +250,8 @@ public sealed partial class BagelPipeline : IDisposable
             BagelCheckpointLoader.LoadBagel(model, weights, options.Logger, cancellationToken);
             model.eval();
             vae.eval();
-            int maxSide = config.MaxLatentSize * config.VaeConfig!.DownsampleFactor * config.LatentPatchSize;
-            ImageTransformOptions vaeSizes = options.VaeTransform ?? vaeDefault;
-            if (options.VaeTransform is null && vaeSizes.MaxImageSize > maxSide)
-                vaeSizes = vaeSizes with { MaxImageSize = maxSide, MinImageSize = Math.Min(vaeSizes.MinImageSize, maxSide) };
-            ImageTransform? vit = config.VitConfig is null ? null : new ImageTransform(options.VitTransform ?? vitDefault);
-            return new BagelPipeline(model, vae, tokenizer, new ImageTransform(vaeSizes), vit, weights, description);
+            InputImageTransforms transforms = InputImageTransforms.For(config, options.VaeTransform, options.VitTransform, vaeDefault, vitDefault);
+            return new BagelPipeline(model, vae, tokenizer, transforms, weights, description);
         }
         catch
         {

@@ -75,14 +75,16 @@ public sealed partial class Trainer : IDisposable
     /// <summary>The validation-images runner (options resolved by the builder: folder, seed, every).</summary>
     private ValidationImageRunner CreateValidationImages(ValidationImageOptions options)
     {
-        // A LoRA run renders its base model with the EMA (or the trained) adapters computing the deltas.
-        var lora = _model as Lora.LoraTrainableModel;
-        var model = (Bagel.Training.Models.BagelTrainingModel)(lora?.BaseModel ?? _model); // checked by the builder
-        var renderer = new ValidationImageRenderer(options, model.Vae!, _logger);
-        Func<torch.nn.Module> weights = lora is not null ? () => model.Module : options.UseEma ? () => _session.Ema.Module : () => _model.Module;
-        Func<IDisposable>? adapters = lora is null ? null
-            : () => lora.Adapters.ComputeWith(options.UseEma ? (Bagel.Models.Lora.LoraAdapterSet)_session.Ema.Module : lora.Adapters);
-        return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer, weights, _sinks, _logger, _time, adapters);
+        Bagel.Training.Models.BagelTrainingModel bagel = TrainerBuilder.RenderableModel(_model)!; // checked by the builder
+        var renderer = new ValidationImageRenderer(options, bagel.Vae!, _logger);
+        Func<ValidationWeights> weights = _model switch
+        {
+            // LoRA: the frozen base with the adapters attached; the EMA copy is an adapter set, swapped in for the render.
+            Lora.LoraTrainableModel lora => () => ValidationWeights.Lora(bagel.Model, lora.Adapters,
+                options.UseEma ? (Bagel.Models.Lora.LoraAdapterSet)_session.Ema.Module : null),
+            _ => () => ValidationWeights.Full((Bagel.Models.Bagel.BagelModel)(options.UseEma ? _session.Ema.Module : _model.Module)),
+        };
+        return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer, weights, _sinks, _logger, _time);
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>

@@ -296,13 +296,15 @@ public sealed partial class TrainerBuilder
     }
 
     /// <summary>
-    /// Renders fixed prompts with the EMA weights every <see cref="ValidationImageOptions.EverySteps"/> completed steps
-    /// (0: at every checkpoint) and at the end of the run (not after a stop request) into
-    /// <c>&lt;results_dir&gt;/validation/step_NNNNNNN.png</c> (a grid, each prompt drawn under its image) and
-    /// <c>step_NNNNNNN.json</c> (the prompts and sampler settings), both written atomically, and logs the grid to every
-    /// metric sink that takes images (TensorBoard: tag <c>val/images</c>). The model must be a
-    /// <see cref="Models.BagelTrainingModel"/> with <c>visual_gen</c>. Training is unchanged by it (own seeded noise;
-    /// modes and torch's global generator restored). See <c>docs/generation.md</c>.
+    /// Renders fixed prompts, edits and questions with the EMA weights every <see cref="ValidationImageOptions.EverySteps"/>
+    /// completed steps (0: at every checkpoint) and at the end of the run (not after a stop request) into
+    /// <c>&lt;results_dir&gt;/validation/step_NNNNNNN.png</c> (a grid: each prompt drawn under its image, each edit's input
+    /// beside its output, each question's picture with the question and the answer), <c>step_NNNNNNN_answers.txt</c>
+    /// and <c>step_NNNNNNN.json</c> (the entries, answers and sampler settings), all written atomically, and logs the
+    /// grid to every metric sink that takes images (TensorBoard: tag <c>val/images</c>). The model must be a
+    /// <see cref="Models.BagelTrainingModel"/> with <c>visual_gen</c>; with <see cref="UseLora"/> its base renders with
+    /// the adapters attached (the EMA adapters swapped in for the render). Training is unchanged by it (own seeded
+    /// noise; modes, torch's global generator and the live adapter weights restored). See <c>docs/generation.md</c>.
     /// </summary>
     /// <param name="options">The prompts, the tokenizer and the settings.</param>
     public TrainerBuilder UseValidationImages(ValidationImageOptions options)
@@ -456,8 +458,8 @@ public sealed partial class TrainerBuilder
     private ValidationImageOptions? ResolveValidationImages(List<string> failures)
     {
         if (_validationImages is not { } options) return null;
-        if (_model is not Models.BagelTrainingModel { Vae: not null } bagel || !bagel.Model.Config.VisualGen)
-            failures.Add("UseValidationImages: the model must be a BagelTrainingModel with visual_gen and its VAE (it renders images).");
+        if (RenderableModel(_model) is not { Vae: not null } bagel || !bagel.Model.Config.VisualGen)
+            failures.Add("UseValidationImages: the model must be a BagelTrainingModel (or LoRA adapters on one) with visual_gen and its VAE (it renders images).");
         if (options.Prompts is null || options.Prompts.Count == 0) failures.Add("UseValidationImages: no prompts; give at least one.");
         if (options.EverySteps < 0) failures.Add($"UseValidationImages: every {options.EverySteps} steps must be 0 (at every checkpoint) or more.");
         string? folder = options.OutputFolder;
@@ -476,6 +478,14 @@ public sealed partial class TrainerBuilder
         }
         return options with { OutputFolder = folder, Seed = options.Seed ?? _configuration.Training.GlobalSeed };
     }
+
+    /// <summary>The BAGEL composite validation images render with: the model itself, or the base of LoRA adapters; null otherwise.</summary>
+    internal static Models.BagelTrainingModel? RenderableModel(ITrainableModel? model) => model switch
+    {
+        Models.BagelTrainingModel bagel => bagel,
+        Lora.LoraTrainableModel lora => lora.BaseModel as Models.BagelTrainingModel,
+        _ => null,
+    };
 
     /// <summary>The folder under <c>results_dir</c> validation images go to by default.</summary>
     public const string DefaultValidationImagesFolder = "validation";

@@ -97,7 +97,7 @@ public static class ReferenceFlagHelp
         ["lora_alpha"] = "Our extension: LoRA scale numerator; adapters are scaled by lora_alpha/lora_rank.",
         ["lora_dropout"] = "Our extension: dropout on the LoRA adapters' input while training.",
         ["lora_targets"] = "Our extension: Linear layers to adapt: llm, llm_und, llm_gen, all_linear, regex:PATTERN or a comma list of module names (PEFT's suffix rule).",
-        ["validation_prompts"] = "Our extension: JSON-lines file of prompts ({\"prompt\": ...}; edits and questions are parsed, not rendered yet) drawn with the EMA weights into <results_dir>/validation/step_NNNNNNN.png and TensorBoard; empty turns it off.",
+        ["validation_prompts"] = "Our extension: JSON-lines file of prompts ({\"prompt\": ...}), edits ({\"edit\": ..., \"image\": ...}) and questions ({\"question\": ..., \"image\": ...}) rendered and answered (greedy, at most 64 steps) with the EMA weights into <results_dir>/validation/step_NNNNNNN.png, step_NNNNNNN_answers.txt and TensorBoard; empty turns it off.",
         ["validation_images_every"] = "Our extension: render --validation_prompts every this many steps and at the end; 0 means at every checkpoint.",
     };
 

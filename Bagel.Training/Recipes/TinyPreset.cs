@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Bagel.Data.Example;
 using Bagel.Data.Pipeline;
 using Bagel.Data.Tokenization;
@@ -59,9 +57,10 @@ public sealed record TinyPresetOptions
 
     /// <summary>
     /// Render the validation prompts (<c>&lt;ResultsDir&gt;/validation_prompts.jsonl</c>, written on the first run with
-    /// four captions of the example data; edit it to change them) with the EMA weights at every checkpoint and at the
-    /// end into <c>&lt;ResultsDir&gt;/validation/step_NNNNNNN.png</c>, 64×64 px per image (the tiny model's largest),
-    /// <see cref="ValidationImageTimesteps"/> timesteps. Default true.
+    /// four captions, an edit and a question over the example data; edit it to change them) with the EMA weights at
+    /// every checkpoint and at the end into <c>&lt;ResultsDir&gt;/validation/step_NNNNNNN.png</c> (64×64 px per image,
+    /// the tiny model's largest; <see cref="ValidationImageTimesteps"/> timesteps) and the answer into
+    /// <c>step_NNNNNNN_answers.txt</c>. Default true.
     /// </summary>
     public bool ValidationImages { get; init; } = true;
 
@@ -234,13 +233,7 @@ public static partial class TinyPreset
             ValidationImageResult? lastGrid = null;
             if (options.ValidationImages)
             {
-                builder.UseValidationImages(new ValidationImageOptions
-                {
-                    Prompts = ValidationPromptFile.Load(WriteOrReuseValidationPrompts(results, data.Folder)),
-                    Tokenizer = tokenizer,
-                    Generation = ValidationImageOptions.DefaultGeneration(MaxLatentSize * 16, MaxLatentSize * 16) with { NumTimesteps = options.ValidationImageTimesteps },
-                    OnRendered = r => lastGrid = r,
-                });
+                builder.UseValidationImages(ValidationImageSettings(options, results, data.Folder, tokenizer, r => lastGrid = r));
             }
             using Trainer trainer = builder.Build();
             TrainingRunResult result = await trainer.RunAsync(cancellationToken).ConfigureAwait(false);
@@ -396,26 +389,6 @@ public static partial class TinyPreset
         setup.Tokenizer.Save(saved);
         LogTokenizerSaved(log, setup.Tokenizer.Count, saved);
         return setup;
-    }
-
-    /// <summary>The file name of the tiny preset's validation prompts in its results folder.</summary>
-    public const string ValidationPromptsFileName = "validation_prompts.jsonl";
-
-    /// <summary>
-    /// The preset's validation prompts file: written on first use with the short captions of the example data's first
-    /// four text-to-image rows (so the grid shows whether the model learnt them), then kept, so a user's edits stay.
-    /// </summary>
-    private static string WriteOrReuseValidationPrompts(string results, string dataFolder)
-    {
-        string path = Path.Combine(results, ValidationPromptsFileName);
-        if (File.Exists(path)) return path;
-        // EnumerateTexts yields each T2I row's short caption, then its long one.
-        IEnumerable<string> captions = new ExampleDataWriter(new ExampleDataOptions { OutputFolder = dataFolder }).EnumerateTexts()
-            .Take(8).Where((_, i) => i % 2 == 0);
-        var text = new StringBuilder("# Validation prompts of the tiny preset: one JSON object per line ({\"prompt\": ...}; see docs/generation.md).\n");
-        foreach (string caption in captions) text.Append(new System.Text.Json.Nodes.JsonObject { ["prompt"] = caption }.ToJsonString()).Append('\n');
-        CheckpointFiles.WriteBytesAtomic(path, Encoding.UTF8.GetBytes(text.ToString()));
-        return path;
     }
 
     private static long FolderBytes(string folder) =>

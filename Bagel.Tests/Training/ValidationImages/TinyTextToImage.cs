@@ -13,7 +13,8 @@ namespace Bagel.Tests.Training.ValidationImages;
 
 /// <summary>
 /// A tiny text-to-image BAGEL (no ViT) over a bytes-only tokenizer (one token per character, BAGEL's special tokens
-/// after them), and 4 distinct 32×32 caption/image pairs: solid colours and a quadrant pattern.
+/// after them), and 4 distinct caption/image pairs (32×32 by default): two solid colours, four coloured quadrants and
+/// stripes.
 /// </summary>
 internal static class TinyTextToImage
 {
@@ -33,25 +34,25 @@ internal static class TinyTextToImage
 
     public static readonly string[] Captions = ["solid red", "solid blue", "four quadrants", "green stripes"];
 
-    /// <summary>Image <paramref name="i"/> as [3, 64, 64] in [-1, 1].</summary>
-    public static Tensor Image(int i)
+    /// <summary>Image <paramref name="i"/> as [3, side, side] in [-1, 1].</summary>
+    public static Tensor Image(int i, int side = Side)
     {
-        var rgb = new float[3, Side, Side];
-        for (int y = 0; y < Side; y++)
-            for (int x = 0; x < Side; x++)
+        var rgb = new float[3, side, side];
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++)
             {
                 (float r, float g, float b) = i switch
                 {
                     0 => (1f, -1f, -1f),
                     1 => (-1f, -1f, 1f),
-                    2 => (y < Side / 2, x < Side / 2) switch
+                    2 => (y < side / 2, x < side / 2) switch
                     {
                         (true, true) => (1f, 1f, -1f),
                         (true, false) => (-1f, 1f, 1f),
                         (false, true) => (1f, -1f, 1f),
                         _ => (-1f, -1f, -1f),
                     },
-                    _ => (y / 8 % 2 == 0) ? (-1f, 1f, -1f) : (1f, 1f, 1f),
+                    _ => (y / (side / 4) % 2 == 0) ? (-1f, 1f, -1f) : (1f, 1f, 1f),
                 };
                 rgb[0, y, x] = r;
                 rgb[1, y, x] = g;
@@ -62,8 +63,8 @@ internal static class TinyTextToImage
 
     public static int[] Encode(string text) => [.. Tokenizer.Tokenizer.Encode(text)];
 
-    /// <summary>One pack of the 4 pairs (no conditioning dropout; the timesteps from <paramref name="seed"/>).</summary>
-    public static PackedBatch Pack(long seed)
+    /// <summary>One pack of the 4 pairs at <paramref name="side"/> px (no conditioning dropout; the timesteps from <paramref name="seed"/>).</summary>
+    public static PackedBatch Pack(long seed, int side = Side)
     {
         var options = new PackingOptions { MaxLatentSize = BagelTestModels.MaxLatentSize, TextCondDropoutProb = 0, VitCondDropoutProb = 0, VaeCondDropoutProb = 0 };
         var packer = new SequencePacker(options, Tokenizer.SpecialTokenIds);
@@ -72,7 +73,7 @@ internal static class TinyTextToImage
         var dropout = new SeededRandomSource(11);
         var timesteps = new SeededRandomSource((ulong)seed);
         PackableSample[] samples = [.. Enumerable.Range(0, 4).Select(i => new PackableSample(SequencePackerTests.Index("t2i_pretrain", i), Captions[i],
-            [PlanItem.Text(false, false), PlanItem.NoisyVaeImage()], [Encode(Captions[i])], [Image(i)]))];
+            [PlanItem.Text(false, false), PlanItem.NoisyVaeImage()], [Encode(Captions[i])], [Image(i, side)]))];
         try
         {
             foreach (PackableSample sample in samples) packer.Pack(builder, sample, dropout, timesteps, owned);
@@ -86,12 +87,12 @@ internal static class TinyTextToImage
     }
 
     /// <summary>The 4 pairs over and over, each pack with fresh timesteps.</summary>
-    public static async IAsyncEnumerable<PackedBatch> Endless([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    public static async IAsyncEnumerable<PackedBatch> Endless([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken, int side = Side)
     {
         for (long i = 0; ; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            yield return Pack(100 + i);
+            yield return Pack(100 + i, side);
             await Task.Yield();
         }
     }

@@ -58,12 +58,38 @@ public sealed class ValidationImageGridTests
     }
 
     [Fact]
-    public void ImagesOfDifferentSizesOrTypesAreRefused()
+    public void AnEditsInputSitsBesideItsOutputSmallerImagesAreCentredAndALongAnswerGetsMoreLines()
     {
-        using torch.Tensor a = Solid(16, 16, 1, 2, 3), b = Solid(16, 32, 1, 2, 3);
-        using torch.Tensor floats = torch.zeros(16, 16, 3);
-        Assert.Contains("share one size", Assert.Throws<ArgumentException>(() => ValidationImageGrid.Encode([new(a, "a"), new(b, "b")])).Message, StringComparison.Ordinal);
+        using torch.Tensor t2i = Solid(32, 32, 255, 0, 0), input = Solid(32, 48, 0, 255, 0), output = Solid(32, 48, 0, 0, 255), picture = Solid(28, 28, 9, 9, 9);
+        string answer = string.Join(' ', Enumerable.Repeat("blue", 50));
+        (byte[] png, int height, int width) = ValidationImageGrid.Encode([new(t2i, "solid red"), new(output, "edit: make it blue", input),
+            new(picture, $"Q: what colour? A: {answer}")]);
+
+        using SKBitmap decoded = SKBitmap.Decode(png);
+        int cell = ValidationImageGrid.MinCellWidth; // the widest content, the edit pair (48 + 4 + 48 px), is narrower
+        Assert.Equal(3 * cell + 4 * 4, width);
+        // 21 characters a line at 128 px: the answer needs more than the standard 4 lines and is cut at the maximum.
+        Assert.Equal(32 + ValidationImageGrid.MaxCaptionLines * 9 + 4 + 2 * 4, height);
+        Assert.Equal((width, height), (decoded.Width, decoded.Height));
+        int pairX = 4 + cell + 4 + (cell - 100) / 2;
+        Assert.Equal(new SKColor(0, 255, 0), decoded.GetPixel(pairX, 4));
+        Assert.Equal(new SKColor(0, 255, 0), decoded.GetPixel(pairX + 47, 4 + 31));
+        Assert.Equal(SKColors.White, decoded.GetPixel(pairX + 49, 4 + 10)); // the gap between input and output
+        Assert.Equal(new SKColor(0, 0, 255), decoded.GetPixel(pairX + 52, 4));
+        Assert.Equal(new SKColor(0, 0, 255), decoded.GetPixel(pairX + 99, 4 + 31));
+        // The 28-px picture is centred in the 32-px image row: 2 px of margin above it.
+        int pictureX = 4 + 2 * (cell + 4) + (cell - 28) / 2;
+        Assert.Equal(SKColors.White, decoded.GetPixel(pictureX, 4 + 1));
+        Assert.Equal(new SKColor(9, 9, 9), decoded.GetPixel(pictureX, 4 + 2));
+        Assert.Equal(new SKColor(9, 9, 9), decoded.GetPixel(pictureX + 27, 4 + 29));
+    }
+
+    [Fact]
+    public void ImagesThatAreNotUint8RgbAreRefused()
+    {
+        using torch.Tensor floats = torch.zeros(16, 16, 3), ok = Solid(16, 16, 1, 2, 3), grey = torch.zeros(16, 16, 1, torch.ScalarType.Byte);
         Assert.Contains("uint8", Assert.Throws<ArgumentException>(() => ValidationImageGrid.Encode([new(floats, "f")])).Message, StringComparison.Ordinal);
+        Assert.Contains("[16, 16, 1]", Assert.Throws<ArgumentException>(() => ValidationImageGrid.Encode([new(ok, "edit", grey)])).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => ValidationImageGrid.Encode([]));
     }
 

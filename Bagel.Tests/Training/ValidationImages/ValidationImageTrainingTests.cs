@@ -11,7 +11,9 @@ using Bagel.Tests.Training.Models;
 using Bagel.Training.Loop;
 using Bagel.Training.Metrics;
 using Bagel.Training.Models;
+using Bagel.Data.Images;
 using Bagel.Training.Options;
+using Bagel.Training.Recipes;
 using Bagel.Training.ValidationImages;
 using SkiaSharp;
 using TorchSharp;
@@ -23,18 +25,30 @@ namespace Bagel.Tests.Training.ValidationImages;
 [Collection(nameof(global::Bagel.Tests.Core.Randomness.TorchGlobalRandomTests))] // seeds and draws from torch's global generator
 public sealed class ValidationImageTrainingTests
 {
+    /// <summary>The tiny text-to-image composite with a ViT too, so that questions are answered.</summary>
     private static BagelModel Model(long seed)
     {
         torch.manual_seed(seed);
-        return new BagelModel(TinyTextToImage.Config());
+        return new BagelModel(TinyTextToImage.Config() with { VisualUnd = true, VitConfig = BagelTestModels.Vit });
     }
+
+    /// <summary>The input picture: 40×24, red with a blue square (the example data's transforms make it 64×32 for the VAE).</summary>
+    private const int InputWidth = 40, InputHeight = 24;
 
     private static IReadOnlyList<ValidationPrompt> Prompts(TempDirectory dir)
     {
         string input = dir.File("inputs/in.png");
-        using (var bitmap = new SKBitmap(16, 16))
-        using (SKData data = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Png, 100))
+        using (var bitmap = new SKBitmap(InputWidth, InputHeight))
+        {
+            using (var canvas = new SKCanvas(bitmap))
+            {
+                canvas.Clear(SKColors.Red);
+                using var blue = new SKPaint { Color = SKColors.Blue };
+                canvas.DrawRect(8, 4, 12, 12, blue);
+            }
+            using SKData data = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Png, 100);
             File.WriteAllBytes(input, data.ToArray());
+        }
         string file = dir.File("prompts.jsonl", """
             # two text-to-image prompts, an edit and a question
             {"prompt": "solid red"}
@@ -65,6 +79,9 @@ public sealed class ValidationImageTrainingTests
                 Tokenizer = TinyTextToImage.Tokenizer,
                 EverySteps = 2,
                 Generation = ValidationImageOptions.DefaultGeneration(TinyTextToImage.Side, TinyTextToImage.Side) with { NumTimesteps = 4, CfgImgScale = 1.5 },
+                VaeTransform = TinyPreset.VaeImageTransform,
+                VitTransform = TinyPreset.VitImageTransform,
+                TextGeneration = new TextGenerationOptions { MaxLength = 12 },
                 OnRendered = renders.Add,
             });
         }
@@ -74,7 +91,7 @@ public sealed class ValidationImageTrainingTests
     }
 
     [Fact]
-    public async Task RendersOnScheduleIntoPngJsonAndTensorBoardWithoutChangingTraining()
+    public async Task RendersPromptsEditsAndAnswersOnScheduleIntoPngTextJsonAndTensorBoardWithoutChangingTraining()
     {
         using var dir = new TempDirectory("bagel-valimages-");
         using var vae = new FluxAutoEncoder(BagelTestModels.Vae);
@@ -91,35 +108,55 @@ public sealed class ValidationImageTrainingTests
         foreach (var ((name, a), (_, b)) in plainModel.named_parameters().Zip(renderedModel.named_parameters()))
             Assert.True(a.bytes.SequenceEqual(b.bytes), $"parameter {name} differs");
 
-        // Rendered after step 2 and at the end (step 4), 2 text-to-image prompts each, the edit and the question skipped.
+        // Rendered after step 2 and at the end (step 4): 2 text-to-image prompts and the edit drawn, the question answered.
         Assert.Equal([2L, 4], rendered.Renders.Select(r => r.Step));
-        Assert.All(rendered.Renders, r => Assert.Equal((2, 2), (r.Rendered, r.Skipped)));
+        Assert.All(rendered.Renders, r => Assert.Equal((3, 1, 0), (r.Rendered, r.Answered, r.Skipped)));
         string folder = Path.Combine(results, TrainerBuilder.DefaultValidationImagesFolder);
         Assert.Equal(Path.Combine(folder, "step_0000004.png"), rendered.Renders[^1].PngPath);
-        Assert.Equal(["step_0000002.json", "step_0000002.png", "step_0000004.json", "step_0000004.png"],
+        Assert.Equal(Path.Combine(folder, "step_0000004_answers.txt"), rendered.Renders[^1].AnswersPath);
+        Assert.Equal(["step_0000002.json", "step_0000002.png", "step_0000002_answers.txt", "step_0000004.json", "step_0000004.png", "step_0000004_answers.txt"],
             Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        Assert.Single(rendered.Logs.Messages, m => m.Contains("1 edit and 1 question entries are skipped", StringComparison.Ordinal));
-        Assert.Equal(2, rendered.Logs.Messages.Count(m => m.Contains("Validation images: 2 prompt(s) rendered with the EMA weights", StringComparison.Ordinal)));
+        Assert.DoesNotContain(rendered.Logs.Messages, m => m.Contains(") is skipped:", StringComparison.Ordinal));
+        Assert.Equal(2, rendered.Logs.Messages.Count(m => m.Contains("Validation images: 3 image(s) and 1 answer(s) with the EMA weights", StringComparison.Ordinal)));
 
-        // The PNG decodes (SkiaSharp): two cells side by side, each at least the 128-px caption width, 32-px images.
+        // The PNG decodes (SkiaSharp): four cells in a row, each as wide as the edit's input and output side by side
+        // (the 40×24 input resized by the VAE transform, the output of the same size).
+        (int inputWidth, int inputHeight) = new ImageTransform(TinyPreset.VaeImageTransform).ComputeResizeSize(InputWidth, InputHeight);
+        int cellWidth = Math.Max(ValidationImageGrid.MinCellWidth, 2 * inputWidth + 4);
         byte[] png = File.ReadAllBytes(rendered.Renders[^1].PngPath!);
         using (SKBitmap decoded = SKBitmap.Decode(png))
         {
             Assert.NotNull(decoded);
-            Assert.Equal(2 * ValidationImageGrid.MinCellWidth + 3 * 4, decoded.Width);
-            Assert.True(decoded.Height > TinyTextToImage.Side, $"height {decoded.Height}");
+            Assert.Equal(4 * cellWidth + 5 * 4, decoded.Width);
+            Assert.True(decoded.Height > Math.Max(TinyTextToImage.Side, inputHeight), $"height {decoded.Height}");
+            // The edit's input is drawn as the model saw it: red at its left edge (the cell's content is centred).
+            int inputX = 4 + cellWidth + 4 + (cellWidth - (2 * inputWidth + 4)) / 2;
+            SKColor left = decoded.GetPixel(inputX + 1, 4 + Math.Max(TinyTextToImage.Side, inputHeight) / 2);
+            Assert.True(left.Red > 200 && left.Blue < 60, $"input pixel {left}");
         }
 
-        // The sidecar lists the prompts in grid order and the skipped entries with the reason.
+        // The sidecar lists the images and the answer in grid order, with the settings; nothing is skipped.
         using JsonDocument sidecar = JsonDocument.Parse(File.ReadAllText(rendered.Renders[^1].SidecarPath));
         JsonElement root = sidecar.RootElement;
         Assert.Equal(4, root.GetProperty("step").GetInt64());
         Assert.Equal("ema", root.GetProperty("weights").GetString());
+        Assert.Equal("step_0000004_answers.txt", root.GetProperty("answers_file").GetString());
+        Assert.Equal(12, root.GetProperty("max_length").GetInt32());
         Assert.Equal(new TrainingOptions().GlobalSeed, root.GetProperty("seed").GetInt64());
-        Assert.Equal(["solid red", "four quadrants"], root.GetProperty("images").EnumerateArray().Select(e => e.GetProperty("text").GetString()));
-        Assert.Equal([0, 2], root.GetProperty("images").EnumerateArray().Select(e => e.GetProperty("entry").GetInt32()));
-        Assert.Equal(["edit", "question"], root.GetProperty("skipped").EnumerateArray().Select(e => e.GetProperty("kind").GetString()));
-        Assert.All(root.GetProperty("skipped").EnumerateArray(), e => Assert.StartsWith("unfinished", e.GetProperty("reason").GetString(), StringComparison.Ordinal));
+        JsonElement[] cells = [.. root.GetProperty("images").EnumerateArray()];
+        Assert.Equal(["solid red", "make it blue", "four quadrants"], cells.Select(e => e.GetProperty("text").GetString()));
+        Assert.Equal(["prompt", "edit", "prompt"], cells.Select(e => e.GetProperty("kind").GetString()));
+        Assert.Equal([0, 1, 2], cells.Select(e => e.GetProperty("entry").GetInt32()));
+        Assert.Equal(dir.File("inputs/in.png"), cells[1].GetProperty("image").GetString());
+        JsonElement answer = Assert.Single(root.GetProperty("answers").EnumerateArray());
+        Assert.Equal((3, "What colour is it?", 0, 3), (answer.GetProperty("entry").GetInt32(), answer.GetProperty("text").GetString(),
+            answer.GetProperty("row").GetInt32(), answer.GetProperty("column").GetInt32()));
+        Assert.Empty(root.GetProperty("skipped").EnumerateArray());
+
+        // The answers file holds the question and the same answer (greedy: the same text at every render of these weights).
+        string answers = File.ReadAllText(rendered.Renders[^1].AnswersPath!);
+        Assert.Contains("Q: What colour is it?\n", answers, StringComparison.Ordinal);
+        Assert.Contains("A: " + answer.GetProperty("answer").GetString() + "\n", answers, StringComparison.Ordinal);
 
         // TensorBoard holds the same PNGs as image summaries at steps 2 and 4, in the scalars' event file.
         var images = TfRecordEventReader.Read(tensorBoard.EventFile!).SelectMany(e => e.Values.Where(v => v.Image is not null).Select(v => (e.Step, v))).ToList();
@@ -163,6 +200,34 @@ public sealed class ValidationImageTrainingTests
         Assert.Equal(3, again.Rendered);
         using SKBitmap decoded = SKBitmap.Decode(again.PngPath!);
         Assert.Equal(3 * ValidationImageGrid.MinCellWidth + 4 * 4, decoded.Width);
+    }
+
+    [Fact]
+    public void AQuestionForAModelWithoutAViTIsSkippedWithItsReasonAndWarnedOnce()
+    {
+        using var dir = new TempDirectory("bagel-valimages-");
+        using var vae = new FluxAutoEncoder(BagelTestModels.Vae);
+        torch.manual_seed(5);
+        using var model = new BagelModel(TinyTextToImage.Config()); // no understanding branch
+        using var logs = new CollectingLoggerProvider();
+        var renderer = new ValidationImageRenderer(new ValidationImageOptions
+        {
+            Prompts = [ValidationPrompt.TextToImage("solid blue"), .. Prompts(dir).Where(p => p.Kind == ValidationPromptKind.Question)],
+            Tokenizer = TinyTextToImage.Tokenizer,
+            OutputFolder = dir.Path,
+            Seed = 3,
+            Generation = ValidationImageOptions.DefaultGeneration(32, 32) with { NumTimesteps = 2 },
+        }, vae, logs.CreateLogger("test"));
+
+        ValidationImageResult first = renderer.Render(model, 1, TestContext.Current.CancellationToken);
+        ValidationImageResult second = renderer.Render(model, 2, TestContext.Current.CancellationToken);
+
+        Assert.Equal((1, 0, 1, null), (second.Rendered, second.Answered, second.Skipped, second.AnswersPath));
+        Assert.Single(logs.Messages, m => m.Contains("(question) is skipped: the model has no understanding branch", StringComparison.Ordinal));
+        using JsonDocument sidecar = JsonDocument.Parse(File.ReadAllText(first.SidecarPath));
+        JsonElement skipped = Assert.Single(sidecar.RootElement.GetProperty("skipped").EnumerateArray());
+        Assert.Equal((1, "question"), (skipped.GetProperty("entry").GetInt32(), skipped.GetProperty("kind").GetString()));
+        Assert.Contains("visual_und", skipped.GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
