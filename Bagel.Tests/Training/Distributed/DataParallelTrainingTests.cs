@@ -46,8 +46,9 @@ public sealed class DataParallelTrainingTests
         MpiRun.SkipIfUnavailable();
         TempDirectory folder = Straight.Value;
 
-        // One process, the same two shards per step, each loss over the global token counts, gradients accumulated.
-        torch.set_num_threads(1);
+        // One process, the same two shards per step, each loss over the global token counts, gradients accumulated;
+        // one thread, as each rank runs (put back afterwards: later tests compare in-process runs with child processes).
+        using var threads = TorchThreads.Use(1);
         using var data = new ShardedData();
         DataPipeline shard0 = await data.PipelineAsync(0, 2), shard1 = await data.PipelineAsync(1, 2);
         using var model = new TinyPackedModel(seed: 1);

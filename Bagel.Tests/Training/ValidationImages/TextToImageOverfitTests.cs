@@ -48,16 +48,8 @@ public sealed class TextToImageOverfitTests
     [Fact]
     public async Task FourTrainedPairsAreRegeneratedFromTheirCaptionsAndAnUntrainedModelFailsTheSameThreshold()
     {
-        int threads = torch.get_num_threads();
-        torch.set_num_threads(1); // see the remarks; test collections run one at a time (xunit.runner.json)
-        try
-        {
-            await RunAsync();
-        }
-        finally
-        {
-            torch.set_num_threads(threads);
-        }
+        using var threads = TorchThreads.Use(1); // see the remarks; test collections run one at a time (xunit.runner.json)
+        await RunAsync();
     }
 
     private static async Task RunAsync()
