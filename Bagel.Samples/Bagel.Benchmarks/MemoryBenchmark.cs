@@ -20,7 +20,10 @@ namespace Bagel.Benchmarks;
 /// hidden-896 MoT composite (Qwen2.5-0.5B widths: 14 heads, 2 KV heads, intermediate 4864) with a small SigLIP and
 /// the tiny FLUX-shaped VAE, trained two steps on the example data packed to <c>--tokens</c> per batch, each mode in a
 /// fresh child process (glibc told to return freed blocks, so RSS follows the live bytes). Figures: steady RSS after
-/// the second step minus the baseline, per parameter; peak RSS minus steady, per token and per token and layer.
+/// the second step minus the baseline, per parameter; peak RSS minus steady, per token and per token and layer. Given
+/// two layer counts (<c>--layers 2,4</c>) it also prints one MoT layer's share, from the difference between the runs:
+/// its state per parameter, its activations per token, the fixed activations of the rest, and the peak extrapolated to
+/// <c>--predict-layers</c> (default 24, the Qwen2.5-0.5B depth).
 /// </summary>
 internal static class MemoryBenchmark
 {
@@ -30,27 +33,64 @@ internal static class MemoryBenchmark
 
     public static int Run(string[] args)
     {
-        int layers = IntOption(args, "--layers", 2), tokens = IntOption(args, "--tokens", 1024), vocab = IntOption(args, "--vocab", 32768);
+        int[] layerCounts = [.. StringOption(args, "--layers", "2").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(l => int.Parse(l, CultureInfo.InvariantCulture))];
+        int tokens = IntOption(args, "--tokens", 1024), vocab = IntOption(args, "--vocab", 32768), predict = IntOption(args, "--predict-layers", 24);
         string[] modes = StringOption(args, "--modes", string.Join(',', AllModes)).Split(',', StringSplitOptions.RemoveEmptyEntries);
-        Console.WriteLine($"memory: hidden 896 MoT, {layers} layers, vocabulary {vocab}, small SigLIP (128 x 2) and tiny VAE; one packed batch of ~{tokens} tokens; 2 steps per mode, each in a fresh process");
-        Console.WriteLine("mode       params(M)  trainable(M)  steady MiB  bytes/param  peak MiB  act. MiB  bytes/token  bytes/token/layer  tokens");
+        Console.WriteLine($"memory: hidden 896 MoT, {string.Join(" and ", layerCounts)} layers, vocabulary {vocab}, small SigLIP (128 x 2) and tiny VAE; one packed batch of ~{tokens} tokens; 2 steps per mode, each in a fresh process");
+        Console.WriteLine("mode       layers  params(M)  trainable(M)  steady MiB  bytes/param  peak MiB  act. MiB  bytes/token  bytes/token/layer  tokens");
         int failed = 0;
+        var runs = new Dictionary<(string Mode, int Layers), Probe>();
+        foreach (int layers in layerCounts)
+        {
+            foreach (string mode in modes)
+            {
+                string[]? figures = Child(mode, layers, tokens, vocab);
+                if (figures is null)
+                {
+                    failed++;
+                    continue;
+                }
+                // params trainable baseline steady peak tokens
+                var probe = new Probe(D(figures[0]), D(figures[1]), D(figures[2]), D(figures[3]), D(figures[4]), D(figures[5]));
+                runs[(mode, layers)] = probe;
+                double stateMiB = probe.Steady - probe.Baseline, activationMiB = probe.Peak - probe.Steady;
+                double perParam = stateMiB * 1048576 / probe.Parameters, perToken = activationMiB * 1048576 / probe.Tokens;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{mode,-10} {layers,6}  {probe.Parameters / 1e6,9:F1}  {probe.Trainable / 1e6,12:F1}  {stateMiB,10:F0}  {perParam,11:F2}  {probe.Peak - probe.Baseline,8:F0}  {activationMiB,8:F0}  {perToken,11:F0}  {perToken / layers,17:F0}  {probe.Tokens,6:F0}"));
+            }
+        }
+        PrintPerLayer(runs, modes, layerCounts, predict);
+        return failed == 0 ? 0 : 1;
+    }
+
+    /// <summary>One probe's figures: parameters, trainable parameters, RSS before the model (MiB), after step 1 (MiB), peak (MiB), tokens of step 1.</summary>
+    private sealed record Probe(double Parameters, double Trainable, double Baseline, double Steady, double Peak, double Tokens);
+
+    /// <summary>
+    /// With two layer counts, the difference between them isolates one MoT decoder layer from everything else (the
+    /// vocabulary-sized embedding, head and logits, the ViT, the VAE, the runtime): its parameters, its training state
+    /// per parameter (steady RSS difference over parameter difference) and its activations per token (difference of
+    /// peak minus steady, per layer, per token). The last column extrapolates the peak RSS to <paramref name="predict"/> layers.
+    /// </summary>
+    private static void PrintPerLayer(Dictionary<(string Mode, int Layers), Probe> runs, string[] modes, int[] layerCounts, int predict)
+    {
+        if (layerCounts.Length < 2) return;
+        int low = layerCounts.Min(), high = layerCounts.Max();
+        Console.WriteLine($"per MoT decoder layer (from the {low}- and {high}-layer runs), and the peak extrapolated to {predict} layers:");
+        Console.WriteLine("mode       params/layer(M)  state bytes/param  act. MiB/layer  act. bytes/token/layer  fixed act. MiB  predicted params(M)  predicted peak MiB");
         foreach (string mode in modes)
         {
-            string[]? figures = Child(mode, layers, tokens, vocab);
-            if (figures is null)
-            {
-                failed++;
-                continue;
-            }
-            // params trainable baseline steady peak tokens
-            double parameters = D(figures[0]), trainable = D(figures[1]), baseline = D(figures[2]), steady = D(figures[3]), peak = D(figures[4]), seen = D(figures[5]);
-            double stateMiB = steady - baseline, activationMiB = peak - steady;
-            double perParam = stateMiB * 1048576 / parameters, perToken = activationMiB * 1048576 / seen;
+            if (!runs.TryGetValue((mode, low), out Probe? a) || !runs.TryGetValue((mode, high), out Probe? b)) continue;
+            double layers = high - low;
+            double paramsPerLayer = (b.Parameters - a.Parameters) / layers;
+            double statePerParam = (b.Steady - a.Steady) * 1048576 / (b.Parameters - a.Parameters);
+            double actPerLayer = ((b.Peak - b.Steady) - (a.Peak - a.Steady)) / layers;
+            double fixedAct = (a.Peak - a.Steady) - actPerLayer * low;
+            double predictedParams = a.Parameters + (predict - low) * paramsPerLayer;
+            double predictedPeak = a.Peak - a.Baseline + (predict - low) * (b.Peak - a.Peak) / layers;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{mode,-10} {parameters / 1e6,9:F1}  {trainable / 1e6,12:F1}  {stateMiB,10:F0}  {perParam,11:F2}  {peak - baseline,8:F0}  {activationMiB,8:F0}  {perToken,11:F0}  {perToken / layers,17:F0}  {seen,6:F0}"));
+                $"{mode,-10} {paramsPerLayer / 1e6,15:F2}  {statePerParam,17:F2}  {actPerLayer,14:F1}  {actPerLayer * 1048576 / b.Tokens,22:F0}  {fixedAct,14:F0}  {predictedParams / 1e6,19:F1}  {predictedPeak,18:F0}"));
         }
-        return failed == 0 ? 0 : 1;
     }
 
     private static string[]? Child(string mode, int layers, int tokens, int vocab)
