@@ -1,3 +1,4 @@
+using Bagel.Core.Devices;
 using Bagel.Core.Distributed;
 using Bagel.Tests.Infrastructure;
 using TorchSharp;
@@ -157,6 +158,18 @@ public sealed class SubGroupTests
             using torch.Tensor innerSum = torch.tensor(new float[] { r });
             inner.AllReduce(innerSum);
             Assert.Equal([r >= 2 ? 5f : r], Floats(innerSum));
+        }
+
+        // Every rank's peak RSS (the helper for per-rank memory reports), over the world and over a sub-group.
+        long[] peaks = ProcessMemory.GatherPeaks(world);
+        Assert.Equal(4, peaks.Length);
+        Assert.All(peaks, p => Assert.True(p > 10 << 20, $"peak {p}"));
+        Assert.InRange(peaks[r], 1, ProcessMemory.PeakResidentBytes());
+        using (IProcessGroup pair = world.Split(r / 2, r))
+        {
+            long[] pairPeaks = ProcessMemory.GatherPeaks(pair);
+            Assert.Equal(2, pairPeaks.Length);
+            Assert.InRange(pairPeaks[r % 2], peaks[r], ProcessMemory.PeakResidentBytes());
         }
 
         // After its sub-groups are disposed the world still works; a sub-group left open refuses use once MPI is finalised.
