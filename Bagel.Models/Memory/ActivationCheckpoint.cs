@@ -46,6 +46,37 @@ public static class ActivationCheckpoint
         return CheckpointFunction.apply(new Callbacks(block, beforeRecompute, afterBackward), carrier);
     }
 
+    private static Exception? _backwardFailure;
+
+    /// <summary>
+    /// Returns and clears the first exception thrown inside a checkpointed block's backward (its recomputation or a
+    /// callback) since the last call, or null. Such an exception cannot cross libtorch's autograd engine: the backward
+    /// pass is made to fail instead (the caller's <c>backward()</c> throws libtorch's "Function CSharpNode returned an
+    /// invalid gradient" error), and this returns the real cause. <see cref="Backward"/> does both.
+    /// </summary>
+    /// <returns>The first failure, or null.</returns>
+    public static Exception? TakeBackwardFailure() => Interlocked.Exchange(ref _backwardFailure, null);
+
+    /// <summary>
+    /// Runs <c>loss.backward()</c>; when a checkpointed block's backward failed (e.g. a decoder-layer hook threw a
+    /// collective timeout), rethrows that exception (its own type and stack) instead of libtorch's error.
+    /// </summary>
+    /// <param name="loss">The scalar to back-propagate.</param>
+    public static void Backward(Tensor loss)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        _ = TakeBackwardFailure();
+        try
+        {
+            loss.backward();
+        }
+        catch (Exception e) when (TakeBackwardFailure() is { } cause)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(cause).Throw();
+            throw new InvalidOperationException("unreachable", e);
+        }
+    }
+
     private sealed record Callbacks(Func<Tensor, Tensor> Block, Action? BeforeRecompute, Action? AfterBackward);
 
     private sealed class CheckpointFunction : SingleTensorFunction<CheckpointFunction>
@@ -67,6 +98,23 @@ public static class ActivationCheckpoint
         }
 
         public override List<Tensor> backward(AutogradContext ctx, Tensor grad_output)
+        {
+            // A managed exception must not leave this callback (libtorch's engine calls it natively: the process would
+            // abort). It is kept for TakeBackwardFailure and the engine is made to fail instead, by returning a
+            // gradient of the wrong shape, so the caller's backward() throws.
+            try
+            {
+                return BackwardCore(ctx, grad_output);
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _backwardFailure, e, null);
+                Tensor input = ctx.get_saved_variables()[0];
+                return [null!, torch.zeros(input.dim() == 0 ? 2 : 0, input.dtype, input.device)];
+            }
+        }
+
+        private static List<Tensor> BackwardCore(AutogradContext ctx, Tensor grad_output)
         {
             var callbacks = (Callbacks)ctx.get_data(BlockKey);
             var savedState = (byte[])ctx.get_data(RandomStateKey);

@@ -31,7 +31,10 @@ namespace Bagel.Models.Memory;
 /// <para><b>Threads and grad mode.</b> The model calls every hook under <c>no_grad</c>, one call at a time. The
 /// backward callbacks run where the autograd engine runs the layer's backward: on the calling thread for CPU tensors,
 /// on the engine's device thread for CUDA tensors, so a hook that calls a thread-bound library (MPI) must allow that.
-/// An exception from a hook ends the pass.</para>
+/// An exception from a forward hook propagates to the caller of the forward. One from a backward hook cannot cross
+/// libtorch's autograd engine (it would abort the process): the backward pass is made to fail instead, and
+/// <see cref="ActivationCheckpoint.Backward"/> (or <see cref="ActivationCheckpoint.TakeBackwardFailure"/> after a
+/// failed <c>backward()</c>) gives the hook's exception.</para>
 /// </remarks>
 public interface IDecoderLayerHooks
 {

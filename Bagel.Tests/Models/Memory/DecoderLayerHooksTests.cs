@@ -185,6 +185,54 @@ public sealed class DecoderLayerHooksTests
         hook.RestoreAll();
     }
 
+    [Fact]
+    public void AnExceptionFromABackwardHook_ReachesTheCallerOfBackward()
+    {
+        // It must not cross libtorch's engine (that aborts the process): backward() throws libtorch's error, the cause
+        // is kept for TakeBackwardFailure, and ActivationCheckpoint.Backward rethrows the cause itself.
+        using BagelModel model = NewModel(checkpointing: true);
+        model.LanguageModel.Model.LayerHooks = new ThrowingHook();
+        using PackedBatch batch = Batch(0);
+        IReadOnlyList<Tensor> latents = BagelTestModels.RandomLatents(batch)!;
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            using BagelForwardOutput output = model.Forward(batch, latents, new SeededRandomSource(3));
+            using BagelLosses losses = BagelLoss.Reduce(output, batch, LossNormalizers.SingleProcess(batch));
+            if (attempt == 0)
+            {
+                var engineError = Assert.ThrowsAny<Exception>(() => losses.Total.backward());
+                Assert.Contains("invalid gradient", engineError.Message, StringComparison.Ordinal);
+                Exception? cause = ActivationCheckpoint.TakeBackwardFailure();
+                Assert.IsType<InvalidOperationException>(cause);
+                Assert.Equal("hook failed at layer 2", cause.Message);
+                Assert.Null(ActivationCheckpoint.TakeBackwardFailure());
+            }
+            else
+            {
+                var error = Assert.Throws<InvalidOperationException>(() => ActivationCheckpoint.Backward(losses.Total));
+                Assert.Equal("hook failed at layer 2", error.Message);
+            }
+        }
+        foreach (Tensor latent in latents) latent.Dispose();
+    }
+
+    private sealed class ThrowingHook : IDecoderLayerHooks
+    {
+        public void BeforeForward(int layerIndex, bool parametersReleasable)
+        {
+        }
+
+        public void AfterForward(int layerIndex, bool parametersReleasable)
+        {
+        }
+
+        public void BeforeBackward(int layerIndex) => throw new InvalidOperationException($"hook failed at layer {layerIndex}");
+
+        public void AfterBackward(int layerIndex)
+        {
+        }
+    }
+
     /// <summary>Records the calls; releases nothing.</summary>
     private sealed class RecordingHook : IDecoderLayerHooks
     {
