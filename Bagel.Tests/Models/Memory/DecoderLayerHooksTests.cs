@@ -1,6 +1,7 @@
 using Bagel.Core.Batching;
 using Bagel.Core.Randomness;
 using Bagel.Models.Bagel;
+using Bagel.Models.Generation;
 using Bagel.Models.Memory;
 using Bagel.Models.Qwen2;
 using Bagel.Tests.Models.Bagel;
@@ -180,6 +181,27 @@ public sealed class DecoderLayerHooksTests
         using var hook = new ReleasingHook(model.LanguageModel.Model);
         model.LanguageModel.Model.LayerHooks = hook;
         Assert.Equal(expected, Evaluate(model));
+        Assert.Equal(["F0+", "F0-", "F1+", "F1-", "F2+", "F2-"], hook.Events);
+        Assert.Empty(hook.Violations);
+        hook.RestoreAll();
+    }
+
+    [Fact]
+    public void ForwardInference_CallsTheForwardHooks_AndAReleasingHookGivesTheSameOutput()
+    {
+        using var noGrad = no_grad();
+        torch.manual_seed(9);
+        using var model = new Qwen2Model(Qwen2Fixtures.Tiny() with { NumHiddenLayers = Layers });
+        using Tensor x = randn(5, model.Config.HiddenSize);
+        using Tensor positions = arange(5, dtype: int64);
+        using var plainCache = new KvCache(Layers);
+        using Tensor expected = model.ForwardInference(x, positions, plainCache, causal: true, updateCache: true);
+
+        using var hook = new ReleasingHook(model);
+        model.LayerHooks = hook;
+        using var cache = new KvCache(Layers);
+        using Tensor actual = model.ForwardInference(x, positions, cache, causal: true, updateCache: true);
+        Assert.True(BitEqual(expected, actual), "the output differs with the hook");
         Assert.Equal(["F0+", "F0-", "F1+", "F1-", "F2+", "F2-"], hook.Events);
         Assert.Empty(hook.Violations);
         hook.RestoreAll();
