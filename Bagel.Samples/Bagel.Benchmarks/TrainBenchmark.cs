@@ -74,6 +74,8 @@ internal static class TrainBenchmark
             failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "flat", device, peakDtype);
         }
         if (parts.Contains("optimizer", StringComparison.Ordinal)) failed |= Child(OptimizerCommand, tokenizer, layers);
+        // Not in the default parts: the optimizer step alone, folded against separate, and the copy_ bandwidth.
+        if (parts.Contains("fold", StringComparison.Ordinal)) failed |= Child(FoldBenchmark.Command, Option(args, "--fold-elements", "48000000")!);
         Console.WriteLine($"load (uptime): {File.ReadAllText("/proc/loadavg").Trim()}");
         return failed;
     }
