@@ -176,7 +176,8 @@ internal sealed class FlatBucket : IDisposable
     /// </summary>
     public bool TryStepFolded(float gradScale, IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)>? ema, double emaDecay, bool[]? covered)
     {
-        if (_grad is null || !FusedAdamWKernel.IsAvailable || !FusedAdamWKernel.Fits(_data, _grad, _expAvg, _expAvgSq) || !TryAdoptGradients() || !IsIntact())
+        // Fits first: on another device or dtype the kernel's calibration (CPU work) never needs to run.
+        if (_grad is null || !FusedAdamWKernel.Fits(_data, _grad, _expAvg, _expAvgSq) || !FusedAdamWKernel.IsAvailable || !TryAdoptGradients() || !IsIntact())
             return false;
         List<int> pairs = [];
         List<FusedAdamWKernel.EmaSegment> segments = ema is null ? [] : EmaSegments(ema, pairs);

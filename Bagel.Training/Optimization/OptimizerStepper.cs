@@ -12,6 +12,13 @@ namespace Bagel.Training.Optimization;
 /// to <c>max_grad_norm</c>, optimizer step, scheduler step, EMA update, zero grads. A NaN or infinite loss or norm
 /// skips the optimizer and EMA updates (counted by the <see cref="NonFiniteStepGuard"/>) but still advances the
 /// schedule, so the learning rate stays tied to the step index.
+/// <para>
+/// With <see cref="FlatBufferAdamW"/> and its fused pass (the default), the stepper owns the order and folds its work
+/// into that pass (<see cref="FlatBufferAdamW.FoldStepperWork"/>): gradient norm (a separate read, the same bits),
+/// guard, then one pass per float32 CPU bucket that scales each gradient by the clip coefficient, steps AdamW,
+/// averages the EMA from the new weight and zeroes the gradient; anything the pass cannot take runs the separate
+/// operations after it; then the schedule. Weights, moments, EMA, norms and checkpoints are bit for bit the same.
+/// </para>
 /// </summary>
 public sealed class OptimizerStepper
 {
