@@ -27,6 +27,7 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
     [TrainBenchmark.ThroughputCommand] = ("(internal) train the small composite a few steps, printing the step split.", true, TrainBenchmark.RunThroughput),
     [TrainBenchmark.BuildCommand] = ("(internal) build AdamW and the EMA at hidden 896, printing RSS.", true, TrainBenchmark.RunBuild),
     [TrainBenchmark.OptimizerCommand] = ("(internal) per-tensor vs flat optimizer updates.", true, TrainBenchmark.RunOptimizer),
+    [FoldBenchmark.Command] = ("(internal) the optimizer step alone, folded vs separate, against copy_ bandwidth.", true, FoldBenchmark.Run),
     ["memory"] = ("Peak training memory per parameter and per token for fp32, bf16 mixed precision and bf16 + activation checkpointing: " +
                   "the hidden-896 MoT composite (small SigLIP, tiny VAE) trained 2 steps per mode in a fresh process. Options: --layers L (2), " +
                   "--tokens N (1024), --vocab V (32768; 151665 for Qwen2.5), --modes fp32,bf16,bf16-ckpt.",

@@ -74,6 +74,8 @@ internal static class TrainBenchmark
             failed |= Child(ThroughputCommand, tokenizer, measured, tokens, layers, "flat", device, peakDtype);
         }
         if (parts.Contains("optimizer", StringComparison.Ordinal)) failed |= Child(OptimizerCommand, tokenizer, layers);
+        // Not in the default parts: the optimizer step alone, folded against separate, and the copy_ bandwidth.
+        if (parts.Contains("fold", StringComparison.Ordinal)) failed |= Child(FoldBenchmark.Command, Option(args, "--fold-elements", "48000000")!);
         Console.WriteLine($"load (uptime): {File.ReadAllText("/proc/loadavg").Trim()}");
         return failed;
     }
@@ -190,7 +192,7 @@ internal static class TrainBenchmark
         double peakFlops = ModelBenchmark.MeasureMatmulFlops(device, peakDtype);
         using TrainSetup setup = await TrainSetup.CreateAsync(tokenizer, small: true, expectedTokens: tokens, layers: layers, device: device);
         int steps = flat ? 2 * measured : measured;
-        string optimizerName = flat ? "FlatBufferAdamW, alternating its fused pass and libtorch's operations step by step" : "TorchSharp's AdamW";
+        string optimizerName = flat ? "FlatBufferAdamW, alternating its fused pass (with the clip scale, EMA and zero_grad folded in) and libtorch's operations (separate passes) step by step" : "TorchSharp's AdamW";
         Console.WriteLine($"throughput: composite at hidden 896, {layers} MoT layers, vocabulary {setup.Config.LlmConfig.VocabSize:N0}, small SigLIP + tiny VAE ({Parameters(setup)}), ~{tokens}-token packs, 1 warm-up + {steps} steps, {torch.get_num_threads()} threads, optimizer {optimizerName}");
         var reports = new List<(TrainingStepReport Report, double Squares, bool Fused)>();
         Trainer? running = null;
@@ -220,8 +222,10 @@ internal static class TrainBenchmark
         {
             // The default is the fused pass where it runs (float32 on the CPU), libtorch's operations elsewhere.
             bool anyFused = timed.Any(r => r.Fused);
-            PrintSplit("flat, fused pass", [.. timed.Where(r => r.Fused).Select(r => (r.Report, r.Squares))], setup.FlopConfig, peakFlops, peakDtypeName, deviceName, verdict: true);
+            var fusedSteps = timed.Where(r => r.Fused).Select(r => (r.Report, r.Squares)).ToList();
+            PrintSplit("flat, fused pass", fusedSteps, setup.FlopConfig, peakFlops, peakDtypeName, deviceName, verdict: true);
             PrintSplit("flat, libtorch operations", [.. timed.Where(r => !r.Fused).Select(r => (r.Report, r.Squares))], setup.FlopConfig, peakFlops, peakDtypeName, deviceName, verdict: !anyFused);
+            if (fusedSteps.Count > 0 && device.type == DeviceType.CPU) PrintBandwidthFloor(setup, fusedSteps);
         }
         else
         {
@@ -239,6 +243,12 @@ internal static class TrainBenchmark
         double step = timed.Sum(r => r.Report.OptimizerStepSeconds), total = data + compute + step;
         double clip = timed.Sum(r => r.Report.OptimizerStep.ClipSeconds), adamW = timed.Sum(r => r.Report.OptimizerStep.AdamWSeconds);
         double ema = timed.Sum(r => r.Report.OptimizerStep.EmaSeconds), zero = timed.Sum(r => r.Report.OptimizerStep.ZeroGradSeconds);
+        // With the fold, the clip part is the gradient norm alone and the fused pass holds the clip scale, the EMA and the
+        // zeroing of the float32 buckets; what is left of the EMA and zero_grad ran separately.
+        bool folded = timed.All(r => r.Report.OptimizerStep.FoldedBuckets > 0);
+        string parts = folded
+            ? $"clip norm {100 * clip / total:F1}%, fused pass (clip scale + AdamW + EMA + zero_grad) {100 * adamW / total:F1}% = {adamW / timed.Count:F2} s, EMA left separate {100 * ema / total:F1}% ({timed.Average(r => r.Report.OptimizerStep.FoldedEmaTensors):F0} EMA tensors folded), zero_grad left separate {100 * zero / total:F1}%"
+            : $"clip {100 * clip / total:F1}%, AdamW {100 * adamW / total:F1}% = {adamW / timed.Count:F2} s, EMA {100 * ema / total:F1}%, zero_grad {100 * zero / total:F1}%";
         long tokenCount = timed.Sum(r => r.Report.Tokens);
         double flopCount = flops.DenseTokenFactor * tokenCount + flops.AttentionFactor * timed.Sum(r => r.Squares);
         // The reference's N_dense counts embedding and head (2·vocab·hidden) for every token; the lookup executes no
@@ -246,13 +256,43 @@ internal static class TrainBenchmark
         long ceTokens = timed.Sum(r => r.Report.CeTokens);
         double executed = flopCount - 6.0 * flops.VocabSize * flops.HiddenSize * (2 * tokenCount - ceTokens);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"throughput ({label}, {timed.Count} steps): {tokenCount / (double)timed.Count:F0} tokens/step, step {total / timed.Count:F2} s = data wait {data / timed.Count:F3} s + forward+backward {compute / timed.Count:F2} s + optimizer step {step / timed.Count:F2} s ({100 * step / total:F1}% of the step: clip {100 * clip / total:F1}%, AdamW {100 * adamW / total:F1}% = {adamW / timed.Count:F2} s, EMA {100 * ema / total:F1}%, zero_grad {100 * zero / total:F1}%); {tokenCount / total:F0} tokens/s; MFU {100 * flopCount / total / peakFlops:F1}% by the reference's formula ({flopCount / total / 1e9:F1} GFLOP/s, embedding and head counted for every token), {100 * executed / total / peakFlops:F1}% counting the head for the {ceTokens / timed.Count} CE tokens per step only ({executed / total / 1e9:F1} GFLOP/s), of the better of two {peakDtypeName} matmul measurements on {deviceName} ({peakFlops / 1e9:F1} GFLOP/s); peak RSS {ProcessMemory.PeakMiB():F0} MiB"));
+            $"throughput ({label}, {timed.Count} steps): {tokenCount / (double)timed.Count:F0} tokens/step, step {total / timed.Count:F2} s = data wait {data / timed.Count:F3} s + forward+backward {compute / timed.Count:F2} s + optimizer step {step / timed.Count:F2} s ({100 * step / total:F1}% of the step: {parts}); {tokenCount / total:F0} tokens/s; MFU {100 * flopCount / total / peakFlops:F1}% by the reference's formula ({flopCount / total / 1e9:F1} GFLOP/s, embedding and head counted for every token), {100 * executed / total / peakFlops:F1}% counting the head for the {ceTokens / timed.Count} CE tokens per step only ({executed / total / 1e9:F1} GFLOP/s), of the better of two {peakDtypeName} matmul measurements on {deviceName} ({peakFlops / 1e9:F1} GFLOP/s); peak RSS {ProcessMemory.PeakMiB():F0} MiB"));
         double share = 100 * step / total;
         string bound = verdict
             ? string.Create(CultureInfo.InvariantCulture, $"; fused default: {(share < AcceptedFusedSharePercent ? "meets" : "FAILS")} < {AcceptedFusedSharePercent}%")
             : "";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  the optimizer step is {(share > MeaningfulSharePercent ? "a meaningful" : "not a meaningful")} share of the step ({share:F1}% against the {MeaningfulSharePercent}% this benchmark calls meaningful){bound}"));
+    }
+
+    /// <summary>
+    /// The memory-bandwidth floor of the optimizer step: a float32 AdamW step with the EMA must read the parameter,
+    /// gradient, both moments and the EMA and write the parameter, moments and EMA back and zero the gradient (40 bytes
+    /// per parameter, whatever the kernel); divided by the bandwidth of a plain <c>copy_</c> of a large float32 buffer
+    /// measured now, in this process, it is the least time any single pass could take.
+    /// </summary>
+    private static void PrintBandwidthFloor(TrainSetup setup, List<(TrainingStepReport Report, double Squares)> fusedSteps)
+    {
+        const long BytesPerParameter = 40;
+        const long CopyElements = 1L << 26; // 256 MiB each way: far beyond any cache
+        long parameters = setup.Model.parameters().Where(p => p.requires_grad && p.dtype == torch.float32).Sum(p => p.numel());
+        double best = double.MaxValue;
+        using (var scope = torch.NewDisposeScope())
+        {
+            torch.Tensor source = torch.rand(CopyElements), destination = torch.empty(CopyElements);
+            for (int round = 0; round < 6; round++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                destination.copy_(source);
+                best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+            }
+        }
+        double bandwidth = 2.0 * 4 * CopyElements / best; // bytes read + bytes written per second
+        double floor = BytesPerParameter * parameters / bandwidth;
+        double step = fusedSteps.Average(r => r.Report.DataWaitSeconds + r.Report.ForwardBackwardSeconds + r.Report.OptimizerStepSeconds);
+        double optimizer = fusedSteps.Average(r => r.Report.OptimizerStepSeconds);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  bandwidth floor: minimum bytes an f32 AdamW+EMA step must move per parameter (read p,g,m,v,ema; write p,m,v,ema; zero g = {BytesPerParameter} B) x {parameters / 1e6:F1} M parameters / measured bandwidth {bandwidth / 1e9:F1} GB/s (best of 6 copy_ of {4 * CopyElements >> 20} MiB, read + write, {torch.get_num_threads()} threads) = {floor:F2} s = {100 * floor / step:F1}% of this step ({step:F2} s); the fused default's optimizer step took {optimizer:F2} s = {optimizer / floor:F1}x the floor ({100 * optimizer / step:F1}% of the step)"));
     }
 
     /// <summary>(c) The optimizer comparison on the tiny and the small config.</summary>

@@ -17,7 +17,7 @@ namespace Bagel.Training.Ema;
 /// the per-tensor update. Checkpoints are the same either way.
 /// </para>
 /// </summary>
-public sealed class EmaModel : IExponentialMovingAverage, IDisposable
+public sealed class EmaModel : IExponentialMovingAverage, IFoldableEma, IDisposable
 {
     /// <summary>File name in a checkpoint folder (the reference's layout).</summary>
     public const string FileName = "ema.safetensors";
@@ -56,7 +56,11 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
     /// <summary>True when the update is fused (see the class remarks); false: one update per tensor.</summary>
     public bool Fused { get; private set; }
 
-    /// <summary>Multiply-add operations the last <see cref="Update"/> took: one per flat run when fused, one per tensor otherwise.</summary>
+    /// <summary>
+    /// Multiply-add operations the last <see cref="Update"/> took: one per flat run when fused, one per tensor otherwise;
+    /// when <see cref="Optimization.OptimizerStepper"/> folded the update into the fused AdamW pass, the operations for
+    /// the tensors that pass did not cover (0 when it covered them all).
+    /// </summary>
     public int LastUpdateOperations { get; private set; }
 
     /// <summary>
@@ -107,6 +111,17 @@ public sealed class EmaModel : IExponentialMovingAverage, IDisposable
     public int Update()
     {
         (int tensors, int operations) = EmaUpdate.ApplyCounted(_pairs, Decay, Fused);
+        LastUpdateOperations = operations;
+        return tensors;
+    }
+
+    bool IFoldableEma.CanFold => Fused;
+
+    IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)> IFoldableEma.Pairs => _pairs;
+
+    int IFoldableEma.UpdateRemaining(bool[] covered)
+    {
+        (int tensors, int operations) = EmaUpdate.ApplyRemaining(_pairs, covered, Decay, Fused);
         LastUpdateOperations = operations;
         return tensors;
     }

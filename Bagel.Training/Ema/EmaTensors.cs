@@ -8,7 +8,7 @@ namespace Bagel.Training.Ema;
 /// EMA as a list of tensors, for loops that do not want a second module: one cloned tensor per named live parameter,
 /// averaged with <see cref="EmaUpdate"/> and saved as safetensors under the parameter names.
 /// </summary>
-public sealed class EmaTensors : IExponentialMovingAverage, IDisposable
+public sealed class EmaTensors : IExponentialMovingAverage, IFoldableEma, IDisposable
 {
     private readonly (string Name, torch.Tensor Ema, torch.Tensor Live)[] _entries;
     private readonly (torch.Tensor Ema, torch.Tensor Live)[] _pairs;
@@ -58,6 +58,12 @@ public sealed class EmaTensors : IExponentialMovingAverage, IDisposable
 
     /// <summary>One EMA update; returns how many tensors were averaged.</summary>
     public int Update() => EmaUpdate.Apply(_pairs, Decay, Fused);
+
+    bool IFoldableEma.CanFold => Fused;
+
+    IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)> IFoldableEma.Pairs => _pairs;
+
+    int IFoldableEma.UpdateRemaining(bool[] covered) => EmaUpdate.ApplyRemaining(_pairs, covered, Decay, Fused).Tensors;
 
     /// <summary>Saves the EMA tensors to <paramref name="path"/> (safetensors, atomically).</summary>
     public void Save(string path, CancellationToken cancellationToken = default) =>

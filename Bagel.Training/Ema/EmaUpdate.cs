@@ -43,6 +43,21 @@ public static class EmaUpdate
         return (updated, updated);
     }
 
+    /// <summary>
+    /// As <see cref="ApplyCounted"/> for the pairs not marked in <paramref name="covered"/> (the fused AdamW pass updated
+    /// those with the same arithmetic); the tensors returned count the covered ones too.
+    /// </summary>
+    internal static (int Tensors, int Operations) ApplyRemaining(IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)> pairs, bool[] covered, double decay, bool fused)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        ArgumentNullException.ThrowIfNull(covered);
+        if (covered.Length != pairs.Count) throw new ArgumentException($"{covered.Length} flags for {pairs.Count} EMA pairs.", nameof(covered));
+        int done = covered.Count(c => c);
+        if (done == 0) return ApplyCounted(pairs, decay, fused);
+        (int tensors, int operations) = ApplyCounted([.. pairs.Where((_, i) => !covered[i])], decay, fused);
+        return (tensors + done, operations);
+    }
+
     /// <summary>Throws unless <paramref name="decay"/> is in [0, 1].</summary>
     public static void CheckDecay(double decay)
     {

@@ -168,6 +168,81 @@ internal sealed class FlatBucket : IDisposable
     }
 
     /// <summary>
+    /// One AdamW step of this bucket in one pass of <see cref="FusedAdamWKernel"/> with the stepper's work folded in
+    /// (<paramref name="gradScale"/>, the EMA of <paramref name="ema"/>'s pairs whose live tensor is one of this bucket's
+    /// parameters, zeroing the gradient buffer). Returns false, having changed nothing, when the kernel cannot take the
+    /// bucket (it is not flat and intact, not float32 on the CPU, or the kernel is off); otherwise marks in
+    /// <paramref name="covered"/> the pairs whose EMA it updated. Call under no_grad.
+    /// </summary>
+    public bool TryStepFolded(float gradScale, IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)>? ema, double emaDecay, bool[]? covered)
+    {
+        // Fits first: on another device or dtype the kernel's calibration (CPU work) never needs to run.
+        if (_grad is null || !FusedAdamWKernel.Fits(_data, _grad, _expAvg, _expAvgSq) || !FusedAdamWKernel.IsAvailable || !TryAdoptGradients() || !IsIntact())
+            return false;
+        List<int> pairs = [];
+        List<FusedAdamWKernel.EmaSegment> segments = ema is null ? [] : EmaSegments(ema, pairs);
+        var options = (AdamW.Options)Group.Options;
+        foreach (AdamW.State state in _states) state.step += 1;
+        var update = AdamWUpdate.For(options, _states[0].step);
+        if (!FusedAdamWKernel.TryApply(update, _data, _grad, _expAvg, _expAvgSq, new FusedAdamWKernel.Fold(gradScale, segments, emaDecay, ZeroGradient: true)))
+            throw new InvalidOperationException("The fused AdamW pass refused a bucket it had accepted."); // Fits and IsAvailable were checked above
+        MarkParametersModified();
+        if (covered is not null)
+        {
+            foreach (int i in pairs) covered[i] = true;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The EMA slots of this bucket's parameters: each pair of <paramref name="pairs"/> whose live tensor requires grad
+    /// and is exactly the contiguous slice of the data buffer where one of the parameters lies, and whose EMA tensor is
+    /// a contiguous float32 CPU tensor of as many elements outside this bucket's buffers, gives one segment; adjacent
+    /// segments whose EMA tensors also lie end to end merge. Adds the indices of the pairs used to <paramref name="used"/>.
+    /// </summary>
+    private List<FusedAdamWKernel.EmaSegment> EmaSegments(IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)> pairs, List<int> used)
+    {
+        var byOffset = new Dictionary<long, int>(_parameters.Length);
+        for (int k = 0; k < _parameters.Length; k++) byOffset.TryAdd(_offsets[k], k);
+        var taken = new bool[_parameters.Length];
+        var found = new List<(long Offset, long Length, torch.Tensor Ema)>();
+        for (int i = 0; i < pairs.Count; i++)
+        {
+            (torch.Tensor ema, torch.Tensor live) = pairs[i];
+            if (!live.requires_grad || live.dtype != torch.float32 || live.device_type != DeviceType.CPU || !live.is_contiguous()) continue;
+            if (ema.dtype != torch.float32 || ema.device_type != DeviceType.CPU || !ema.is_contiguous() || ema.numel() != live.numel()) continue;
+            if (!byOffset.TryGetValue(live.storage_offset() - _data.storage_offset(), out int k) || taken[k]) continue;
+            if (_offsets[k + 1] - _offsets[k] != live.numel() || !FlatLayout.SameStorage(live, _data)) continue;
+            if (FlatLayout.SameStorage(ema, _data) || FlatLayout.SameStorage(ema, _expAvg) || FlatLayout.SameStorage(ema, _expAvgSq) ||
+                FlatLayout.SameStorage(ema, _grad!)) continue;
+            taken[k] = true;
+            used.Add(i);
+            found.Add((_offsets[k], live.numel(), ema));
+        }
+        found.Sort((a, b) => a.Offset.CompareTo(b.Offset));
+        var segments = new List<FusedAdamWKernel.EmaSegment>(found.Count);
+        int start = 0;
+        while (start < found.Count)
+        {
+            // Merge a run whose EMA tensors lie end to end in one storage, as the bucket's parameters do.
+            int end = start + 1;
+            long length = found[start].Length;
+            torch.Tensor first = found[start].Ema;
+            while (end < found.Count && found[end].Offset == found[start].Offset + length &&
+                   found[end].Ema.storage_offset() == first.storage_offset() + length && FlatLayout.SameStorage(found[end].Ema, first))
+            {
+                length += found[end].Length;
+                end++;
+            }
+            segments.Add(end == start + 1
+                ? new FusedAdamWKernel.EmaSegment(found[start].Offset, length, first)
+                : new FusedAdamWKernel.EmaSegment(found[start].Offset, length, first.as_strided([length], [1], first.storage_offset())));
+            start = end;
+        }
+        return segments;
+    }
+
+    /// <summary>
     /// Bumps each parameter's version counter, as TorchSharp's in-place operations on it would, so that autograd
     /// still refuses a graph that saved a parameter before the step. The parameters were <c>set_</c> to slices of the
     /// buffer (they do not share its counter), so writing the buffer does not bump them; an in-place operation on

@@ -85,6 +85,19 @@ public sealed class FlatBufferAdamW : AdamW
     public bool FusedKernel { get; set; }
 
     /// <summary>
+    /// Lets <see cref="OptimizerStepper"/> fold its work around the step into the fused pass of each float32 CPU bucket
+    /// (<see cref="FusedKernel"/> must be on too): the gradients are scaled by the clip coefficient as they are read, the
+    /// EMA of each parameter whose EMA tensor is known is updated from the new value, and the gradients are zeroed after
+    /// they are read, in the same pass over memory, with the same bits as the separate operations. The gradient norm
+    /// stays a separate pass before it (the non-finite guard needs it first). Default true; false runs clipping, the
+    /// EMA and <c>zero_grad</c> as separate passes. Can change between steps.
+    /// </summary>
+    public bool FoldStepperWork { get; set; } = true;
+
+    /// <summary>Bucket steps that ran the fused pass with the stepper's clip scale, EMA and zeroing folded in (also counted in <see cref="FusedKernelBucketSteps"/>).</summary>
+    public long FoldedBucketSteps { get; private set; }
+
+    /// <summary>
     /// Why the fused pass is off in this process (its calibration against libtorch's operations differed, or libtorch's
     /// square root could not be matched), or null when it is available. Runs the calibration on first use.
     /// </summary>
@@ -169,6 +182,68 @@ public sealed class FlatBufferAdamW : AdamW
         if (allFlat) FlatSteps++;
         else FallbackSteps++;
         return null!; // as the base class without a closure
+    }
+
+    /// <summary>What <see cref="StepFolded"/> did: which EMA pairs it updated and which buckets it left with zero gradients.</summary>
+    internal sealed record FoldedStep(bool[] CoveredPairs, bool[] ZeroedBuckets)
+    {
+        /// <summary>How many EMA pairs the fused pass updated.</summary>
+        public int CoveredCount => CoveredPairs.Count(c => c);
+    }
+
+    /// <summary>
+    /// One step with the stepper's work folded in where it can be (see <see cref="FoldStepperWork"/>). Every gradient
+    /// must be a view of its bucket's buffer (<see cref="GradientBuffers"/> not null). Each bucket the fused pass can
+    /// take multiplies its gradients by <paramref name="coefficient"/> as they are read, steps, updates the EMA of
+    /// <paramref name="emaPairs"/> whose live tensor is one of its parameters (<c>ema.mul_(decay).add_(param, 1 −
+    /// decay)</c>) and zeroes its gradient buffer; every other bucket has its gradient buffer multiplied by
+    /// <paramref name="coefficient"/> with libtorch and steps as in <see cref="step"/>. The caller then updates the EMA
+    /// pairs not covered and zeroes the buckets not zeroed (<see cref="ZeroGradients(FoldedStep)"/>).
+    /// </summary>
+    /// <param name="coefficient">The clip coefficient as <see cref="GradientClipping"/> computes it (a 0-dim tensor), or null for no clipping.</param>
+    /// <param name="coefficientValue">Its value, read on the host.</param>
+    /// <param name="emaPairs">The EMA's (EMA, live) pairs, or null without an EMA.</param>
+    /// <param name="emaDecay">The EMA decay.</param>
+    internal FoldedStep StepFolded(torch.Tensor? coefficient, double coefficientValue, IReadOnlyList<(torch.Tensor Ema, torch.Tensor Live)>? emaPairs, double emaDecay)
+    {
+        var covered = new bool[emaPairs?.Count ?? 0];
+        var zeroed = new bool[_buckets.Count];
+        // The coefficient as libtorch's mul_ by a 0-dim CPU tensor takes it for a float32 tensor: rounded to float32.
+        float scale = coefficient is null ? 1f : (float)coefficientValue;
+        bool allFlat = true;
+        using (var scope = torch.NewDisposeScope())
+        using (torch.no_grad())
+        {
+            for (int b = 0; b < _buckets.Count; b++)
+            {
+                FlatBucket bucket = _buckets[b];
+                if (FusedKernel && bucket.TryStepFolded(scale, emaPairs, emaDecay, covered))
+                {
+                    zeroed[b] = true;
+                    FusedKernelBucketSteps++;
+                    FoldedBucketSteps++;
+                    continue;
+                }
+                if (coefficient is not null) bucket.GradientBuffer()?.mul_(coefficient);
+                BucketStep how = bucket.Step(FusedKernel);
+                allFlat &= how != BucketStep.PerParameter;
+                if (how == BucketStep.FusedKernel) FusedKernelBucketSteps++;
+            }
+        }
+        if (allFlat) FlatSteps++;
+        else FallbackSteps++;
+        return new FoldedStep(covered, zeroed);
+    }
+
+    /// <summary>Zeroes the gradients of the buckets <paramref name="folded"/> did not zero (as <see cref="zero_grad"/> for those).</summary>
+    internal void ZeroGradients(FoldedStep folded)
+    {
+        ArgumentNullException.ThrowIfNull(folded);
+        using var noGrad = torch.no_grad();
+        for (int b = 0; b < _buckets.Count; b++)
+        {
+            if (!folded.ZeroedBuckets[b]) _buckets[b].ZeroGradients();
+        }
     }
 
     /// <summary>

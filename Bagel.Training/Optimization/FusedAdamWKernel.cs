@@ -80,11 +80,41 @@ internal static unsafe class FusedAdamWKernel
     /// Runs <paramref name="update"/> over the buffers in one pass and returns true, or returns false without touching
     /// them when they do not <see cref="Fits"/> or the kernel is unavailable. Call under no_grad.
     /// </summary>
-    public static bool TryApply(in AdamWUpdate update, torch.Tensor data, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq)
+    public static bool TryApply(in AdamWUpdate update, torch.Tensor data, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq) =>
+        TryApply(update, data, grad, expAvg, expAvgSq, Fold.None);
+
+    /// <summary>
+    /// As <see cref="TryApply(in AdamWUpdate, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor)"/>, with the
+    /// stepper's work around the step done in the same pass (<paramref name="fold"/>): each gradient element scaled by
+    /// the clip coefficient as it is read, the EMA of the new parameter where the fold names an EMA slot, and the
+    /// gradient zeroed after it was read. The EMA tensors must be contiguous float32 CPU tensors that do not overlap
+    /// the bucket's buffers (<see cref="EmaSegment"/>).
+    /// </summary>
+    public static bool TryApply(in AdamWUpdate update, torch.Tensor data, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq, Fold fold)
     {
+        ArgumentNullException.ThrowIfNull(fold);
         if (!Fits(data, grad, expAvg, expAvgSq) || !IsAvailable) return false;
-        Run(Coefficients.Of(update), s_calibration.Value.Root, data, grad, expAvg, expAvgSq);
+        Run(Coefficients.Of(update), s_calibration.Value.Root, data, grad, expAvg, expAvgSq, fold);
         return true;
+    }
+
+    /// <summary>
+    /// An EMA slot for a run of bucket elements: elements [<paramref name="Offset"/>, <paramref name="Offset"/> +
+    /// <paramref name="Length"/>) of the bucket average into <paramref name="Ema"/> (contiguous float32 on the CPU, of
+    /// <paramref name="Length"/> elements) as <c>ema.mul_(decay).add_(param, alpha: 1 − decay)</c> after the step.
+    /// </summary>
+    internal readonly record struct EmaSegment(long Offset, long Length, torch.Tensor Ema);
+
+    /// <summary>
+    /// What the pass does besides the AdamW step. <see cref="GradScale"/>: multiply each gradient element by it first
+    /// (<c>grad.mul_(coefficient)</c>: one float32 product, so a coefficient of 1 changes nothing); <see cref="Ema"/>:
+    /// sorted, non-overlapping EMA segments with the decay (libtorch rounds the decay and 1 − decay to float32);
+    /// <see cref="ZeroGradient"/>: leave zeros in the gradient buffer (else the scaled gradient, as <c>mul_</c> leaves it).
+    /// </summary>
+    internal sealed record Fold(float? GradScale, IReadOnlyList<EmaSegment> Ema, double EmaDecay, bool ZeroGradient)
+    {
+        /// <summary>The plain AdamW step.</summary>
+        public static Fold None { get; } = new(null, [], 0, false);
     }
 
     /// <summary>The update's scalars as libtorch converts them to float32 (round to nearest), in the operations' terms.</summary>
@@ -95,26 +125,67 @@ internal static unsafe class FusedAdamWKernel
             (float)(1 - u.Beta2), (float)u.DenominatorScale, (float)u.Eps, (float)-u.StepSize);
     }
 
-    private static void Run(Coefficients c, SquareRoot root, torch.Tensor data, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq)
+    /// <summary>The fold's EMA segments as raw pointers, checked, with the decay's float32 roundings.</summary>
+    private sealed class NativeFold
+    {
+        public NativeFold(Fold fold, long elements)
+        {
+            Scale = fold.GradScale ?? 1f;
+            Scaled = fold.GradScale is not null;
+            Zero = fold.ZeroGradient;
+            Decay = (float)fold.EmaDecay;
+            Alpha = (float)(1.0 - fold.EmaDecay);
+            Starts = new long[fold.Ema.Count];
+            Ends = new long[fold.Ema.Count];
+            Pointers = new nint[fold.Ema.Count];
+            long previousEnd = 0;
+            for (int i = 0; i < fold.Ema.Count; i++)
+            {
+                EmaSegment segment = fold.Ema[i];
+                torch.Tensor ema = segment.Ema;
+                if (segment.Offset < previousEnd || segment.Length <= 0 || segment.Offset + segment.Length > elements)
+                    throw new ArgumentException($"EMA segment {i} ({segment.Offset}, {segment.Length}) is out of order, empty or outside the bucket of {elements} elements.", nameof(fold));
+                if (ema.device_type != DeviceType.CPU || ema.dtype != torch.float32 || !ema.is_contiguous() || ema.numel() != segment.Length)
+                    throw new ArgumentException($"EMA segment {i} is not a contiguous float32 CPU tensor of {segment.Length} elements.", nameof(fold));
+                Starts[i] = segment.Offset;
+                Ends[i] = segment.Offset + segment.Length;
+                Pointers[i] = Pointer(ema);
+                previousEnd = Ends[i];
+            }
+        }
+
+        public float Scale { get; }
+        public bool Scaled { get; }
+        public bool Zero { get; }
+        public float Decay { get; }
+        public float Alpha { get; }
+        public long[] Starts { get; }
+        public long[] Ends { get; }
+        public nint[] Pointers { get; }
+    }
+
+    private static void Run(Coefficients c, SquareRoot root, torch.Tensor data, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq, Fold fold)
     {
         long n = data.numel();
         if (n == 0) return;
+        var native = new NativeFold(fold, n);
         nint p = Pointer(data), g = Pointer(grad), m = Pointer(expAvg), v = Pointer(expAvgSq);
         long tiles = (n + TileElements - 1) / TileElements;
         int threads = Math.Clamp(torch.get_num_threads(), 1, Environment.ProcessorCount);
         if (threads == 1 || tiles == 1)
         {
-            Range(c, root, p, g, m, v, 0, n);
+            Range(c, root, native, p, g, m, v, 0, n);
         }
         else
         {
             Parallel.For(0, tiles, new ParallelOptions { MaxDegreeOfParallelism = threads },
-                t => Range(c, root, p, g, m, v, t * TileElements, Math.Min(n, (t + 1) * TileElements)));
+                t => Range(c, root, native, p, g, m, v, t * TileElements, Math.Min(n, (t + 1) * TileElements)));
         }
         GC.KeepAlive(data);
         GC.KeepAlive(grad);
         GC.KeepAlive(expAvg);
         GC.KeepAlive(expAvgSq);
+        GC.KeepAlive(fold);
     }
 
     private static nint Pointer(torch.Tensor tensor)
@@ -124,14 +195,57 @@ internal static unsafe class FusedAdamWKernel
         return pointer == IntPtr.Zero ? throw new InvalidOperationException("libtorch returned no data pointer for a flat AdamW buffer.") : pointer;
     }
 
-    private static void Range(Coefficients c, SquareRoot root, nint p, nint g, nint m, nint v, long from, long to)
+    private static void Range(Coefficients c, SquareRoot root, NativeFold fold, nint p, nint g, nint m, nint v, long from, long to)
     {
         float* roots = stackalloc float[BlockElements];
+        // The first EMA segment that ends after this range starts; segments are sorted.
+        int segment = Array.BinarySearch(fold.Ends, from);
+        segment = segment >= 0 ? segment + 1 : ~segment;
         for (long start = from; start < to; start += BlockElements)
         {
             int n = (int)Math.Min(BlockElements, to - start);
-            Block(c, root, (float*)p + start, (float*)g + start, (float*)m + start, (float*)v + start, roots, n);
+            float* gb = (float*)g + start;
+            if (fold.Scaled) Scale(gb, fold.Scale, n);
+            Block(c, root, (float*)p + start, gb, (float*)m + start, (float*)v + start, roots, n);
+            if (fold.Zero) new Span<float>(gb, n).Clear();
+            // The EMA of the block's new parameters (still in cache) where a segment covers them.
+            long end = start + n;
+            while (segment < fold.Starts.Length && fold.Starts[segment] < end)
+            {
+                long a = Math.Max(start, fold.Starts[segment]), b = Math.Min(end, fold.Ends[segment]);
+                if (b > a) Ema((float*)p + a, (float*)fold.Pointers[segment] + (a - fold.Starts[segment]), fold.Decay, fold.Alpha, (int)(b - a));
+                if (fold.Ends[segment] > end) break; // the segment goes on into the next block
+                segment++;
+            }
         }
+    }
+
+    /// <summary><c>grad.mul_(scale)</c> on a block: one float32 product per element.</summary>
+    private static void Scale(float* g, float scale, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> s = Vector256.Create(scale);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count) (Vector256.Load(g + i) * s).Store(g + i);
+        }
+        for (; i < n; i++) g[i] *= scale;
+    }
+
+    /// <summary>
+    /// <c>ema.mul_(decay).add_(param, alpha)</c> on a block: the product rounded, then libtorch's <c>add_</c> with alpha,
+    /// a fused multiply-add (<c>fma(param, alpha, ema·decay)</c>) in its CPU kernels.
+    /// </summary>
+    private static void Ema(float* p, float* e, float decay, float alpha, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> d = Vector256.Create(decay), a = Vector256.Create(alpha);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+                Vector256.FusedMultiplyAdd(Vector256.Load(p + i), a, Vector256.Load(e + i) * d).Store(e + i);
+        }
+        for (; i < n; i++) e[i] = MathF.FusedMultiplyAdd(p[i], alpha, e[i] * decay);
     }
 
     /// <summary>
@@ -250,9 +364,36 @@ internal static unsafe class FusedAdamWKernel
             torch.Tensor v = torch.rand(CalibrationElements, generator: generator).mul_(1e-6);
             torch.Tensor p2 = p.clone(), m2 = m.clone(), v2 = v.clone();
             update.Apply(p, g, m, v, torch.empty_like(v));
-            Run(Coefficients.Of(update), found, p2, g, m2, v2);
+            Run(Coefficients.Of(update), found, p2, g, m2, v2, Fold.None);
             if (!BitIdentical(m, m2) || !BitIdentical(v, v2) || !BitIdentical(p, p2))
                 return new Calibration(found, $"the fused AdamW pass differed from libtorch's operations in a self-check (lr {s.Lr}, betas {s.Beta1}/{s.Beta2}, eps {s.Eps}, weight decay {s.WeightDecay}, step {s.Step})");
+        }
+
+        // The folded stepper work against the separate libtorch operations: clip scale (below 1, and 1 as when the norm
+        // is under the bound), the EMA over two segments with a gap between them (the gap's EMA must stay as it was),
+        // and the gradient zeroed or left scaled.
+        (float Scale, double Decay, bool Zero)[] folds = [(0.37f, 0.9999, true), (1f, 0.9, false), (0.8125f, 0.5, false)];
+        foreach (var f in folds)
+        {
+            var options = new AdamW.Options { LearningRate = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.02 };
+            var update = AdamWUpdate.For(options, 3);
+            torch.Tensor p = torch.randn(CalibrationElements, generator: generator);
+            torch.Tensor g = torch.randn(CalibrationElements, generator: generator).mul_(1e-2);
+            torch.Tensor m = torch.randn(CalibrationElements, generator: generator).mul_(1e-3);
+            torch.Tensor v = torch.rand(CalibrationElements, generator: generator).mul_(1e-6);
+            torch.Tensor ema = torch.randn(CalibrationElements, generator: generator);
+            torch.Tensor p2 = p.clone(), g2 = g.clone(), m2 = m.clone(), v2 = v.clone(), ema2 = ema.clone();
+            const long firstEnd = 5_003, secondStart = 7_001;
+            g.mul_(torch.tensor(f.Scale));
+            update.Apply(p, g, m, v, torch.empty_like(v));
+            foreach ((long from, long to) in new[] { (0L, firstEnd), (secondStart, (long)CalibrationElements) })
+                ema.narrow(0, from, to - from).mul_(f.Decay).add_(p.narrow(0, from, to - from), alpha: 1.0 - f.Decay);
+            if (f.Zero) g.zero_();
+            var fold = new Fold(f.Scale, [new EmaSegment(0, firstEnd, ema2.narrow(0, 0, firstEnd)),
+                new EmaSegment(secondStart, CalibrationElements - secondStart, ema2.narrow(0, secondStart, CalibrationElements - secondStart))], f.Decay, f.Zero);
+            Run(Coefficients.Of(update), found, p2, g2, m2, v2, fold);
+            if (!BitIdentical(m, m2) || !BitIdentical(v, v2) || !BitIdentical(p, p2) || !BitIdentical(ema, ema2) || !BitIdentical(g, g2))
+                return new Calibration(found, $"the fused AdamW pass with the clip scale, EMA and zeroing folded in differed from libtorch's operations in a self-check (scale {f.Scale}, EMA decay {f.Decay}, zero {f.Zero})");
         }
         return new Calibration(found, null);
     }

@@ -80,6 +80,27 @@ public static class GradientClipping
         return AsDouble(total);
     }
 
+    /// <summary>
+    /// The norm and clip coefficient of <paramref name="optimizer"/>'s gradients, without scaling them, for
+    /// <see cref="OptimizerStepper"/> to fold the scaling into the fused pass: the norm exactly as
+    /// <see cref="ClipGradNorm(AdamW, double)"/> computes and returns it, and its coefficient <c>min(1, maxNorm / (norm +
+    /// 1e-6))</c> both as the tensor that method multiplies by (owned by the caller; null without parameters) and as read on the host, with the
+    /// norm in one read. Every gradient must view the flat buffers (<see cref="FlatBufferAdamW.GradientBuffers"/> not null).
+    /// </summary>
+    internal static (double Norm, double Coefficient, torch.Tensor? CoefficientTensor) NormAndCoefficient(FlatBufferAdamW optimizer, double maxNorm)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNorm);
+        Parameter[] withGrad = [.. optimizer.parameters()];
+        using var scope = torch.NewDisposeScope();
+        if (withGrad.Length == 0) return (0.0, 1.0, null); // nothing to clip, as ClipGradNorm
+        torch.Tensor total = TotalNorm(withGrad, 2);
+        torch.Tensor coefficient = Coefficient(total, maxNorm);
+        // One read for both, as doubles (a float32 norm converts exactly, as item<float> gives it).
+        double[] host = Loop.HostSync.Read(torch.stack([total.to(torch.float64), coefficient.to(torch.float64)]));
+        return (host[0], host[1], coefficient.MoveToOuterDisposeScope());
+    }
+
     /// <summary>The norm as a double: a float32 norm exactly as <c>item&lt;float&gt;</c> gives it; mixed dtypes (a float64 norm) keep their precision.</summary>
     private static double AsDouble(torch.Tensor total)
     {

@@ -17,4 +17,14 @@ public readonly record struct OptimizerStepResult(double GradNorm, double Learni
 
     /// <summary>Wall seconds of zeroing the gradients after the update (0 when not measured).</summary>
     public double ZeroGradSeconds { get; init; }
+
+    /// <summary>
+    /// Buckets whose clip scaling, EMA update and zeroing ran inside the fused AdamW pass
+    /// (<see cref="FlatBufferAdamW.FoldStepperWork"/>): their share of those is in <see cref="AdamWSeconds"/>, and
+    /// <see cref="ClipSeconds"/> is then the gradient norm alone. 0 when nothing was folded.
+    /// </summary>
+    public int FoldedBuckets { get; init; }
+
+    /// <summary>EMA tensors the fused pass updated (the rest are in <see cref="EmaSeconds"/>); 0 when nothing was folded.</summary>
+    public int FoldedEmaTensors { get; init; }
 }

@@ -12,6 +12,13 @@ namespace Bagel.Training.Optimization;
 /// to <c>max_grad_norm</c>, optimizer step, scheduler step, EMA update, zero grads. A NaN or infinite loss or norm
 /// skips the optimizer and EMA updates (counted by the <see cref="NonFiniteStepGuard"/>) but still advances the
 /// schedule, so the learning rate stays tied to the step index.
+/// <para>
+/// With <see cref="FlatBufferAdamW"/> and its fused pass (the default), the stepper owns the order and folds its work
+/// into that pass (<see cref="FlatBufferAdamW.FoldStepperWork"/>): gradient norm (a separate read, the same bits),
+/// guard, then one pass per float32 CPU bucket that scales each gradient by the clip coefficient, steps AdamW,
+/// averages the EMA from the new weight and zeroes the gradient; anything the pass cannot take runs the separate
+/// operations after it; then the schedule. Weights, moments, EMA, norms and checkpoints are bit for bit the same.
+/// </para>
 /// </summary>
 public sealed class OptimizerStepper
 {
@@ -44,6 +51,8 @@ public sealed class OptimizerStepper
     /// <exception cref="NonFiniteLossException">Too many non-finite steps in a row.</exception>
     public OptimizerStepResult Step(long stepIndex, double loss)
     {
+        if (_optimizer is FlatBufferAdamW { FusedKernel: true, FoldStepperWork: true } flat && flat.GradientBuffers() is not null)
+            return StepFolded(flat, stepIndex, loss);
         long start = Stopwatch.GetTimestamp();
         double norm = GradientClipping.ClipGradNorm(_optimizer, _maxGradNorm);
         double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -79,6 +88,60 @@ public sealed class OptimizerStepper
         return new OptimizerStepResult(norm, lr, skip)
         {
             ClipSeconds = clipSeconds, AdamWSeconds = adamWSeconds, EmaSeconds = emaSeconds, ZeroGradSeconds = zeroGradSeconds,
+        };
+    }
+
+    /// <summary>
+    /// <see cref="Step"/> with the clip scaling, the EMA update and the zeroing folded into the flat optimizer's fused
+    /// pass (<see cref="FlatBufferAdamW.FoldStepperWork"/>): the gradient norm first (a separate read pass, the same
+    /// bits), the guard, then one pass per float32 CPU bucket that scales each gradient element, steps, averages the
+    /// EMA slot of the new parameter and zeroes the gradient; what the pass cannot take (other buckets, EMA tensors
+    /// outside its buckets) runs the separate operations after it, and the schedule steps last. The results are the
+    /// same bits as the separate path. The clip time is the norm alone; the AdamW time includes what was folded.
+    /// </summary>
+    private OptimizerStepResult StepFolded(FlatBufferAdamW flat, long stepIndex, double loss)
+    {
+        long start = Stopwatch.GetTimestamp();
+        (double norm, double coefficientValue, TorchSharp.torch.Tensor? coefficient) = GradientClipping.NormAndCoefficient(flat, _maxGradNorm);
+        using TorchSharp.torch.Tensor? ownedCoefficient = coefficient;
+        double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        double adamWSeconds = 0, emaSeconds = 0;
+        double lr = _scheduler.CurrentLearningRate;
+        bool skip;
+        try
+        {
+            skip = Guard.ShouldSkip(stepIndex, loss, norm);
+        }
+        finally
+        {
+            if (!double.IsFinite(loss) || !double.IsFinite(norm)) _optimizer.zero_grad();
+        }
+        FlatBufferAdamW.FoldedStep? folded = null;
+        if (skip)
+        {
+            if (_logger is not null) TrainingLog.NonFiniteStep(_logger, stepIndex, loss, norm, Guard.ConsecutiveSkipped, Guard.TotalSkipped);
+        }
+        else
+        {
+            var foldable = _ema as IFoldableEma;
+            bool foldEma = foldable is { CanFold: true };
+            start = Stopwatch.GetTimestamp();
+            folded = flat.StepFolded(coefficient, coefficientValue, foldEma ? foldable!.Pairs : null, _ema?.Decay ?? 0);
+            adamWSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            start = Stopwatch.GetTimestamp();
+            if (foldEma) foldable!.UpdateRemaining(folded.CoveredPairs);
+            else _ema?.Update();
+            emaSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        _scheduler.Step();
+        start = Stopwatch.GetTimestamp();
+        if (folded is not null) flat.ZeroGradients(folded);
+        else _optimizer.zero_grad();
+        double zeroGradSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return new OptimizerStepResult(norm, lr, skip)
+        {
+            ClipSeconds = clipSeconds, AdamWSeconds = adamWSeconds, EmaSeconds = emaSeconds, ZeroGradSeconds = zeroGradSeconds,
+            FoldedBuckets = folded?.ZeroedBuckets.Count(z => z) ?? 0, FoldedEmaTensors = folded?.CoveredCount ?? 0,
         };
     }
 }

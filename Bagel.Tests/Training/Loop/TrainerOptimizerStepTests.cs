@@ -11,7 +11,7 @@ namespace Bagel.Tests.Training.Loop;
 public sealed class TrainerOptimizerStepTests
 {
     private static async Task<(TrainingRunResult Result, List<TrainingStepReport> Steps, AdamW Optimizer)> RunAsync(
-        LoopFixture fixture, TinyPackedModel model, TrainingConfiguration configuration, bool flat, long? stopAfterStep = null)
+        LoopFixture fixture, TinyPackedModel model, TrainingConfiguration configuration, bool flat, long? stopAfterStep = null, bool fold = true)
     {
         var steps = new List<TrainingStepReport>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
@@ -23,6 +23,7 @@ public sealed class TrainerOptimizerStepTests
             .OnStep(steps.Add)
             .OnStep(s => { if (s.Step == stopAfterStep) stop.Cancel(); })
             .Build();
+        if (trainer.Optimizer is FlatBufferAdamW flatOptimizer) flatOptimizer.FoldStepperWork = fold;
         TrainingRunResult result = await trainer.RunAsync(stop.Token);
         return (result, steps, trainer.Optimizer);
     }
@@ -100,6 +101,49 @@ public sealed class TrainerOptimizerStepTests
         {
             Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "straight", CheckpointLayout.FolderName(6), file), TestContext.Current.CancellationToken),
                 await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "crossed", CheckpointLayout.FolderName(6), file), TestContext.Current.CancellationToken));
+        }
+    }
+
+    [Fact]
+    public async Task FoldingTheClipScaleEmaAndZeroingIntoTheFusedPassChangesNoBitOfARunOrItsResume()
+    {
+        using var fixture = new LoopFixture();
+        TrainingConfiguration Configuration(string run)
+        {
+            TrainingConfiguration configuration = fixture.Configuration(run, totalSteps: 8, saveEvery: 4, autoResume: true);
+            configuration.Training.MaxGradNorm = 0.05; // clipping active on some steps at least
+            return configuration;
+        }
+
+        using var separateModel = new TinyPackedModel(seed: 3);
+        var (_, separate, separateOptimizer) = await RunAsync(fixture, separateModel, Configuration("separate"), flat: true, fold: false);
+
+        // The folded run stops after 4 steps and a new trainer resumes it.
+        List<TrainingStepReport> head;
+        AdamW firstOptimizer;
+        using (var firstModel = new TinyPackedModel(seed: 3))
+            (_, head, firstOptimizer) = await RunAsync(fixture, firstModel, Configuration("folded"), flat: true, stopAfterStep: 3);
+        using var resumedModel = new TinyPackedModel(seed: 42);
+        var (resumed, tail, resumedOptimizer) = await RunAsync(fixture, resumedModel, Configuration("folded"), flat: true);
+
+        Assert.Equal(4, resumed.StartStep);
+        Assert.Equal(0, Assert.IsType<FlatBufferAdamW>(separateOptimizer).FoldedBucketSteps);
+        Assert.All(separate, s => Assert.Equal(0, s.OptimizerStep.FoldedBuckets));
+        foreach (AdamW optimizer in new[] { firstOptimizer, resumedOptimizer })
+        {
+            var flat = Assert.IsType<FlatBufferAdamW>(optimizer);
+            Assert.True(flat.FoldedBucketSteps > 0 && flat.FallbackSteps == 0, $"{flat.FoldedBucketSteps} folded bucket steps, {flat.FallbackSteps} per-parameter steps");
+        }
+        Assert.All(head.Concat(tail), s => Assert.True(s.OptimizerStep.FoldedBuckets > 0 && s.OptimizerStep.FoldedEmaTensors > 0, $"step {s.Step} folded nothing"));
+        Assert.Contains(separate, s => s.GradNorm > 0.05);
+        Assert.Equal(separate.Select(s => (s.Step, s.TotalLoss, s.GradNorm)), head.Concat(tail).Select(s => (s.Step, s.TotalLoss, s.GradNorm)));
+        foreach (long step in new long[] { 4, 8 })
+        {
+            foreach (string file in new[] { CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName, CheckpointLayout.OptimizerFileName })
+            {
+                Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "separate", CheckpointLayout.FolderName(step), file), TestContext.Current.CancellationToken),
+                    await File.ReadAllBytesAsync(Path.Combine(fixture.Root, "folded", CheckpointLayout.FolderName(step), file), TestContext.Current.CancellationToken));
+            }
         }
     }
 }

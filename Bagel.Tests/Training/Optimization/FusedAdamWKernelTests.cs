@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using Bagel.Core.Native;
+using Bagel.Training.Ema;
 using Bagel.Training.Optimization;
+using Bagel.Training.Schedules;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -174,5 +176,179 @@ public sealed class FusedAdamWKernelTests
         Assert.ThrowsAny<Exception>(() => loss.backward());
         a.Dispose();
         b.Dispose();
+    }
+
+    /// <summary>
+    /// One run of the stepper over parameters of the sizes of <see cref="Shapes"/> (float32), plus a float64 one and a
+    /// frozen one, with an EMA over all of them (in their order or the reverse): every step's gradients,
+    /// losses and NaN steps come from the seed, so two runs differ only in how the optimizer step is computed.
+    /// </summary>
+    private sealed class StepperRun : IDisposable
+    {
+        public StepperRun(ulong seed, bool flat, bool fold, double maxNorm, bool reverseEmaOrder)
+        {
+            var generator = new torch.Generator(seed);
+            Parameters = [.. Shapes.Select(shape => new Parameter(torch.randn(shape, generator: generator))),
+                new Parameter(torch.randn([9, 3], generator: generator).to(torch.float64)), new Parameter(torch.randn([4], generator: generator), requires_grad: false)];
+            Optimizer = AdamWFactory.Create([new ParameterGroup("all", [.. Parameters.Where(p => p.requires_grad)])],
+                new AdamWOptions { LearningRate = 2e-2, Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-8, WeightDecay = 0.05, FlatBuffers = flat });
+            if (Optimizer is FlatBufferAdamW f)
+            {
+                f.FoldStepperWork = fold;
+                f.AttachGradients();
+            }
+            (string, Parameter)[] named = [.. Parameters.Select((p, i) => ($"p{i}", p))];
+            if (reverseEmaOrder) Array.Reverse(named); // the EMA's flat buffer then lies in the opposite order to the optimizer's
+            Ema = new EmaTensors(named, decay: 0.9, fused: flat);
+            Scheduler = new LearningRateScheduler(Optimizer, new CosineWithWarmupSchedule(1, 20, 2e-2, 1e-3));
+            Stepper = new OptimizerStepper(Optimizer, Scheduler, Ema, new NonFiniteStepGuard(), maxNorm);
+        }
+
+        public Parameter[] Parameters { get; }
+        public AdamW Optimizer { get; }
+        public EmaTensors Ema { get; }
+        public LearningRateScheduler Scheduler { get; }
+        public OptimizerStepper Stepper { get; }
+
+        public OptimizerStepResult Step(int step, ulong seed, bool nan)
+        {
+            var generator = new torch.Generator(seed + (ulong)step * 7919);
+            using (var noGrad = torch.no_grad())
+            {
+                foreach (Parameter p in Parameters.Where(p => p.requires_grad))
+                {
+                    using torch.Tensor random = torch.randn(p.shape, generator: generator).mul_(step % 2 == 0 ? 1e-3 : 0.5).to(p.dtype);
+                    using torch.Tensor? grad = p.grad;
+                    if (grad is null) p.grad = random.clone();
+                    else grad.copy_(random);
+                }
+            }
+            return Stepper.Step(step, nan ? double.NaN : 1.0);
+        }
+
+        public void Dispose()
+        {
+            Ema.Dispose();
+            Optimizer.Dispose();
+            foreach (Parameter p in Parameters) p.Dispose();
+        }
+    }
+
+    private static void AssertSameRun(StepperRun expected, StepperRun actual, string what)
+    {
+        for (int i = 0; i < expected.Parameters.Length; i++)
+        {
+            Assert.True(SameBits(expected.Parameters[i], actual.Parameters[i]), $"{what}: parameter {i} differs");
+            Assert.True(SameBits(expected.Ema[$"p{i}"], actual.Ema[$"p{i}"]), $"{what}: EMA {i} differs");
+            using torch.Tensor? grad = actual.Parameters[i].grad;
+            if (grad is not null) Assert.True(grad.eq(0).all().item<bool>(), $"{what}: gradient {i} was not zeroed");
+        }
+        var expectedStates = expected.Optimizer.state_dict().State.Cast<AdamW.State>().ToList();
+        var actualStates = actual.Optimizer.state_dict().State.Cast<AdamW.State>().ToList();
+        Assert.Equal(expectedStates.Select(s => s.step), actualStates.Select(s => s.step));
+        for (int i = 0; i < expectedStates.Count; i++)
+        {
+            Assert.True(SameBits(expectedStates[i].exp_avg, actualStates[i].exp_avg), $"{what}: exp_avg {i} differs");
+            Assert.True(SameBits(expectedStates[i].exp_avg_sq, actualStates[i].exp_avg_sq), $"{what}: exp_avg_sq {i} differs");
+        }
+        Assert.Equal(expected.Scheduler.NextStep, actual.Scheduler.NextStep);
+    }
+
+    [Theory]
+    [InlineData(1e9, false)] // the norm is always under the bound: coefficient 1
+    [InlineData(0.05, false)] // clipped every step
+    [InlineData(2.0, false)] // clipped on the large-gradient steps only
+    [InlineData(0.3, true)] // the EMA laid out in the opposite order: one EMA slot per tensor, still folded
+    public void TheFoldedStepperIsBitIdenticalToTheSeparatePassesAndToThePerTensorPath(double maxNorm, bool reverseEmaOrder)
+    {
+        const ulong seed = 404;
+        using var perTensor = new StepperRun(seed, flat: false, fold: false, maxNorm, reverseEmaOrder);
+        using var separate = new StepperRun(seed, flat: true, fold: false, maxNorm, reverseEmaOrder);
+        using var folded = new StepperRun(seed, flat: true, fold: true, maxNorm, reverseEmaOrder);
+        const int steps = 6;
+        int clipped = 0;
+        for (int step = 0; step < steps; step++)
+        {
+            bool nan = step == 3; // a skipped step: nothing changes, the gradients are zeroed
+            OptimizerStepResult a = perTensor.Step(step, seed, nan), b = separate.Step(step, seed, nan), c = folded.Step(step, seed, nan);
+            if (!nan) Assert.Equal(a.GradNorm, c.GradNorm);
+            Assert.Equal(b.GradNorm, c.GradNorm);
+            Assert.Equal(b.Skipped, c.Skipped);
+            Assert.Equal(nan, c.Skipped);
+            if (!nan && c.GradNorm > maxNorm) clipped++;
+            // One float32 bucket folded (the float64 one takes libtorch's operations); every float32 EMA tensor folded.
+            Assert.Equal(nan ? 0 : 1, c.FoldedBuckets);
+            Assert.Equal(nan ? 0 : Shapes.Length, c.FoldedEmaTensors);
+            Assert.Equal(0, b.FoldedBuckets);
+            AssertSameRun(separate, folded, $"step {step + 1}, folded against the separate passes");
+            AssertSameRun(perTensor, folded, $"step {step + 1}, folded against the per-tensor path");
+        }
+        if (maxNorm < 1) Assert.Equal(steps - 1, clipped);
+        else if (maxNorm > 1e6) Assert.Equal(0, clipped);
+        else Assert.InRange(clipped, 1, steps - 2);
+        var foldedOptimizer = Assert.IsType<FlatBufferAdamW>(folded.Optimizer);
+        Assert.Equal(steps - 1, foldedOptimizer.FoldedBucketSteps);
+        Assert.Equal(0, ((FlatBufferAdamW)separate.Optimizer).FoldedBucketSteps);
+        Assert.Equal(0, foldedOptimizer.FallbackSteps);
+    }
+
+    [Fact]
+    public void WithTheKernelOffNothingIsFoldedAndTheResultsAreTheSame()
+    {
+        const ulong seed = 77;
+        using var separate = new StepperRun(seed, flat: true, fold: false, 0.2, reverseEmaOrder: false);
+        using var unfused = new StepperRun(seed, flat: true, fold: true, 0.2, reverseEmaOrder: false);
+        ((FlatBufferAdamW)unfused.Optimizer).FusedKernel = false;
+        for (int step = 0; step < 3; step++)
+        {
+            separate.Step(step, seed, nan: false);
+            OptimizerStepResult result = unfused.Step(step, seed, nan: false);
+            Assert.Equal(0, result.FoldedBuckets);
+        }
+        AssertSameRun(separate, unfused, "kernel off");
+        Assert.Equal(0, ((FlatBufferAdamW)unfused.Optimizer).FusedKernelBucketSteps);
+    }
+
+    [Fact]
+    public void TheEmaFoldMatchesLibtorchsMulThenAddWithAlphaOnOddSizes()
+    {
+        // The EMA arithmetic alone, through the kernel with a zero learning rate and no weight decay (the parameters keep
+        // their values), against ema.mul_(decay).add_(param, alpha: 1 - decay) on segments that start and end anywhere.
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var generator = new torch.Generator(5);
+        const int n = 70_001;
+        torch.Tensor p = torch.randn(n, generator: generator), g = torch.randn(n, generator: generator);
+        torch.Tensor m = torch.zeros(n), v = torch.zeros(n);
+        foreach (double decay in new[] { 0.9999, 0.999, 0.9, 0.5 })
+        {
+            torch.Tensor ema = torch.randn(n, generator: generator).mul_(3), expected = ema.clone();
+            (long From, long Length)[] segments = [(0, 1), (3, 7), (17, 2_049), (4_000, 65_536 + 5), (69_600, 401)];
+            foreach ((long from, long length) in segments)
+                expected.narrow(0, from, length).mul_(decay).add_(p.narrow(0, from, length), alpha: 1.0 - decay);
+            var update = new AdamWUpdate(1, 0.9, 0.95, 1e-8, 1, 0); // decay 1, step size 0: the parameter is unchanged
+            var fold = new FusedAdamWKernel.Fold(null, [.. segments.Select(s => new FusedAdamWKernel.EmaSegment(s.From, s.Length, ema.narrow(0, s.From, s.Length)))], decay, ZeroGradient: false);
+            torch.Tensor before = p.clone();
+            Assert.True(FusedAdamWKernel.TryApply(update, p, g, m, v, fold));
+            Assert.True(SameBits(before, p), "the parameter changed with a zero step");
+            Assert.True(SameBits(expected, ema), $"the folded EMA differs from libtorch's at decay {decay}");
+        }
+    }
+
+    [Fact]
+    public void TheClipScaleFoldMatchesLibtorchsMulByTheCoefficientTensor()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var generator = new torch.Generator(6);
+        const int n = 20_013;
+        foreach (float coefficient in new[] { 1f, 0.999999f, 0.3333333f, 1.17e-3f })
+        {
+            torch.Tensor p = torch.randn(n, generator: generator), g = torch.randn(n, generator: generator).mul_(10);
+            torch.Tensor expected = g.clone().mul_(torch.tensor(coefficient));
+            var update = new AdamWUpdate(1, 0.9, 0.95, 1e-8, 1, 0);
+            Assert.True(FusedAdamWKernel.TryApply(update, p, g, torch.zeros(n), torch.zeros(n), new FusedAdamWKernel.Fold(coefficient, [], 0.9, ZeroGradient: false)));
+            Assert.True(SameBits(expected, g), $"the folded clip scale {coefficient} differs from grad.mul_(coefficient)");
+        }
     }
 }

@@ -236,8 +236,21 @@ public sealed class FusedOptimizerTests
 
         Assert.False(result.Skipped);
         Assert.Equal(1, optimizer.FlatSteps);
-        Assert.Equal(optimizer.Buckets.Count, session.Ema.LastUpdateOperations); // one EMA multiply-add per flat buffer
-        Assert.NotNull(optimizer.GradientBuffers()); // zero_grad zeroed the buffer, the views stay
+        // The stepper folded the clip scale, the EMA and the zeroing into the fused pass of every float32 bucket: no
+        // separate EMA operation was left.
+        Assert.Equal(optimizer.Buckets.Count, result.FoldedBuckets);
+        Assert.Equal(optimizer.Buckets.Count, optimizer.FoldedBucketSteps);
+        Assert.Equal(session.Model.Module.parameters().Count(p => p.requires_grad), result.FoldedEmaTensors);
+        Assert.Equal(0, session.Ema.LastUpdateOperations);
+        Assert.NotNull(optimizer.GradientBuffers()); // the pass zeroed the buffer, the views stay
+        Assert.All(optimizer.GradientBuffers()!, b => Assert.True(b.eq(0).all().item<bool>()));
+
+        // With the fold off the same session's next step takes one EMA multiply-add per flat buffer.
+        optimizer.FoldStepperWork = false;
+        foreach (torch.Tensor buffer in optimizer.GradientBuffers()!) buffer.normal_(0, 1e-2);
+        result = session.Stepper.Step(1, loss: 1.0);
+        Assert.Equal(0, result.FoldedBuckets);
+        Assert.Equal(optimizer.Buckets.Count, session.Ema.LastUpdateOperations);
     }
 
     [Fact]
