@@ -37,4 +37,8 @@ internal sealed record TrainerSettings(
     IReadOnlyList<object>? Owned = null,
     Bagel.Core.Distributed.IProcessGroup? ProcessGroup = null,
 
-    ValidationImageOptions? ValidationImages = null);
+    ValidationImageOptions? ValidationImages = null)
+{
+    /// <summary>What is sharded over the ranks; null: from <c>sharding_strategy</c>.</summary>
+    public Sharding.ShardingMode? Sharding { get; init; }
+}

@@ -47,4 +47,10 @@ public sealed class TrainingSessionOptions
     /// Default null: <see cref="Distributed.DistributedRun.Current"/>, a single process unless the entry point set one.
     /// </summary>
     public Bagel.Core.Distributed.IProcessGroup? ProcessGroup { get; set; }
+
+    /// <summary>
+    /// What is sharded over the ranks (docs/sharding.md). Default null: chosen by <c>sharding_strategy</c>
+    /// (<see cref="Sharding.ShardingModes.FromFlags"/>).
+    /// </summary>
+    public Sharding.ShardingMode? Sharding { get; set; }
 }

@@ -20,11 +20,16 @@ public sealed class OptimizerStepper
     private readonly IExponentialMovingAverage? _ema;
     private readonly double _maxGradNorm;
     private readonly ILogger? _logger;
+    private readonly IOptimizerStepHooks? _hooks;
 
-    /// <summary>Creates the stepper. <paramref name="maxGradNorm"/> is the reference's <c>max_grad_norm</c> (default 1.0).</summary>
+    /// <summary>
+    /// Creates the stepper. <paramref name="maxGradNorm"/> is the reference's <c>max_grad_norm</c> (default 1.0);
+    /// <paramref name="hooks"/> replace the clipping and zeroing and run after each applied update (sharded training).
+    /// </summary>
     public OptimizerStepper(AdamW optimizer, LearningRateScheduler scheduler, IExponentialMovingAverage? ema, NonFiniteStepGuard guard,
-        double maxGradNorm = 1.0, ILogger? logger = null)
+        double maxGradNorm = 1.0, ILogger? logger = null, IOptimizerStepHooks? hooks = null)
     {
+        _hooks = hooks;
         _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
         _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
         Guard = guard ?? throw new ArgumentNullException(nameof(guard));
@@ -45,7 +50,7 @@ public sealed class OptimizerStepper
     public OptimizerStepResult Step(long stepIndex, double loss)
     {
         long start = Stopwatch.GetTimestamp();
-        double norm = GradientClipping.ClipGradNorm(_optimizer, _maxGradNorm);
+        double norm = _hooks?.ClipGradNorm(_maxGradNorm) ?? GradientClipping.ClipGradNorm(_optimizer, _maxGradNorm);
         double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         double adamWSeconds = 0, emaSeconds = 0;
         double lr = _scheduler.CurrentLearningRate;
@@ -57,7 +62,7 @@ public sealed class OptimizerStepper
         finally
         {
             // Never leave NaN gradients behind, even when the guard stops the run.
-            if (!double.IsFinite(loss) || !double.IsFinite(norm)) _optimizer.zero_grad();
+            if (!double.IsFinite(loss) || !double.IsFinite(norm)) ZeroGradients();
         }
         if (skip)
         {
@@ -70,15 +75,22 @@ public sealed class OptimizerStepper
             adamWSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             start = Stopwatch.GetTimestamp();
             _ema?.Update();
+            _hooks?.AfterUpdate();
             emaSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
         _scheduler.Step();
         start = Stopwatch.GetTimestamp();
-        _optimizer.zero_grad();
+        ZeroGradients();
         double zeroGradSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         return new OptimizerStepResult(norm, lr, skip)
         {
             ClipSeconds = clipSeconds, AdamWSeconds = adamWSeconds, EmaSeconds = emaSeconds, ZeroGradSeconds = zeroGradSeconds,
         };
+    }
+
+    private void ZeroGradients()
+    {
+        if (_hooks is not null) _hooks.ZeroGradients();
+        else _optimizer.zero_grad();
     }
 }

@@ -237,7 +237,7 @@ public sealed class DataParallelTrainingTests
     private static void AssertClose(double expected, double actual, string what) =>
         Assert.True(Math.Abs(expected - actual) <= 1e-6 * Math.Max(Math.Abs(expected), 1e-12), $"{what}: one process {expected:R}, 2 ranks {actual:R}.");
 
-    private static TrainingConfiguration Configuration(string checkpoints, string root, int totalSteps)
+    internal static TrainingConfiguration Configuration(string checkpoints, string root, int totalSteps)
     {
         TrainingConfiguration configuration = TrainingConfiguration.Defaults();
         configuration.Data.NumWorkers = ShardedData.Workers;
@@ -250,7 +250,7 @@ public sealed class DataParallelTrainingTests
     }
 
     /// <summary>The loop tests' data (LoopFixture's two groups), read as one rank's shard of a world.</summary>
-    private sealed class ShardedData : IDisposable
+    internal sealed class ShardedData : IDisposable
     {
         public const int Workers = 1;
         private static readonly PackingOptions SmallPacks = new()
