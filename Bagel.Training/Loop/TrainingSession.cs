@@ -73,6 +73,14 @@ public sealed partial class TrainingSession : IDisposable
         {
             if (options.ParameterGroups is not null) throw new NotSupportedException($"Sharded training ({mode}) steps one AdamW group; custom parameter groups need sharding_strategy NO_SHARD.");
             if (options.Precision != TrainingPrecision.Fp32) throw new NotSupportedException($"Sharded training ({mode}) runs in precision fp32 so far; {options.Precision} needs sharding_strategy NO_SHARD.");
+            if (training.CpuOffload)
+            {
+                // The shards live where the parameters do: on a CPU run that is host memory already; moving CUDA shards to
+                // the host (and the gathers back) is not built yet.
+                if (model.Module.parameters().Any(p => p.device_type != DeviceType.CPU))
+                    throw new NotSupportedException("cpu_offload with CUDA parameters (sharded master weights and AdamW state in host memory) is not built yet; leave cpu_offload false.");
+                if (logger is not null) LogSharding(logger, "cpu_offload: the sharded master weights, AdamW state and EMA are in host memory already (a CPU run).");
+            }
             _sharded = new ShardedOptimizer(Parallel.Group, model.Module, mode, adamW, training.Ema, logger);
             _shardedCheckpoint = new ShardedCheckpoint(_sharded, model.Module);
         }
