@@ -19,9 +19,9 @@ namespace Bagel.Training.Sharding;
 /// A step: <see cref="SynchronizeGradients"/> reduce-scatters the gradient buffer (average over ranks) into the
 /// rank's gradient shard; <see cref="ClipGradNorm"/> takes the global norm as the square root of the all-reduced sum
 /// of the shards' squared norms and scales the shard; AdamW and the EMA update the shard; <see cref="AfterUpdate"/>
-/// all-gathers the shards into the flat parameter buffer. With <see cref="ShardingMode.Gradients"/> the whole-model
-/// gradient buffer exists only from the backward to the reduce-scatter: each gradient is copied into it and released,
-/// then the buffer is released too; with <see cref="ShardingMode.OptimizerState"/> the gradients stay views of a
+/// all-gathers the shards into the flat parameter buffer. With <see cref="ShardingMode.Gradients"/> the parameters'
+/// gradients exist only from the backward to the reduce-scatter, which sends them in chunks and releases each as soon as
+/// it is sent (no whole-model gradient buffer); with <see cref="ShardingMode.OptimizerState"/> the gradients stay views of a
 /// persistent buffer (as data parallel's).
 /// </para>
 /// <para>
@@ -99,6 +99,18 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     /// <summary>The ranks.</summary>
     public IProcessGroup Group { get; }
 
+    /// <summary>
+    /// Elements per rank in one chunk of the <see cref="ShardingMode.Gradients"/> reduce-scatter: the chunk of all ranks is
+    /// about 25 MB (data parallel's bucket size) by default. Can change between steps; the results do not depend on it.
+    /// </summary>
+    public long ChunkElements
+    {
+        get => _chunkElements ?? Math.Max(1, DataParallelOptions.DefaultBucketBytes / sizeof(float) / Group.WorldSize);
+        set => _chunkElements = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "ChunkElements must be positive.");
+    }
+
+    private long? _chunkElements;
+
     /// <summary>This rank's shard index.</summary>
     public int Rank => Group.Rank;
 
@@ -119,8 +131,8 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
 
     /// <summary>
     /// Averages the gradients over the ranks into this rank's gradient shard (reduce-scatter). Call it once per step,
-    /// after the last micro-batch's backward. Under <see cref="ShardingMode.Gradients"/> each parameter's gradient is
-    /// copied into a flat buffer and released, and the buffer is released after the reduce-scatter.
+    /// after the last micro-batch's backward. Under <see cref="ShardingMode.Gradients"/> the parameters' own gradients are
+    /// sent in chunks and released as they go (no whole-model buffer); the next backward allocates them afresh.
     /// </summary>
     public void SynchronizeGradients()
     {
@@ -132,19 +144,83 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
             Group.ReduceScatter(persistent, _gradientShard, ReduceOp.Avg);
             return;
         }
-        torch.Tensor flat = torch.zeros(Layout.PaddedElements, torch.float32, _flatParameters.device);
-        for (int i = 0; i < _parameters.Length; i++)
+        ReduceScatterInChunks();
+    }
+
+    /// <summary>
+    /// <see cref="ShardingMode.Gradients"/>: the reduce-scatter in chunks of <see cref="ChunkElements"/> per rank, without
+    /// a whole-model gradient buffer. Chunk c holds, for every rank r, the flat elements <c>[r·S + c·B, r·S + (c+1)·B)</c>
+    /// copied from the parameters' own gradients; its reduce-scatter leaves this rank's part in its gradient shard. A
+    /// parameter's gradient is released as soon as all its elements were sent, so the gradients shrink as the chunks go and
+    /// the most held is the gradients plus one chunk (W·B elements).
+    /// </summary>
+    private void ReduceScatterInChunks()
+    {
+        int world = Group.WorldSize;
+        long s = Layout.ShardElements;
+        var grads = new torch.Tensor?[_parameters.Length];
+        var sent = new long[_parameters.Length];
+        try
         {
-            using torch.Tensor? grad = _parameters[i].grad;
-            if (grad is not null)
+            for (int i = 0; i < _parameters.Length; i++)
             {
-                using torch.Tensor slice = flat.narrow(0, Layout.Entries[i].Offset, Layout.Entries[i].Elements);
-                slice.copy_(grad.reshape(-1));
+                using (torch.Tensor? grad = _parameters[i].grad) grads[i] = grad?.reshape(-1); // a view: the storage lives until the last element is sent
+                DropGradient(_parameters[i]);
             }
-            DropGradient(_parameters[i]);
+            long b = Math.Min(ChunkElements, s);
+            using torch.Tensor chunk = torch.empty(b * world, torch.float32, _flatParameters.device);
+            for (long start = 0; start < s; start += b)
+            {
+                long n = Math.Min(b, s - start);
+                using torch.Tensor input = chunk.narrow(0, 0, n * world);
+                input.zero_();
+                for (int r = 0; r < world; r++) Fill(input.narrow(0, r * n, n), r * s + start, grads, sent);
+                using torch.Tensor output = _gradientShard.narrow(0, start, n);
+                Group.ReduceScatter(input, output, ReduceOp.Avg);
+            }
         }
-        Group.ReduceScatter(flat, _gradientShard, ReduceOp.Avg);
-        flat.Dispose();
+        finally
+        {
+            foreach (torch.Tensor? grad in grads) grad?.Dispose();
+        }
+    }
+
+    /// <summary>Copies the gradients' elements of flat range <c>[from, from + target.numel())</c> into <paramref name="target"/> and releases finished gradients.</summary>
+    private void Fill(torch.Tensor target, long from, torch.Tensor?[] grads, long[] sent)
+    {
+        using (target)
+        {
+            long to = from + target.numel();
+            for (int i = FirstEntryEndingAfter(from); i < _parameters.Length && Layout.Entries[i].Offset < to; i++)
+            {
+                FlatShardEntry entry = Layout.Entries[i];
+                long lo = Math.Max(from, entry.Offset), hi = Math.Min(to, entry.End);
+                if (hi <= lo) continue;
+                if (grads[i] is { } grad)
+                {
+                    using torch.Tensor source = grad.narrow(0, lo - entry.Offset, hi - lo), destination = target.narrow(0, lo - from, hi - lo);
+                    destination.copy_(source);
+                }
+                sent[i] += hi - lo;
+                if (sent[i] == entry.Elements && grads[i] is { } done)
+                {
+                    done.Dispose();
+                    grads[i] = null;
+                }
+            }
+        }
+    }
+
+    private int FirstEntryEndingAfter(long element)
+    {
+        int lo = 0, hi = _parameters.Length;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) / 2;
+            if (Layout.Entries[mid].End <= element) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
     }
 
     /// <summary>
