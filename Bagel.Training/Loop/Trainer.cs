@@ -77,6 +77,12 @@ public sealed partial class Trainer : IDisposable
     {
         Bagel.Training.Models.BagelTrainingModel bagel = TrainerBuilder.RenderableModel(_model)!; // checked by the builder
         var renderer = new ValidationImageRenderer(options, bagel.Vae!, _logger);
+        if (options.UseEma && _session.ShardedOptimizer is not null)
+        {
+            // A sharded run holds no whole EMA module (each rank has its shard): render the trained weights instead.
+            LogShardedEmaRender(_logger);
+            options = options with { UseEma = false };
+        }
         Func<ValidationWeights> weights = _model switch
         {
             // LoRA: the frozen base with the adapters attached; the EMA copy is an adapter set, swapped in for the render.
@@ -292,6 +298,9 @@ public sealed partial class Trainer : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Training from step {StartStep} to total_steps {TotalSteps}.")]
     private static partial void LogStart(ILogger logger, long startStep, long totalSteps);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Validation images render the trained weights, not the EMA: a sharded run keeps the EMA in shards over the ranks.")]
+    private static partial void LogShardedEmaRender(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cancellation requested: stopped after {CompletedSteps} completed steps; writing a final checkpoint.")]
     private static partial void LogCancelled(ILogger logger, long completedSteps);
