@@ -309,3 +309,73 @@ public sealed class ShardedTrainingTests
         Assert.True(result.ExitCode == 0, $"mpirun failed ({result.ExitCode}):\n{result.Combined}");
     }
 }
+
+/// <summary>Optimizer shards written by one world size and re-sliced for another, checked rank by rank in one process.</summary>
+public sealed class ShardedOptimizerFileTests
+{
+    [Fact]
+    public async Task OptimizerShardsOfOneRankAreReSlicedForThreeRanksAndThePaddingStaysZero()
+    {
+        using var threads = TorchThreads.Use(1);
+        using var data = new ShardedData();
+        DataPipeline pipeline = await data.PipelineAsync(0, 1);
+        using var model = new TinyPackedModel(seed: 3);
+        TrainingConfiguration configuration = DataParallelTrainingTests.Configuration(Path.Combine(data.Root, "one"), data.Root, 2);
+        using var session = new TrainingSession(model, configuration, new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance, Sharding = ShardingMode.OptimizerState });
+        session.Restore(TestContext.Current.CancellationToken);
+        await using (var batches = pipeline.ReadAsync(null, TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken))
+        {
+            Assert.True(await batches.MoveNextAsync());
+            using var batch = batches.Current;
+            using var scope = torch.NewDisposeScope();
+            ModelLossOutputs outputs = model.Forward(batch);
+            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, c, m, w));
+            loss.Total.backward();
+            session.Gradients.SynchronizeGradients();
+            session.Stepper.Step(0, loss.Total.item<float>());
+        }
+        CheckpointInfo saved = session.Save(new TrainProgress(1), null, TestContext.Current.CancellationToken);
+        var one = (TorchSharp.Modules.AdamW.State)session.Optimizer.state_dict().State[0];
+        long n = session.ShardedOptimizer!.Layout.TotalElements;
+
+        for (int rank = 0; rank < 3; rank++)
+        {
+            using var twin = new TinyPackedModel(seed: 3);
+            using var group = new FixedRankGroup(rank, 3);
+            using var sharded = new ShardedOptimizer(group, twin.Module, ShardingMode.OptimizerState, new Bagel.Training.Optimization.AdamWOptions(), 0.9);
+            ShardedStateFiles.LoadOptimizer(sharded, saved.Folder);
+            var state = (TorchSharp.Modules.AdamW.State)sharded.Optimizer.state_dict().State[0];
+            Assert.Equal(one.step, state.step);
+            long s = sharded.Layout.ShardElements, start = rank * s, owned = sharded.Layout.OwnedElements(rank);
+            Assert.Equal((n + 2) / 3, s);
+            using torch.Tensor expected = one.exp_avg_sq.narrow(0, start, owned), actual = state.exp_avg_sq.narrow(0, 0, owned);
+            Assert.True(expected.Equals(actual), $"rank {rank} of 3: exp_avg_sq differs from the 1-rank state's slice.");
+            using torch.Tensor expectedAvg = one.exp_avg.narrow(0, start, owned), actualAvg = state.exp_avg.narrow(0, 0, owned);
+            Assert.True(expectedAvg.Equals(actualAvg), $"rank {rank} of 3: exp_avg differs from the 1-rank state's slice.");
+            if (owned < s)
+            {
+                using torch.Tensor padding = state.exp_avg.narrow(0, owned, s - owned);
+                Assert.Equal(0, padding.abs().sum().item<float>());
+            }
+        }
+    }
+
+    /// <summary>A group that only knows its rank and size (loading a shard needs no collective).</summary>
+    private sealed class FixedRankGroup(int rank, int worldSize) : IProcessGroup
+    {
+        public int Rank => rank;
+        public int WorldSize => worldSize;
+        public int LocalRank => rank;
+        public int LocalWorldSize => worldSize;
+        public string Backend => "test";
+        public TimeSpan Timeout => TimeSpan.FromSeconds(1);
+        public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum) => throw new NotSupportedException();
+        public void ReduceScatter(torch.Tensor input, torch.Tensor output, ReduceOp op = ReduceOp.Sum) => throw new NotSupportedException();
+        public void AllGather(torch.Tensor input, torch.Tensor output) => throw new NotSupportedException();
+        public void Broadcast(torch.Tensor tensor, int root = 0) => throw new NotSupportedException();
+        public void Barrier() => throw new NotSupportedException();
+        public void Dispose()
+        {
+        }
+    }
+}
