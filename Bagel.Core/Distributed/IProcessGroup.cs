@@ -76,4 +76,21 @@ public interface IProcessGroup : IDisposable
 
     /// <summary>Returns once every rank has called it (or throws after <see cref="Timeout"/>).</summary>
     void Barrier();
+
+    /// <summary>
+    /// Splits this group into disjoint sub-groups (like <c>MPI_Comm_split</c>): the ranks that pass the same
+    /// <paramref name="color"/> form one sub-group, ranked by <paramref name="key"/> and then by their rank here. A
+    /// collective: every rank calls it, in the same order relative to the other collectives. The sub-group's
+    /// collectives work as this group's (same backend, device, timeout and error handling) over its ranks only;
+    /// <see cref="Rank"/> and <see cref="WorldSize"/> are within the sub-group, <see cref="LocalRank"/> and
+    /// <see cref="LocalWorldSize"/> stay this process's (they place it on its machine and pick its GPU). Dispose
+    /// sub-groups before this group. See <see cref="SubGroupExtensions.CreateHybridShardGroups"/> for hybrid sharding.
+    /// </summary>
+    /// <param name="color">The sub-group to join, 0 or more.</param>
+    /// <param name="key">Orders the ranks within the sub-group.</param>
+    /// <returns>This rank's sub-group (the caller disposes it).</returns>
+    /// <exception cref="NotSupportedException">The backend cannot make sub-groups (the default for implementations
+    /// that do not override this).</exception>
+    IProcessGroup Split(int color, int key) =>
+        throw new NotSupportedException($"{Backend}: rank {Rank}: this process group ({GetType().Name}) cannot be split into sub-groups.");
 }

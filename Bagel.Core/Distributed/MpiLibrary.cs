@@ -26,6 +26,8 @@ internal sealed unsafe class MpiLibrary
     public readonly delegate* unmanaged<IntPtr, int*, int> CommRank;
     public readonly delegate* unmanaged<IntPtr, int*, int> CommSize;
     public readonly delegate* unmanaged<IntPtr, IntPtr, int> CommSetErrhandler;
+    public readonly delegate* unmanaged<IntPtr, int, int, IntPtr*, int> CommSplit;
+    public readonly delegate* unmanaged<IntPtr*, int> CommFree;
     public readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int> Iallreduce;
     public readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int> IreduceScatterBlock;
     public readonly delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr*, int> Iallgather;
@@ -47,6 +49,8 @@ internal sealed unsafe class MpiLibrary
         CommRank = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_rank");
         CommSize = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_size");
         CommSetErrhandler = (delegate* unmanaged<IntPtr, IntPtr, int>)Export("MPI_Comm_set_errhandler");
+        CommSplit = (delegate* unmanaged<IntPtr, int, int, IntPtr*, int>)Export("MPI_Comm_split");
+        CommFree = (delegate* unmanaged<IntPtr*, int>)Export("MPI_Comm_free");
         Iallreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Iallreduce");
         IreduceScatterBlock = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Ireduce_scatter_block");
         Iallgather = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Iallgather");

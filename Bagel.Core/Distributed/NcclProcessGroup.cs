@@ -13,7 +13,7 @@ namespace Bagel.Core.Distributed;
 /// the communicator after <see cref="Timeout"/>.
 /// </summary>
 /// <remarks>Untested on a GPU in this repository's CI (no GPU there); its dtype mapping, pointer arithmetic, rendezvous
-/// and library probe are unit-tested.</remarks>
+/// and library probe are unit-tested. <see cref="Split"/> (<c>ncclCommSplit</c>, NCCL 2.18 and later) is untested too.</remarks>
 public sealed unsafe class NcclProcessGroup : IProcessGroup
 {
     [StructLayout(LayoutKind.Sequential, Size = 128)]
@@ -35,6 +35,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     private readonly delegate* unmanaged<IntPtr, int> _destroy;
     private readonly delegate* unmanaged<int, IntPtr> _errorString;
     private readonly delegate* unmanaged<IntPtr, int> _streamQuery;
+    private readonly delegate* unmanaged<IntPtr, int, int, IntPtr*, IntPtr, int> _split;
+    private readonly string _label;
     private long _sequence;
     private bool _failed, _disposed;
     private torch.Tensor? _barrier;
@@ -68,6 +70,9 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         _abort = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(nccl, "ncclCommAbort");
         _destroy = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(nccl, "ncclCommDestroy");
         _errorString = (delegate* unmanaged<int, IntPtr>)NativeLibrary.GetExport(nccl, "ncclGetErrorString");
+        // ncclCommSplit exists from NCCL 2.18 on; without it Split throws NotSupportedException.
+        _split = NativeLibrary.TryGetExport(nccl, "ncclCommSplit", out IntPtr split) ? (delegate* unmanaged<IntPtr, int, int, IntPtr*, IntPtr, int>)split : null;
+        _label = "nccl";
 
         UniqueId id = default;
         byte[]? payload = null;
@@ -84,6 +89,56 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         IntPtr comm;
         Check(initRank(&comm, WorldSize, id, Rank), "ncclCommInitRank");
         _comm = comm;
+    }
+
+    /// <summary>A sub-group over <paramref name="comm"/> (from <c>ncclCommSplit</c> of <paramref name="parent"/>'s communicator).</summary>
+    private NcclProcessGroup(NcclProcessGroup parent, IntPtr comm, SubGroupPlan plan, int color)
+    {
+        Timeout = parent.Timeout;
+        Rank = plan.Rank;
+        WorldSize = plan.Size;
+        LocalRank = parent.LocalRank;
+        LocalWorldSize = parent.LocalWorldSize;
+        _comm = comm;
+        _allReduce = parent._allReduce;
+        _reduceScatter = parent._reduceScatter;
+        _allGather = parent._allGather;
+        _broadcast = parent._broadcast;
+        _asyncError = parent._asyncError;
+        _abort = parent._abort;
+        _destroy = parent._destroy;
+        _errorString = parent._errorString;
+        _streamQuery = parent._streamQuery;
+        _split = parent._split;
+        _label = $"nccl sub-group {color} (ranks {string.Join(", ", plan.ParentRanks)} of {parent._label})";
+        _peers = new PeerTable([.. plan.ParentRanks.Select((r, i) => parent._peers.Peers[r] with { Rank = i })], Rank);
+    }
+
+    /// <summary>Whether the loaded NCCL has <c>ncclCommSplit</c> (NCCL 2.18 and later), which <see cref="Split"/> needs.</summary>
+    public bool CanSplit => _split != null;
+
+    /// <summary>
+    /// Splits this group with <c>ncclCommSplit</c> (NCCL 2.18 and later); see <see cref="IProcessGroup.Split"/>. Every
+    /// rank first exchanges its color and key through this group's all-gather (bounded by <see cref="Timeout"/>).
+    /// Untested here (no GPU in CI).
+    /// </summary>
+    /// <param name="color">The sub-group to join (0 or more).</param>
+    /// <param name="key">Orders the ranks within the sub-group (ties: by rank in this group).</param>
+    /// <returns>This rank's sub-group; dispose it before this group.</returns>
+    /// <exception cref="NotSupportedException">The loaded NCCL has no <c>ncclCommSplit</c>.</exception>
+    public IProcessGroup Split(int color, int key)
+    {
+        if (_split == null)
+            throw new NotSupportedException($"{_label}: rank {Rank}: the loaded NCCL has no ncclCommSplit (it needs NCCL 2.18 or later), so this group cannot be split into sub-groups; install a newer libnccl2.");
+        SubGroupPlan plan = SubGroupPlan.Exchange(this, color, key, new torch.Device(DeviceType.CUDA, LocalRank));
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_failed) throw new DistributedException($"{_label}: rank {Rank}: an earlier collective failed; this process group cannot be used any more.");
+            IntPtr comm = IntPtr.Zero;
+            Check(_split(_comm, color, key, &comm, IntPtr.Zero), $"ncclCommSplit(color {color}, key {key})");
+            return new NcclProcessGroup(this, comm, plan, color);
+        }
     }
 
     /// <inheritdoc />
@@ -107,7 +162,7 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     /// <inheritdoc />
     public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
     {
-        CollectiveChecks.Tensor(tensor, nameof(tensor), Backend, Rank, cuda: true);
+        CollectiveChecks.Tensor(tensor, nameof(tensor), _label, Rank, cuda: true);
         IntPtr data = NcclTypes.DataPointer(tensor);
         Run("all-reduce", () => _allReduce(data, data, (nuint)tensor.numel(), (int)NcclTypes.DataType(tensor.dtype), NcclTypes.RedOp(op), _comm, IntPtr.Zero));
     }
@@ -115,9 +170,9 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     /// <inheritdoc />
     public void ReduceScatter(torch.Tensor input, torch.Tensor output, ReduceOp op = ReduceOp.Sum)
     {
-        CollectiveChecks.Tensor(input, nameof(input), Backend, Rank, cuda: true);
-        CollectiveChecks.Tensor(output, nameof(output), Backend, Rank, cuda: true);
-        CollectiveChecks.Sizes(output, input, WorldSize, "reduce-scatter", Backend, Rank);
+        CollectiveChecks.Tensor(input, nameof(input), _label, Rank, cuda: true);
+        CollectiveChecks.Tensor(output, nameof(output), _label, Rank, cuda: true);
+        CollectiveChecks.Sizes(output, input, WorldSize, "reduce-scatter", _label, Rank);
         IntPtr send = NcclTypes.DataPointer(input), receive = NcclTypes.DataPointer(output);
         Run("reduce-scatter", () => _reduceScatter(send, receive, (nuint)output.numel(), (int)NcclTypes.DataType(output.dtype), NcclTypes.RedOp(op), _comm, IntPtr.Zero));
     }
@@ -125,9 +180,9 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     /// <inheritdoc />
     public void AllGather(torch.Tensor input, torch.Tensor output)
     {
-        CollectiveChecks.Tensor(input, nameof(input), Backend, Rank, cuda: true);
-        CollectiveChecks.Tensor(output, nameof(output), Backend, Rank, cuda: true);
-        CollectiveChecks.Sizes(input, output, WorldSize, "all-gather", Backend, Rank);
+        CollectiveChecks.Tensor(input, nameof(input), _label, Rank, cuda: true);
+        CollectiveChecks.Tensor(output, nameof(output), _label, Rank, cuda: true);
+        CollectiveChecks.Sizes(input, output, WorldSize, "all-gather", _label, Rank);
         IntPtr send = NcclTypes.DataPointer(input), receive = NcclTypes.DataPointer(output);
         Run("all-gather", () => _allGather(send, receive, (nuint)input.numel(), (int)NcclTypes.DataType(input.dtype), _comm, IntPtr.Zero));
     }
@@ -135,8 +190,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     /// <inheritdoc />
     public void Broadcast(torch.Tensor tensor, int root = 0)
     {
-        CollectiveChecks.Tensor(tensor, nameof(tensor), Backend, Rank, cuda: true);
-        CollectiveChecks.Root(root, WorldSize, Backend, Rank);
+        CollectiveChecks.Tensor(tensor, nameof(tensor), _label, Rank, cuda: true);
+        CollectiveChecks.Root(root, WorldSize, _label, Rank);
         IntPtr data = NcclTypes.DataPointer(tensor);
         Run("broadcast", () => _broadcast(data, data, (nuint)tensor.numel(), (int)NcclTypes.DataType(tensor.dtype), root, _comm, IntPtr.Zero));
     }
@@ -165,7 +220,7 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_failed) throw new DistributedException($"{Backend}: rank {Rank}: an earlier collective failed; this process group cannot be used any more.");
+            if (_failed) throw new DistributedException($"{_label}: rank {Rank}: an earlier collective failed; this process group cannot be used any more.");
             long sequence = ++_sequence;
             int code = enqueue();
             if (code != 0) Fail($"{operation} #{sequence} failed to start: {Describe(code)}");
@@ -185,7 +240,7 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
             {
                 _failed = true;
                 _ = _abort(_comm);
-                throw _peers.TimeoutError(Backend, $"{operation} #{sequence}", Timeout);
+                throw _peers.TimeoutError(_label, $"{operation} #{sequence}", Timeout);
             }
             if (asyncCode != 0) Fail($"{operation} #{sequence} failed: {Describe(asyncCode)} (a rank may have died)");
             if (cuda != 0) Fail($"{operation} #{sequence}: the CUDA stream reported error {cuda}");
@@ -195,7 +250,7 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     private void Fail(string message)
     {
         _failed = true;
-        throw new DistributedException($"{Backend}: rank {Rank}: {message}.");
+        throw new DistributedException($"{_label}: rank {Rank}: {message}.");
     }
 
     private string Describe(int code) => $"NCCL error {code}: {Marshal.PtrToStringUTF8(_errorString(code))}";

@@ -50,6 +50,16 @@ public sealed class SingleProcessGroup : IProcessGroup
     {
     }
 
+    /// <summary>The only sub-group of one rank is itself: returns <see cref="Instance"/> (disposing it does nothing).</summary>
+    /// <param name="color">The sub-group to join, 0 or more.</param>
+    /// <param name="key">Ignored (one rank).</param>
+    /// <returns><see cref="Instance"/>.</returns>
+    public IProcessGroup Split(int color, int key)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(color);
+        return Instance;
+    }
+
     /// <summary>Nothing to release.</summary>
     public void Dispose()
     {

@@ -55,6 +55,15 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
     /// <summary>The decoder layers.</summary>
     public IReadOnlyList<Qwen2PackedDecoderLayer> Layers => [.. layers];
 
+    /// <summary>
+    /// Callbacks around each decoder layer's forward and (with <see cref="GradientCheckpointing"/>) backward, e.g. to
+    /// gather a sharded layer's parameters just before it runs and release them after; null (the default) for none.
+    /// See <see cref="IDecoderLayerHooks"/> for the order and for when a hook may release parameter storage. The
+    /// composite models (<c>BagelModel</c>, <see cref="Qwen2ForCausalLM"/>) run their decoder layers through this
+    /// backbone, so the hooks installed here see every layer they run.
+    /// </summary>
+    public IDecoderLayerHooks? LayerHooks { get; set; }
+
     /// <inheritdoc />
     public override torch.Tensor forward(Qwen2PackedInput input)
     {
@@ -75,14 +84,26 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
         var (cos, sin) = rotary_emb.forward(input.PackedPositionIds, packed_sequence.dtype);
         PackedAttentionMask attention_mask = PackedAttentionMask.Build(input.Samples, packed_sequence.device);
         bool checkpoint = GradientCheckpointing && training && torch.is_grad_enabled();
+        IDecoderLayerHooks? hooks = LayerHooks;
+        bool releasable = checkpoint || !torch.is_grad_enabled();
         try
         {
-            foreach (Qwen2PackedDecoderLayer decoder_layer in layers)
+            for (int i = 0; i < layers.Count; i++)
             {
+                Qwen2PackedDecoderLayer decoder_layer = layers[i];
                 var layer_input = new Qwen2LayerInput(packed_sequence, attention_mask, cos, sin, Config.UseMoe ? routing : null);
-                packed_sequence = checkpoint
-                    ? ActivationCheckpoint.Apply(x => decoder_layer.forward(layer_input with { PackedSequence = x }), packed_sequence)
-                    : decoder_layer.forward(layer_input);
+                long[]? sizes = BeforeLayer(hooks, i, releasable);
+                if (!checkpoint)
+                    packed_sequence = decoder_layer.forward(layer_input);
+                else if (hooks is null)
+                    packed_sequence = ActivationCheckpoint.Apply(x => decoder_layer.forward(layer_input with { PackedSequence = x }), packed_sequence);
+                else
+                {
+                    int index = i;
+                    packed_sequence = ActivationCheckpoint.Apply(x => decoder_layer.forward(layer_input with { PackedSequence = x }), packed_sequence,
+                        () => hooks.BeforeBackward(index), () => hooks.AfterBackward(index));
+                }
+                AfterLayer(hooks, i, releasable, sizes);
             }
         }
         finally
@@ -150,15 +171,42 @@ public sealed class Qwen2Model : torch.nn.Module<Qwen2PackedInput, torch.Tensor>
         // all-causal sample holds no mask tensor, so it costs nothing).
         using PackedAttentionMask unused = PackedAttentionMask.Build([SampleLayout.FromSplits(new AttentionSplit((int)n, AttentionMode.Causal))], device);
         var packed_sequence = querySequence;
+        IDecoderLayerHooks? hooks = LayerHooks;
+        bool releasable = !torch.is_grad_enabled();
         for (int i = 0; i < layers.Count; i++)
         {
             var attention = new KvCacheAttention(cache, i, causal, updateCache);
+            long[]? sizes = BeforeLayer(hooks, i, releasable);
             packed_sequence = layers[i].forward(new Qwen2LayerInput(packed_sequence, unused, cos, sin, routing, attention));
+            AfterLayer(hooks, i, releasable, sizes);
         }
         if (routing is null) return norm.forward(packed_sequence).MoveToOuterDisposeScope();
         var und_rows = norm.forward(routing.SelectUnd(packed_sequence));
         var gen_rows = norm_moe_gen!.forward(routing.SelectGen(packed_sequence));
         return routing.Merge(und_rows, gen_rows, n).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Calls <see cref="IDecoderLayerHooks.BeforeForward"/>; when the layer's parameters may not be released
+    /// afterwards, returns their element counts for <see cref="AfterLayer"/> to check.</summary>
+    private long[]? BeforeLayer(IDecoderLayerHooks? hooks, int index, bool releasable)
+    {
+        if (hooks is null) return null;
+        using (torch.no_grad()) hooks.BeforeForward(index, releasable);
+        return releasable ? null : [.. layers[index].parameters().Select(p => p.numel())];
+    }
+
+    private void AfterLayer(IDecoderLayerHooks? hooks, int index, bool releasable, long[]? sizes)
+    {
+        if (hooks is null) return;
+        using (torch.no_grad()) hooks.AfterForward(index, releasable);
+        if (sizes is null) return;
+        int k = 0;
+        foreach ((string name, Parameter parameter) in layers[index].named_parameters())
+        {
+            if (parameter.numel() != sizes[k++])
+                throw new InvalidOperationException(
+                    $"The decoder-layer hook ({hooks.GetType().Name}) changed layers.{index}.{name} from {sizes[k - 1]} to {parameter.numel()} elements in AfterForward, but this forward records an autograd graph that holds the parameters (no activation checkpointing): releasing a layer's parameters is only allowed when parametersReleasable is true (turn GradientCheckpointing on).");
+        }
     }
 
     private static void CheckLengths(Qwen2PackedInput input)
