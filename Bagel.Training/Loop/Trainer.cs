@@ -64,7 +64,7 @@ public sealed partial class Trainer : IDisposable
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
             Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
-            ModelDescription = settings.ModelDescription, Precision = settings.Precision, ProcessGroup = settings.ProcessGroup, Sharding = settings.Sharding,
+            ModelDescription = settings.ModelDescription, Precision = settings.Precision, ProcessGroup = settings.ProcessGroup, Sharding = settings.Sharding, ShardRanks = settings.ShardRanks,
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
         _memory = DeviceMemoryMonitor.Create(_compute.Device, _logger); // null on the CPU: no memory figures there

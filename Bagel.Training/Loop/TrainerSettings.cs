@@ -41,4 +41,7 @@ internal sealed record TrainerSettings(
 {
     /// <summary>What is sharded over the ranks; null: from <c>sharding_strategy</c>.</summary>
     public Sharding.ShardingMode? Sharding { get; init; }
+
+    /// <summary>Ranks per shard group (hybrid sharding); null: the whole world.</summary>
+    public int? ShardRanks { get; init; }
 }

@@ -38,6 +38,7 @@ public sealed partial class TrainingSession : IDisposable
     private readonly EmaModel? _ema;
     private readonly ShardedOptimizer? _sharded;
     private readonly ShardedCheckpoint? _shardedCheckpoint;
+    private readonly Bagel.Core.Distributed.HybridShardGroups? _hybrid;
     private bool _restored;
 
     /// <summary>
@@ -62,9 +63,10 @@ public sealed partial class TrainingSession : IDisposable
         LossWeights = LossWeights.FromOptions(training);
         Streams = new RandomStreams(training.GlobalSeed);
         Parallel = new DataParallel(options.ProcessGroup ?? DistributedRun.Current, model.Module);
-        (ShardingMode mode, string description) = options.Sharding is { } chosen
-            ? (chosen, $"Sharding mode {chosen} (set in code).")
-            : ShardingModes.FromFlags(training, Parallel.Group.WorldSize);
+        int world = Parallel.Group.WorldSize;
+        (ShardingMode mode, int shardRanks, string description) = options.Sharding is { } chosen
+            ? (chosen, options.ShardRanks ?? world, $"Sharding mode {chosen} over groups of {options.ShardRanks ?? world} of {world} rank(s) (set in code).")
+            : ShardingModes.FromFlags(training, world);
         Sharding = mode;
         if (logger is not null && (mode != ShardingMode.None || Parallel.IsDistributed)) LogSharding(logger, description);
         var adamW = AdamWOptions.FromTrainingOptions(training);
@@ -81,7 +83,9 @@ public sealed partial class TrainingSession : IDisposable
                     throw new NotSupportedException("cpu_offload with CUDA parameters (sharded master weights and AdamW state in host memory) is not built yet; leave cpu_offload false.");
                 if (logger is not null) LogSharding(logger, "cpu_offload: the sharded master weights, AdamW state and EMA are in host memory already (a CPU run).");
             }
-            _sharded = new ShardedOptimizer(Parallel.Group, model.Module, mode, adamW, training.Ema, logger);
+            // Hybrid: shard within groups of shardRanks consecutive ranks, replicate across them (process sub-groups).
+            if (shardRanks < world) _hybrid = Bagel.Core.Distributed.SubGroupExtensions.CreateHybridShardGroups(Parallel.Group, shardRanks);
+            _sharded = new ShardedOptimizer(Parallel.Group, model.Module, mode, adamW, training.Ema, logger, _hybrid);
             _shardedCheckpoint = new ShardedCheckpoint(_sharded, model.Module);
         }
         else _ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema, fused: options.FlatBufferOptimizer);
@@ -93,6 +97,7 @@ public sealed partial class TrainingSession : IDisposable
         {
             _ema?.Dispose(); // a model without a bf16 working copy, or with non-float32 weights
             _sharded?.Dispose();
+            _hybrid?.Dispose();
             throw;
         }
         Optimizer = _sharded?.Optimizer ?? (options.ParameterGroups is { } groups
@@ -278,6 +283,7 @@ public sealed partial class TrainingSession : IDisposable
         Precision.Dispose();
         if (_sharded is not null) _sharded.Dispose(); // disposes its optimizer
         else Optimizer.Dispose();
+        _hybrid?.Dispose(); // the sub-groups, before the caller's world group
         Streams.Dispose();
     }
 

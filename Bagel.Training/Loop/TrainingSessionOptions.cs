@@ -53,4 +53,10 @@ public sealed class TrainingSessionOptions
     /// (<see cref="Sharding.ShardingModes.FromFlags"/>).
     /// </summary>
     public Sharding.ShardingMode? Sharding { get; set; }
+
+    /// <summary>
+    /// With <see cref="Sharding"/> set: ranks per shard group (hybrid sharding: the state is sharded within groups of
+    /// this many consecutive ranks and replicated across them; it must divide the world size). Default null: the whole world.
+    /// </summary>
+    public int? ShardRanks { get; set; }
 }

@@ -10,7 +10,8 @@ namespace Bagel.Training.Sharding;
 /// Saves a sharded run's weights with every rank taking part, one tensor at a time:
 /// <list type="number">
 /// <item>rank 0 creates the checkpoint's temp folder (<see cref="CheckpointWriter"/>) and tells the others its path;
-/// every rank writes its own optimizer shard file there (<see cref="ShardedStateFiles"/>);</item>
+/// every rank of rank 0's shard group writes its own optimizer shard file there (<see cref="ShardedStateFiles"/>;
+/// under hybrid sharding the other shard groups hold copies and only wait);</item>
 /// <item><c>model.safetensors</c> and <c>ema.safetensors</c> (the reference's names and layout): every rank walks the
 /// state dict's keys in file order; for each trainable tensor all ranks assemble it from their shards
 /// (<see cref="ShardedOptimizer"/>'s gather) and rank 0 streams it to the file and frees it before the next, so no rank
@@ -47,7 +48,7 @@ public sealed class ShardedCheckpoint : IShardedCheckpointState
     /// <inheritdoc />
     public IReadOnlyList<CheckpointPart> WeightParts(long completedSteps) =>
     [
-        new(ShardedStateFiles.OptimizerFileName(0, _sharded.Group.WorldSize), (path, ct) =>
+        new(ShardedStateFiles.OptimizerFileName(0, _sharded.ShardGroup.WorldSize), (path, ct) =>
         {
             string folder = Path.GetDirectoryName(path)!;
             _sharded.Group.AllGatherBytes(Encoding.UTF8.GetBytes(folder));
@@ -69,13 +70,18 @@ public sealed class ShardedCheckpoint : IShardedCheckpointState
     /// <param name="completedSteps">The checkpoint's step.</param>
     public void FollowSave(long completedSteps)
     {
-        if (_sharded.Rank == 0) throw new InvalidOperationException("Rank 0 writes the checkpoint; the other ranks follow.");
+        if (_sharded.Group.Rank == 0) throw new InvalidOperationException("Rank 0 writes the checkpoint; the other ranks follow.");
         byte[][] all = _sharded.Group.AllGatherBytes([]);
         string folder = Encoding.UTF8.GetString(all[0]);
-        ShardedStateFiles.SaveOptimizer(_sharded, Path.Combine(folder, ShardedStateFiles.OptimizerFileName(_sharded.Rank, _sharded.Group.WorldSize)));
-        ShardWrittenHook?.Invoke(completedSteps, _sharded.Rank);
-        WriteGathered(null, _sharded.Master);
-        WriteGathered(null, _sharded.Ema.Shard);
+        if (_sharded.IsFirstReplica)
+        {
+            // Rank 0's shard group writes the optimizer files and gathers the tensors for rank 0; the other replicas hold
+            // copies of the same shards and have nothing to do until the barrier.
+            ShardedStateFiles.SaveOptimizer(_sharded, Path.Combine(folder, ShardedStateFiles.OptimizerFileName(_sharded.Rank, _sharded.ShardGroup.WorldSize)));
+            ShardWrittenHook?.Invoke(completedSteps, _sharded.Group.Rank);
+            WriteGathered(null, _sharded.Master);
+            WriteGathered(null, _sharded.Ema.Shard);
+        }
         _sharded.Group.Barrier();
     }
 

@@ -42,16 +42,22 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     /// Moves <paramref name="module"/>'s trainable parameters into the flat buffer and builds the shard's optimizer and EMA.
     /// The EMA starts from the current weights; <see cref="ParametersChanged"/> must follow any load or broadcast.
     /// </summary>
-    /// <param name="group">The ranks (the shard count is its world size).</param>
+    /// <param name="group">The ranks of the job.</param>
     /// <param name="module">The model; its trainable parameters must be float32 on one device.</param>
     /// <param name="mode"><see cref="ShardingMode.OptimizerState"/> or <see cref="ShardingMode.Gradients"/>.</param>
     /// <param name="adamW">AdamW's settings (one group; <see cref="AdamWOptions.FlatBuffers"/> is implied).</param>
     /// <param name="emaDecay">The EMA decay (the reference's <c>ema</c>).</param>
     /// <param name="logger">Receives one line describing the layout; optional.</param>
+    /// <param name="hybrid">Hybrid sharding (<c>_HYBRID_SHARD_ZERO2</c>): shard over <see cref="HybridShardGroups.Shard"/>
+    /// and average the gradient shards over <see cref="HybridShardGroups.Replicate"/>; null shards over the whole
+    /// <paramref name="group"/>. Owned by the caller.</param>
     /// <exception cref="NotSupportedException">Another mode, or parameters that are not float32 on one device.</exception>
-    public ShardedOptimizer(IProcessGroup group, torch.nn.Module module, ShardingMode mode, AdamWOptions adamW, double emaDecay, ILogger? logger = null)
+    public ShardedOptimizer(IProcessGroup group, torch.nn.Module module, ShardingMode mode, AdamWOptions adamW, double emaDecay, ILogger? logger = null,
+        HybridShardGroups? hybrid = null)
     {
         Group = group ?? throw new ArgumentNullException(nameof(group));
+        ShardGroup = hybrid?.Shard ?? group;
+        ReplicaGroup = hybrid is { Replicate.WorldSize: > 1 } ? hybrid.Replicate : null;
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(adamW);
         if (mode is not (ShardingMode.OptimizerState or ShardingMode.Gradients))
@@ -60,7 +66,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
         Mode = mode;
         _logger = logger;
         _parameters = [.. module.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.parameter)];
-        Layout = FlatShardLayout.Of(module, group.WorldSize);
+        Layout = FlatShardLayout.Of(module, ShardGroup.WorldSize);
         Parameter first = _parameters[0];
         foreach (Parameter p in _parameters)
         {
@@ -93,11 +99,20 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
             foreach (Parameter p in _parameters) DropGradient(p);
         }
         if (logger is not null)
-            LogLayout(logger, mode, group.Rank, group.WorldSize, Layout.Entries.Count, Layout.TotalElements, Layout.ShardElements);
+            LogLayout(logger, mode, ShardGroup.Rank, ShardGroup.WorldSize, ReplicaGroup?.WorldSize ?? 1, Layout.Entries.Count, Layout.TotalElements, Layout.ShardElements);
     }
 
-    /// <summary>The ranks.</summary>
+    /// <summary>The ranks of the job.</summary>
     public IProcessGroup Group { get; }
+
+    /// <summary>The ranks the state is sharded over: the job's, or under hybrid sharding this rank's shard group.</summary>
+    public IProcessGroup ShardGroup { get; }
+
+    /// <summary>Under hybrid sharding with several shard groups, the ranks holding the same shard (the gradient shards are averaged over them); else null.</summary>
+    public IProcessGroup? ReplicaGroup { get; }
+
+    /// <summary>Whether this rank's shard group is the first replica (its ranks write the optimizer shard files).</summary>
+    public bool IsFirstReplica => ReplicaGroup is null || ReplicaGroup.Rank == 0;
 
     /// <summary>
     /// Elements per rank in one chunk of the <see cref="ShardingMode.Gradients"/> reduce-scatter: the chunk of all ranks is
@@ -105,14 +120,14 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     /// </summary>
     public long ChunkElements
     {
-        get => _chunkElements ?? Math.Max(1, DataParallelOptions.DefaultBucketBytes / sizeof(float) / Group.WorldSize);
+        get => _chunkElements ?? Math.Max(1, DataParallelOptions.DefaultBucketBytes / sizeof(float) / ShardGroup.WorldSize);
         set => _chunkElements = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "ChunkElements must be positive.");
     }
 
     private long? _chunkElements;
 
-    /// <summary>This rank's shard index.</summary>
-    public int Rank => Group.Rank;
+    /// <summary>This rank's shard index (its rank in <see cref="ShardGroup"/>).</summary>
+    public int Rank => ShardGroup.Rank;
 
     /// <summary>What is sharded.</summary>
     public ShardingMode Mode { get; }
@@ -141,10 +156,11 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
         if (_flatGradients is { } persistent)
         {
             AttachGradientViews(); // a no-op unless something replaced a gradient
-            Group.ReduceScatter(persistent, _gradientShard, ReduceOp.Avg);
-            return;
+            ShardGroup.ReduceScatter(persistent, _gradientShard, ReduceOp.Avg);
         }
-        ReduceScatterInChunks();
+        else ReduceScatterInChunks();
+        // Hybrid: the mean over the shard group, then over the replicas holding the same shard (equal-sized groups: the global mean).
+        ReplicaGroup?.AllReduce(_gradientShard, ReduceOp.Avg);
     }
 
     /// <summary>
@@ -156,7 +172,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     /// </summary>
     private void ReduceScatterInChunks()
     {
-        int world = Group.WorldSize;
+        int world = ShardGroup.WorldSize;
         long s = Layout.ShardElements;
         var grads = new torch.Tensor?[_parameters.Length];
         var sent = new long[_parameters.Length];
@@ -176,7 +192,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
                 input.zero_();
                 for (int r = 0; r < world; r++) Fill(input.narrow(0, r * n, n), r * s + start, grads, sent);
                 using torch.Tensor output = _gradientShard.narrow(0, start, n);
-                Group.ReduceScatter(input, output, ReduceOp.Avg);
+                ShardGroup.ReduceScatter(input, output, ReduceOp.Avg);
             }
         }
         finally
@@ -233,7 +249,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         double local = _gradientShard.norm(2f).to(torch.float64).item<double>();
-        double total = Math.Sqrt(Group.AllReduce([local * local], ReduceOp.Sum, _flatParameters.device)[0]);
+        double total = Math.Sqrt(ShardGroup.AllReduce([local * local], ReduceOp.Sum, _flatParameters.device)[0]); // one replica's shards cover the model once
         torch.Tensor norm = torch.tensor((float)total, torch.float32, _gradientShard.device);
         torch.Tensor denominator = norm.add(1e-6);
         torch.Tensor coefficient = torch.full_like(denominator, maxNorm).div_(denominator).clamp_max(1.0);
@@ -247,7 +263,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     {
         using var noGrad = torch.no_grad();
         using torch.Tensor master = Master.detach();
-        Group.AllGather(master, _flatParameters);
+        ShardGroup.AllGather(master, _flatParameters);
     }
 
     /// <summary>Zeroes the gradient shard and, under <see cref="ShardingMode.OptimizerState"/>, the whole gradient buffer.</summary>
@@ -286,7 +302,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
             using torch.Tensor to = full.narrow(0, inTensor, count), from = shard.narrow(0, inShard, count);
             to.copy_(from);
         }
-        Group.AllReduce(full, ReduceOp.Sum);
+        ShardGroup.AllReduce(full, ReduceOp.Sum);
         torch.Tensor shaped = full.view(entry.Shape);
         full.Dispose();
         return shaped;
@@ -327,6 +343,6 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
         if (grad is not null) parameter.grad = null;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Sharding ({Mode}): rank {Rank} of {WorldSize} keeps the optimizer state and EMA of {ShardElements} of {TotalElements} elements ({Tensors} trainable tensors).")]
-    private static partial void LogLayout(ILogger logger, ShardingMode mode, int rank, int worldSize, int tensors, long totalElements, long shardElements);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sharding ({Mode}): shard {Rank} of {WorldSize} (replicated {Replicas} time(s)) keeps the optimizer state and EMA of {ShardElements} of {TotalElements} elements ({Tensors} trainable tensors).")]
+    private static partial void LogLayout(ILogger logger, ShardingMode mode, int rank, int worldSize, int replicas, int tensors, long totalElements, long shardElements);
 }

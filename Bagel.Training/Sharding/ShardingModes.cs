@@ -15,27 +15,30 @@ public static class ShardingModes
     /// optimizer state and EMA; <c>SHARD_GRAD_OP</c>, and <c>_HYBRID_SHARD_ZERO2</c> when <c>num_shard</c> covers the
     /// world, shard the gradients too.
     /// </summary>
-    /// <returns>The mode, and a sentence for the log saying what runs.</returns>
-    /// <exception cref="NotSupportedException">A strategy that needs parameter sharding (<c>FULL_SHARD</c>), or a hybrid
-    /// group smaller than the world.</exception>
-    public static (ShardingMode Mode, string Description) FromFlags(TrainingOptions options, int worldSize)
+    /// <returns>The mode, the ranks per shard group (the world size, or <c>num_shard</c> under <c>_HYBRID_SHARD_ZERO2</c>),
+    /// and a sentence for the log saying what runs.</returns>
+    /// <exception cref="NotSupportedException">A strategy that needs parameter sharding (<c>FULL_SHARD</c>), or a
+    /// <c>num_shard</c> that does not divide the world size.</exception>
+    public static (ShardingMode Mode, int ShardRanks, string Description) FromFlags(TrainingOptions options, int worldSize)
     {
         ArgumentNullException.ThrowIfNull(options);
         string strategy = options.ShardingStrategy;
         switch (strategy)
         {
             case "NO_SHARD":
-                return (ShardingMode.None, "sharding_strategy NO_SHARD: plain data parallelism (every rank keeps the whole state).");
+                return (ShardingMode.None, worldSize, "sharding_strategy NO_SHARD: plain data parallelism (every rank keeps the whole state).");
             case "HYBRID_SHARD":
-                return (ShardingMode.None, "sharding_strategy HYBRID_SHARD (the reference's default) runs as plain data parallelism here: parameter sharding is not built yet. Use OPTIMIZER_SHARD or SHARD_GRAD_OP to shard the optimizer state (docs/sharding.md).");
+                return (ShardingMode.None, worldSize, "sharding_strategy HYBRID_SHARD (the reference's default) runs as plain data parallelism here: parameter sharding is not built yet. Use OPTIMIZER_SHARD or SHARD_GRAD_OP to shard the optimizer state (docs/sharding.md).");
             case OptimizerShard:
-                return (ShardingMode.OptimizerState, $"sharding_strategy {OptimizerShard}: AdamW state and EMA sharded over {worldSize} rank(s).");
+                return (ShardingMode.OptimizerState, worldSize, $"sharding_strategy {OptimizerShard}: AdamW state and EMA sharded over {worldSize} rank(s).");
             case "SHARD_GRAD_OP":
-                return (ShardingMode.Gradients, $"sharding_strategy SHARD_GRAD_OP: gradients, AdamW state and EMA sharded over {worldSize} rank(s).");
+                return (ShardingMode.Gradients, worldSize, $"sharding_strategy SHARD_GRAD_OP: gradients, AdamW state and EMA sharded over {worldSize} rank(s).");
             case "_HYBRID_SHARD_ZERO2" when options.NumShard >= worldSize:
-                return (ShardingMode.Gradients, $"sharding_strategy _HYBRID_SHARD_ZERO2 with num_shard {options.NumShard} >= world size {worldSize}: one shard group, as SHARD_GRAD_OP.");
+                return (ShardingMode.Gradients, worldSize, $"sharding_strategy _HYBRID_SHARD_ZERO2 with num_shard {options.NumShard} >= world size {worldSize}: one shard group, as SHARD_GRAD_OP.");
+            case "_HYBRID_SHARD_ZERO2" when worldSize % options.NumShard == 0:
+                return (ShardingMode.Gradients, options.NumShard, $"sharding_strategy _HYBRID_SHARD_ZERO2: gradients, AdamW state and EMA sharded within groups of num_shard {options.NumShard} ranks, replicated over {worldSize / options.NumShard} groups.");
             case "_HYBRID_SHARD_ZERO2":
-                throw new NotSupportedException($"sharding_strategy _HYBRID_SHARD_ZERO2 with num_shard {options.NumShard} below the world size {worldSize} needs shard sub-groups, which are not built yet. Use num_shard {worldSize} or SHARD_GRAD_OP.");
+                throw new NotSupportedException($"sharding_strategy _HYBRID_SHARD_ZERO2: num_shard {options.NumShard} does not divide the world size {worldSize}.");
             case "FULL_SHARD":
                 throw new NotSupportedException("sharding_strategy FULL_SHARD (parameter sharding per decoder layer) is not built yet. Use SHARD_GRAD_OP or OPTIMIZER_SHARD (docs/sharding.md).");
             default:

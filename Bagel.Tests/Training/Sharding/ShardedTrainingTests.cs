@@ -40,6 +40,23 @@ public sealed class ShardedTrainingTests
         return folder;
     }
 
+    [Fact]
+    public void FourRanksInTwoShardGroupsOfTwoEqualFourRankDataParallel()
+    {
+        MpiRun.SkipIfUnavailable();
+        using var dp = new TempDirectory("bagel-shard-dp4-");
+        using var hybrid = new TempDirectory("bagel-shard-hybrid4-");
+        RunRanks(dp.Path, ShardingMode.None, Steps, ranks: 4);
+        RunRanks(hybrid.Path, ShardingMode.Gradients, Steps, ranks: 4, shardRanks: 2); // _HYBRID_SHARD_ZERO2 with num_shard 2
+        string expected = Path.Combine(dp.Path, "ckpt", CheckpointLayout.FolderName(Steps)), actual = Path.Combine(hybrid.Path, "ckpt", CheckpointLayout.FolderName(Steps));
+        foreach (string file in (string[])[CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName])
+            AssertSameFileTensors(Path.Combine(expected, file), Path.Combine(actual, file), 1e-6);
+        // Two shards (one per rank of a shard group), written by rank 0's group; every rank holds half the state.
+        Assert.Equal([ShardedStateFiles.OptimizerFileName(0, 2), ShardedStateFiles.OptimizerFileName(1, 2)], ShardedStateFiles.OptimizerFiles(actual).Select(Path.GetFileName));
+        long[] dpState = StateElements(dp.Path, 4), hybridState = StateElements(hybrid.Path, 4);
+        Assert.All(hybridState, e => Assert.Equal(3 * ((dpState[0] / 3 + 1) / 2), e));
+    }
+
     [Theory]
     [InlineData(ShardingMode.OptimizerState)]
     [InlineData(ShardingMode.Gradients)]
@@ -187,6 +204,7 @@ public sealed class ShardedTrainingTests
         string? folder = Environment.GetEnvironmentVariable(OutVariable);
         if (folder is null) Assert.Skip("Runs only under mpirun, from the sharded-training tests.");
         int Setting(string name) => int.Parse(Environment.GetEnvironmentVariable(name) ?? "0", CultureInfo.InvariantCulture);
+        int shardRanks = Setting("BAGEL_TEST_SHARD_RANKS");
         int steps = Setting("BAGEL_TEST_SHARD_STEPS"), stopAfter = Setting("BAGEL_TEST_SHARD_STOP_AFTER"), saveEvery = Setting("BAGEL_TEST_SHARD_SAVE_EVERY"), killAtSave = Setting("BAGEL_TEST_SHARD_KILL_AT_SAVE");
         var mode = (ShardingMode)Setting("BAGEL_TEST_SHARD_MODE");
         torch.set_num_threads(1);
@@ -201,7 +219,7 @@ public sealed class ShardedTrainingTests
                 Process.GetCurrentProcess().Kill(); // SIGKILL in the middle of the save
             };
         }
-        using var data = new ShardedData();
+        using var data = new ShardedData(t2iFiles: Math.Max(2, group.WorldSize));
         DataPipeline pipeline = await data.PipelineAsync(rank, group.WorldSize);
         using var model = new TinyPackedModel(seed: 1 + 1000 * rank);
         using var stop = new CancellationTokenSource();
@@ -209,7 +227,7 @@ public sealed class ShardedTrainingTests
         if (saveEvery > 0) configuration.Training.SaveEvery = saveEvery;
         long? start = null;
         using Trainer trainer = new TrainerBuilder().UseModel(model).UseData(pipeline).UseOptions(configuration)
-            .UseProcessGroup(group).UseSharding(mode).UseDefaultMetricSinks(false)
+            .UseProcessGroup(group).UseSharding(mode, shardRanks > 0 ? shardRanks : null).UseDefaultMetricSinks(false)
             .OnStep(report =>
             {
                 start ??= report.Step;
@@ -228,8 +246,8 @@ public sealed class ShardedTrainingTests
             File.WriteAllText(Path.Combine(folder, "peak-rank0.txt"), checkpoint.PeakGatheredBytes.ToString(CultureInfo.InvariantCulture));
     }
 
-    private static long[] StateElements(string folder) =>
-        [.. Enumerable.Range(0, 2).Select(r => long.Parse(File.ReadAllText(Path.Combine(folder, $"state-rank{r}.txt")), CultureInfo.InvariantCulture))];
+    private static long[] StateElements(string folder, int ranks = 2) =>
+        [.. Enumerable.Range(0, ranks).Select(r => long.Parse(File.ReadAllText(Path.Combine(folder, $"state-rank{r}.txt")), CultureInfo.InvariantCulture))];
 
     private static torch.Tensor ReadShard(string folder, int rank, string name)
     {
@@ -293,8 +311,9 @@ public sealed class ShardedTrainingTests
         Assert.True(relative <= tolerance, $"{what}: differs by {relative:E2} relative (max |difference| / max |value|).");
     }
 
-    private static Dictionary<string, string> Variables(string folder, ShardingMode mode, int steps, int stopAfter = 0, int saveEvery = 0, int killAtSave = 0) => new()
+    private static Dictionary<string, string> Variables(string folder, ShardingMode mode, int steps, int stopAfter = 0, int saveEvery = 0, int killAtSave = 0, int shardRanks = 0) => new()
     {
+        ["BAGEL_TEST_SHARD_RANKS"] = shardRanks.ToString(CultureInfo.InvariantCulture),
         [OutVariable] = folder,
         ["BAGEL_TEST_SHARD_MODE"] = ((int)mode).ToString(CultureInfo.InvariantCulture),
         ["BAGEL_TEST_SHARD_STEPS"] = steps.ToString(CultureInfo.InvariantCulture),
@@ -303,9 +322,9 @@ public sealed class ShardedTrainingTests
         ["BAGEL_TEST_SHARD_KILL_AT_SAVE"] = killAtSave.ToString(CultureInfo.InvariantCulture),
     };
 
-    private static void RunRanks(string folder, ShardingMode mode, int steps, int stopAfter = 0)
+    private static void RunRanks(string folder, ShardingMode mode, int steps, int stopAfter = 0, int ranks = 2, int shardRanks = 0)
     {
-        var (result, _) = MpiRun.Run(typeof(ShardedTrainingTests), nameof(ChildTrains), 2, Variables(folder, mode, steps, stopAfter), TimeSpan.FromMinutes(3));
+        var (result, _) = MpiRun.Run(typeof(ShardedTrainingTests), nameof(ChildTrains), ranks, Variables(folder, mode, steps, stopAfter, shardRanks: shardRanks), TimeSpan.FromMinutes(3));
         Assert.True(result.ExitCode == 0, $"mpirun failed ({result.ExitCode}):\n{result.Combined}");
     }
 }
