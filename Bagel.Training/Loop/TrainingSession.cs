@@ -255,7 +255,8 @@ public sealed partial class TrainingSession : IDisposable
     /// <param name="progress">The counters after the last completed step.</param>
     /// <param name="dataStatus">The data pipeline's status after the last batch taken (<c>DataPipeline.CaptureStatus()</c>);
     /// null saves none, and a resume then restarts the data from its beginning.</param>
-    /// <param name="cancellationToken">Stops the write between files (nothing half-written stays).</param>
+    /// <param name="cancellationToken">Stops the write between files (nothing half-written stays); a sharded run's save, in
+    /// which every rank takes part, is not cancellable once started.</param>
     /// <returns>The folder written.</returns>
     public CheckpointInfo Save(TrainProgress progress, RankDataStatus? dataStatus, CancellationToken cancellationToken = default)
     {
@@ -266,7 +267,8 @@ public sealed partial class TrainingSession : IDisposable
         if (_shardedCheckpoint is not null)
         {
             // Every rank takes part: optimizer shards, the streamed model and EMA (ShardedCheckpoint); rank 0 commits.
-            if (Parallel.Group.Rank == 0) folder = _checkpointer.Save(progress, document, cancellationToken);
+            // Not cancellable: a rank that stopped between files would leave the others waiting in a collective.
+            if (Parallel.Group.Rank == 0) folder = _checkpointer.Save(progress, document, CancellationToken.None);
             else _shardedCheckpoint.FollowSave(progress.CompletedSteps);
             Parallel.Group.Barrier(); // every rank returns once the folder is in place
             return folder;

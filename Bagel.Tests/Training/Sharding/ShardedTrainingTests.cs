@@ -92,11 +92,50 @@ public sealed class ShardedTrainingTests
     }
 
     [Fact]
-    public void TheStreamedModelFileHoldsTheReferenceTensorsAndRankZeroHeldOneTensorAtATime()
+    public async Task TheStreamedModelFileHoldsTheReferenceTensorsAndRankZeroHeldOneTensorAtATime()
     {
         MpiRun.SkipIfUnavailable();
         string folder = OptimizerShardRun.Value.Path;
         string final = Path.Combine(folder, "ckpt", CheckpointLayout.FolderName(Steps));
+
+        // One process over the same global batches (both shards per step, losses over the global token counts,
+        // gradients accumulated), as the data-parallel test computes it: the streamed file's tensors equal its weights.
+        using (var threads = TorchThreads.Use(1))
+        using (var data = new ShardedData())
+        {
+            DataPipeline shard0 = await data.PipelineAsync(0, 2), shard1 = await data.PipelineAsync(1, 2);
+            using var single = new TinyPackedModel(seed: 1);
+            using var session = new TrainingSession(single, DataParallelTrainingTests.Configuration(Path.Combine(data.Root, "single"), data.Root, Steps),
+                new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance });
+            session.Restore(TestContext.Current.CancellationToken);
+            single.Module.train();
+            await using var batches0 = shard0.ReadAsync(null, TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken);
+            await using var batches1 = shard1.ReadAsync(null, TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken);
+            for (int step = 0; step < Steps; step++)
+            {
+                Assert.True(await batches0.MoveNextAsync() && await batches1.MoveNextAsync());
+                using var batch0 = batches0.Current;
+                using var batch1 = batches1.Current;
+                using var scope = torch.NewDisposeScope();
+                ModelLossOutputs out0 = single.Forward(batch0), out1 = single.Forward(batch1);
+                long ceTokens = (out0.CePerToken?.shape[0] ?? 0) + (out1.CePerToken?.shape[0] ?? 0);
+                long mseTokens = (out0.MseSquaredError?.shape[0] ?? 0) + (out1.MseSquaredError?.shape[0] ?? 0);
+                double stepLoss = 0;
+                foreach (ModelLossOutputs outputs in (ModelLossOutputs[])[out0, out1])
+                {
+                    StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, ceTokens, mseTokens, 0));
+                    loss.Total.backward();
+                    stepLoss += loss.Total.item<float>();
+                }
+                session.Stepper.Step(step, stepLoss);
+            }
+            using SafeTensorsReader streamed = SafeTensorsReader.Open(Path.Combine(final, CheckpointLayout.ModelFileName));
+            foreach ((string name, TorchSharp.Modules.Parameter parameter) in single.Module.named_parameters())
+            {
+                using torch.Tensor saved = streamed.ReadTensor(name);
+                AssertClose(parameter.detach(), saved, $"streamed model.safetensors {name} against one process");
+            }
+        }
         using (SafeTensorsReader dp = SafeTensorsReader.Open(Path.Combine(DataParallelRun.Value.Path, "ckpt", CheckpointLayout.FolderName(Steps), CheckpointLayout.ModelFileName)))
         using (SafeTensorsReader sharded = SafeTensorsReader.Open(Path.Combine(final, CheckpointLayout.ModelFileName)))
         {
