@@ -102,9 +102,20 @@ internal static class ShardingBenchmark
                 gradients = n * 4;
             }
             long state = weights + gradients + adamW + master + ema;
+            string save = "";
+            if (session.ShardedCheckpoint is { } checkpoint)
+            {
+                // A checkpoint: model.safetensors and ema.safetensors streamed to rank 0 one gathered tensor at a time.
+                double beforeSave = ProcessMemory.ResetPeak();
+                var saveClock = Stopwatch.StartNew();
+                session.Save(new Bagel.Training.Checkpoints.TrainProgress(2), null);
+                long largest = trained.Max(p => p.numel()) * 4;
+                save = string.Create(CultureInfo.InvariantCulture,
+                    $"; checkpoint {saveClock.Elapsed.TotalSeconds:F1} s, gathered tensors held at once at most {Mib(checkpoint.PeakGatheredBytes):F0} MiB (largest tensor {Mib(largest):F0} MiB), RSS {beforeSave:F0} -> peak {ProcessMemory.PeakMiB():F0} MiB during the save");
+            }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {group.WorldSize} rank(s) {mode,-14} rank {group.Rank}: {n / 1e6:F1} M trained parameters; held between steps: weights {Mib(weights):F0} + gradients {Mib(gradients):F0} + AdamW {Mib(adamW):F0} + master shard {Mib(master):F0} + EMA {Mib(ema):F0} = {Mib(state):F0} MiB ({(double)state / n:F2} B/param); " +
-                $"RSS after building the model {Mib(afterModel):F0} MiB, before the steps {before:F0} MiB, peak over 2 steps {peak:F0} MiB; {seconds:F1} s/step"));
+                $"RSS after building the model {Mib(afterModel):F0} MiB, before the steps {before:F0} MiB, peak over 2 steps {peak:F0} MiB; {seconds:F1} s/step{save}"));
             return 0;
         }
         finally
