@@ -78,7 +78,7 @@ public static class ReferenceFlagHelp
         ["gradient_accumulation_steps"] = "Micro-batches summed into one optimizer step.",
         ["peak_device_tflops"] = "Peak TFLOP/s of one device for the MFU figure; 0 looks the GPU up by name (no MFU is shown when unknown, as on CPU).",
         ["num_replicate"] = "FSDP hybrid-shard replica count (hybrid groups are not built yet: must be 1).",
-        ["num_shard"] = "Ranks per shard group of _HYBRID_SHARD_ZERO2 (at least the world size: one group).",
+        ["num_shard"] = "Ranks per shard group of _HYBRID_SHARD_ZERO2 (divides the world size; at least the world size: one group).",
         ["sharding_strategy"] = "What is sharded over the ranks: NO_SHARD or HYBRID_SHARD (plain data parallel here), OPTIMIZER_SHARD (AdamW state and EMA), SHARD_GRAD_OP or _HYBRID_SHARD_ZERO2 (and gradients); FULL_SHARD is not built yet.",
         ["backward_prefetch"] = "FSDP backward prefetch, BACKWARD_PRE or BACKWARD_POST (no effect in one process).",
         ["cpu_offload"] = "Keep the sharded master weights and optimizer state in host memory (CPU runs: where they are already; CUDA: not built yet).",

@@ -12,8 +12,8 @@ public static class ShardingModes
     /// The mode of <paramref name="options"/> for a job of <paramref name="worldSize"/> ranks: <c>NO_SHARD</c> and the
     /// reference's default <c>HYBRID_SHARD</c> run as plain data parallelism (parameter sharding is not built yet, and
     /// keeping the default unsharded keeps existing data-parallel runs as they were); <c>OPTIMIZER_SHARD</c> shards the
-    /// optimizer state and EMA; <c>SHARD_GRAD_OP</c>, and <c>_HYBRID_SHARD_ZERO2</c> when <c>num_shard</c> covers the
-    /// world, shard the gradients too.
+    /// optimizer state and EMA over the world; <c>SHARD_GRAD_OP</c> shards the gradients too; <c>_HYBRID_SHARD_ZERO2</c>
+    /// does so within groups of <c>num_shard</c> ranks (one group when it covers the world), replicated across them.
     /// </summary>
     /// <returns>The mode, the ranks per shard group (the world size, or <c>num_shard</c> under <c>_HYBRID_SHARD_ZERO2</c>),
     /// and a sentence for the log saying what runs.</returns>
