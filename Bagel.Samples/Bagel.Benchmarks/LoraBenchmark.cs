@@ -129,7 +129,7 @@ internal static class LoraBenchmark
     /// <summary>T2I samples (a 60-token caption and a 64 px image to generate) and VLM samples (a 56 px ViT image and a
     /// 200-token answer) until the pack reaches <paramref name="tokens"/>; token ids are drawn below the vocabulary's
     /// four special ids.</summary>
-    private static PackedBatch SyntheticBatch(int vocab, int tokens, BagelConfig config)
+    internal static PackedBatch SyntheticBatch(int vocab, int tokens, BagelConfig config)
     {
         var special = new BagelSpecialTokenIds(vocab - 4, vocab - 3, vocab - 2, vocab - 1);
         var options = new PackingOptions { MaxLatentSize = config.MaxLatentSize, TextCondDropoutProb = 0, VitCondDropoutProb = 0, VaeCondDropoutProb = 0 };

@@ -43,6 +43,11 @@ var commands = new Dictionary<string, (string Help, bool Hidden, Func<string[], 
     ["distributed"] = ("Data-parallel over Open MPI (2 ranks through mpirun): all-reduce of 1, 25 and 100 MB float32 buffers vs a plain memory copy " +
                        "(time ratio), and the tiny preset's step time on 2 ranks vs 1 process. Options: --repeats R (5), --steps N (30).",
                        false, DistributedBenchmark.Run),
+    ["sharding"] = ("Per-rank memory of the sharding modes (Open MPI): the composite at hidden 896 (MoT) trained 2 fp32 steps on 1 rank and on 2 " +
+                    "ranks with NO_SHARD, OPTIMIZER_SHARD and SHARD_GRAD_OP; each rank prints its peak RSS and held state bytes. Options: " +
+                    "--layers L (2), --vocab V (32768), --tokens N (512).",
+                    false, ShardingBenchmark.Run),
+    [ShardingBenchmark.StepCommand] = ("(internal) one rank of the sharding memory run.", true, ShardingBenchmark.RunStep),
     [DistributedBenchmark.AllReduceCommand] = ("(internal) one MPI rank of the all-reduce timing.", true, DistributedBenchmark.RunAllReduce),
     [DistributedBenchmark.StepCommand] = ("(internal) one rank of the tiny preset step timing.", true, DistributedBenchmark.RunStep),
     ["vlm"] = ("VLM answering on CPU: greedy decoding tokens/s with the KV cache vs recomputing the sequence per token (ratio). " +

@@ -44,14 +44,11 @@ public sealed partial class TrainingCheckpointer
     public CheckpointInfo Save(TrainProgress progress, DataStatusDocument? dataStatus = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(progress);
-        var parts = new List<CheckpointPart>
-        {
-            CheckpointPart.Model(_components.Model),
-            CheckpointPart.Optimizer(_components.Optimizer),
-            CheckpointPart.Scheduler(_components.Scheduler),
-            CheckpointPart.Rng(_components.Streams),
-        };
-        if (_components.Ema is { } ema) parts.Add(CheckpointPart.Ema(ema));
+        var parts = new List<CheckpointPart>();
+        if (_components.Sharded is { } sharded) parts.AddRange(sharded.WeightParts(progress.CompletedSteps)); // model, EMA, optimizer shards
+        else parts.AddRange([CheckpointPart.Model(_components.Model), CheckpointPart.Optimizer(_components.Optimizer)]);
+        parts.AddRange([CheckpointPart.Scheduler(_components.Scheduler), CheckpointPart.Rng(_components.Streams)]);
+        if (_components.Ema is { } ema && _components.Sharded is null) parts.Add(CheckpointPart.Ema(ema));
         if (dataStatus is not null) parts.Add(CheckpointPart.DataStatus(dataStatus with { Step = progress.CompletedSteps }));
         if (_components.RunInfo is { } info) parts.Add(CheckpointPart.RunInfo(info));
         var state = new TrainState(TrainState.CurrentFormatVersion, progress.CompletedSteps, _components.Guard?.TotalSkipped ?? 0,
@@ -113,7 +110,10 @@ public sealed partial class TrainingCheckpointer
         if (!plan.LoadsTrainState) return new RestoreResult(plan.StartStep, null, null, report);
 
         TrainState state = TrainState.Read(plan.TrainStateFile(CheckpointLayout.TrainStateFileName));
-        AdamWStateFile.Load(_components.Optimizer, plan.TrainStateFile(CheckpointLayout.OptimizerFileName));
+        if (_components.Sharded is { } sharded) sharded.LoadOptimizerState(plan.Folder!);
+        else if (!File.Exists(plan.TrainStateFile(CheckpointLayout.OptimizerFileName)) && Sharding.ShardedStateFiles.OptimizerFiles(plan.Folder!).Length > 0)
+            throw new CheckpointException($"{plan.Folder} holds sharded optimizer state (optimizer-shard-*.safetensors); resume it with the sharding_strategy it was saved with (any world size), or use resume_model_only.");
+        else AdamWStateFile.Load(_components.Optimizer, plan.TrainStateFile(CheckpointLayout.OptimizerFileName));
         _components.Scheduler.Load(plan.TrainStateFile(CheckpointLayout.SchedulerFileName));
         if (_components.Scheduler.NextStep != state.CompletedSteps)
             throw new CheckpointException($"{plan.Folder}: the scheduler is at step {_components.Scheduler.NextStep} but the train state says {state.CompletedSteps} steps were completed.");

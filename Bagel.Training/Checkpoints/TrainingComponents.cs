@@ -15,8 +15,10 @@ namespace Bagel.Training.Checkpoints;
 /// <param name="Streams">The loop's named RNG streams (the global torch generator is always saved).</param>
 /// <param name="Guard">The non-finite step guard, whose counters go into the train state.</param>
 /// <param name="RunInfo">The resolved configuration and versions to store with every checkpoint.</param>
+/// <param name="Sharded">A sharded run's model, EMA and optimizer files (replacing the whole-model ones), or null.</param>
 public sealed record TrainingComponents(torch.nn.Module Model, AdamW Optimizer, LearningRateScheduler Scheduler,
-    IExponentialMovingAverage? Ema = null, RandomStreams? Streams = null, NonFiniteStepGuard? Guard = null, RunInfo? RunInfo = null);
+    IExponentialMovingAverage? Ema = null, RandomStreams? Streams = null, NonFiniteStepGuard? Guard = null, RunInfo? RunInfo = null,
+    IShardedCheckpointState? Sharded = null);
 
 /// <summary>Counters of the run at save time.</summary>
 /// <param name="CompletedSteps">Optimizer steps completed (the folder's number).</param>

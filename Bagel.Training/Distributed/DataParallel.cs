@@ -22,7 +22,7 @@ public sealed record DataParallelOptions
 /// (<see cref="GlobalNormalizers"/>), and the logged figures are reduced as the reference logs them
 /// (<see cref="ReduceStepFigures"/>). With a single-process group every call is a no-op.
 /// </summary>
-public sealed class DataParallel : IDisposable
+public sealed class DataParallel : IGradientSynchronizer, IDisposable
 {
     private readonly torch.nn.Module _module;
     private readonly DataParallelOptions _options;
@@ -99,6 +99,9 @@ public sealed class DataParallel : IDisposable
             }
         }
     }
+
+    /// <summary>Averages the gradients over the ranks: <see cref="AllReduceGradients"/>.</summary>
+    public void SynchronizeGradients() => AllReduceGradients();
 
     /// <summary>
     /// The loss denominators over every rank (training.md 5.4): this rank's CE token count, MSE token count and CE

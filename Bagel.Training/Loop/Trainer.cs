@@ -64,7 +64,7 @@ public sealed partial class Trainer : IDisposable
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
             Schedule = settings.Schedule, ParameterGroups = settings.ParameterGroups, FlatBufferOptimizer = settings.FlatBufferOptimizer, Time = _time,
-            ModelDescription = settings.ModelDescription, Precision = settings.Precision, ProcessGroup = settings.ProcessGroup,
+            ModelDescription = settings.ModelDescription, Precision = settings.Precision, ProcessGroup = settings.ProcessGroup, Sharding = settings.Sharding, ShardRanks = settings.ShardRanks,
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
         _memory = DeviceMemoryMonitor.Create(_compute.Device, _logger); // null on the CPU: no memory figures there
@@ -77,6 +77,12 @@ public sealed partial class Trainer : IDisposable
     {
         Bagel.Training.Models.BagelTrainingModel bagel = TrainerBuilder.RenderableModel(_model)!; // checked by the builder
         var renderer = new ValidationImageRenderer(options, bagel.Vae!, _logger);
+        if (options.UseEma && _session.ShardedOptimizer is not null)
+        {
+            // A sharded run holds no whole EMA module (each rank has its shard): render the trained weights instead.
+            LogShardedEmaRender(_logger);
+            options = options with { UseEma = false };
+        }
         Func<ValidationWeights> weights = _model switch
         {
             // LoRA: the frozen base with the adapters attached; the EMA copy is an adapter set, swapped in for the render.
@@ -99,7 +105,10 @@ public sealed partial class Trainer : IDisposable
     /// <summary>Whether this process is rank 0 of its group (the one that writes metrics and checkpoints).</summary>
     private bool IsMainRank => _session.Parallel.Group.Rank == 0;
 
-    /// <summary>The AdamW optimizer (for inspection; the loop steps it).</summary>
+    /// <summary>A sharded run's checkpoint glue (its measured gather peak), or null (docs/sharding.md).</summary>
+    public Sharding.ShardedCheckpoint? ShardedCheckpoint => _session.ShardedCheckpoint;
+
+    /// <summary>The AdamW optimizer (for inspection; the loop steps it; a sharded run's covers this rank's shard only).</summary>
     public AdamW Optimizer => _session.Optimizer;
 
     /// <summary>
@@ -212,9 +221,9 @@ public sealed partial class Trainer : IDisposable
 
         OptimizerStepResult result;
         long stepStart = _time.GetTimestamp();
+        using (torch.NewDisposeScope()) _session.Gradients.SynchronizeGradients(); // averaged (data parallel) or reduce-scattered (sharded)
         if (parallel.IsDistributed)
         {
-            using (torch.NewDisposeScope()) parallel.AllReduceGradients();
             // One small all-reduce: the losses as the ranks' mean, the counts summed, and whether any rank asks to stop.
             StepFigureSums agreed = parallel.ReduceStepFigures(new StepFigureSums(mse, ce, total, ceTokens, mseTokens, samples, tokens, stop.IsCancellationRequested), _compute.Device);
             (mse, ce, total, ceTokens, mseTokens, samples, tokens, _stopAgreed) = (agreed.Mse, agreed.Ce, agreed.Total, agreed.CeTokens, agreed.MseTokens, agreed.Samples, agreed.Tokens, agreed.Stop);
@@ -289,6 +298,9 @@ public sealed partial class Trainer : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Training from step {StartStep} to total_steps {TotalSteps}.")]
     private static partial void LogStart(ILogger logger, long startStep, long totalSteps);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Validation images render the trained weights, not the EMA: a sharded run keeps the EMA in shards over the ranks.")]
+    private static partial void LogShardedEmaRender(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cancellation requested: stopped after {CompletedSteps} completed steps; writing a final checkpoint.")]
     private static partial void LogCancelled(ILogger logger, long completedSteps);

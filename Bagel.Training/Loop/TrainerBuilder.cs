@@ -51,6 +51,25 @@ public sealed partial class TrainerBuilder
     private Precision.TrainingPrecision? _precision;
     private Bagel.Models.Lora.LoraOptions? _lora;
     private Bagel.Core.Distributed.IProcessGroup? _processGroup;
+    private Sharding.ShardingMode? _sharding;
+
+    /// <summary>
+    /// Shards the training state over the process group's ranks (docs/sharding.md):
+    /// <see cref="Sharding.ShardingMode.OptimizerState"/> keeps each rank's AdamW moments and EMA for its 1/W of the
+    /// parameters, <see cref="Sharding.ShardingMode.Gradients"/> also releases the whole gradient buffer after the
+    /// reduce-scatter; <see cref="Sharding.ShardingMode.None"/> is plain data parallelism. Overrides <c>sharding_strategy</c>.
+    /// <paramref name="shardRanks"/> (hybrid sharding) shards within groups of that many consecutive ranks and replicates
+    /// across the groups; null shards over the whole world.
+    /// </summary>
+    public TrainerBuilder UseSharding(Sharding.ShardingMode mode, int? shardRanks = null)
+    {
+        if (shardRanks is <= 0) throw new ArgumentOutOfRangeException(nameof(shardRanks), shardRanks, "shardRanks must be positive.");
+        _sharding = mode;
+        _shardRanks = shardRanks;
+        return this;
+    }
+
+    private int? _shardRanks;
 
     /// <summary>
     /// Trains data-parallel over <paramref name="group"/> (docs/distributed.md): rank 0's weights are broadcast, gradients
@@ -377,7 +396,7 @@ public sealed partial class TrainerBuilder
             : _source! with { NumWorkers = numWorkers };
         return new Trainer(new TrainerSettings(model, data, _configuration, sinks, [.. _onStep], [.. _onSave],
             logger, _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
-            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned, _processGroup, validationImages));
+            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned, _processGroup, validationImages) { Sharding = _sharding, ShardRanks = _shardRanks });
     }
 
     /// <summary>The folder under <c>results_dir</c> the default TensorBoard sink writes to.</summary>

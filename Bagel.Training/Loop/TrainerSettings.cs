@@ -37,4 +37,11 @@ internal sealed record TrainerSettings(
     IReadOnlyList<object>? Owned = null,
     Bagel.Core.Distributed.IProcessGroup? ProcessGroup = null,
 
-    ValidationImageOptions? ValidationImages = null);
+    ValidationImageOptions? ValidationImages = null)
+{
+    /// <summary>What is sharded over the ranks; null: from <c>sharding_strategy</c>.</summary>
+    public Sharding.ShardingMode? Sharding { get; init; }
+
+    /// <summary>Ranks per shard group (hybrid sharding); null: the whole world.</summary>
+    public int? ShardRanks { get; init; }
+}

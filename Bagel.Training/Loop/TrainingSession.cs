@@ -8,6 +8,7 @@ using Bagel.Training.Optimization;
 using Bagel.Training.Options;
 using Bagel.Training.Precision;
 using Bagel.Training.Schedules;
+using Bagel.Training.Sharding;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -30,10 +31,14 @@ namespace Bagel.Training.Loop;
 /// The model (and the VAE inside it) belongs to the caller; <see cref="Dispose"/> releases what the session created.
 /// See <c>docs/custom-loop.md</c>.
 /// </summary>
-public sealed class TrainingSession : IDisposable
+public sealed partial class TrainingSession : IDisposable
 {
     private readonly TrainingCheckpointer _checkpointer;
     private readonly ILogger? _logger;
+    private readonly EmaModel? _ema;
+    private readonly ShardedOptimizer? _sharded;
+    private readonly ShardedCheckpoint? _shardedCheckpoint;
+    private readonly Bagel.Core.Distributed.HybridShardGroups? _hybrid;
     private bool _restored;
 
     /// <summary>
@@ -58,25 +63,51 @@ public sealed class TrainingSession : IDisposable
         LossWeights = LossWeights.FromOptions(training);
         Streams = new RandomStreams(training.GlobalSeed);
         Parallel = new DataParallel(options.ProcessGroup ?? DistributedRun.Current, model.Module);
-        Ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema, fused: options.FlatBufferOptimizer);
+        int world = Parallel.Group.WorldSize;
+        (ShardingMode mode, int shardRanks, string description) = options.Sharding is { } chosen
+            ? (chosen, options.ShardRanks ?? world, $"Sharding mode {chosen} over groups of {options.ShardRanks ?? world} of {world} rank(s) (set in code).")
+            : ShardingModes.FromFlags(training, world);
+        Sharding = mode;
+        if (logger is not null && (mode != ShardingMode.None || Parallel.IsDistributed)) LogSharding(logger, description);
+        var adamW = AdamWOptions.FromTrainingOptions(training);
+        adamW.FlatBuffers = options.FlatBufferOptimizer;
+        if (mode != ShardingMode.None)
+        {
+            if (options.ParameterGroups is not null) throw new NotSupportedException($"Sharded training ({mode}) steps one AdamW group; custom parameter groups need sharding_strategy NO_SHARD.");
+            if (options.Precision != TrainingPrecision.Fp32) throw new NotSupportedException($"Sharded training ({mode}) runs in precision fp32 so far; {options.Precision} needs sharding_strategy NO_SHARD.");
+            if (training.CpuOffload)
+            {
+                // The shards live where the parameters do: on a CPU run that is host memory already; moving CUDA shards to
+                // the host (and the gathers back) is not built yet.
+                if (model.Module.parameters().Any(p => p.device_type != DeviceType.CPU))
+                    throw new NotSupportedException("cpu_offload with CUDA parameters (sharded master weights and AdamW state in host memory) is not built yet; leave cpu_offload false.");
+                if (logger is not null) LogSharding(logger, "cpu_offload: the sharded master weights, AdamW state and EMA are in host memory already (a CPU run).");
+            }
+            // Hybrid: shard within groups of shardRanks consecutive ranks, replicate across them (process sub-groups).
+            if (shardRanks < world) _hybrid = Bagel.Core.Distributed.SubGroupExtensions.CreateHybridShardGroups(Parallel.Group, shardRanks);
+            _sharded = new ShardedOptimizer(Parallel.Group, model.Module, mode, adamW, training.Ema, logger, _hybrid);
+            _shardedCheckpoint = new ShardedCheckpoint(_sharded, model.Module);
+        }
+        else _ema = EmaModel.Create(model.Module, model.CreateTwin, training.Ema, fused: options.FlatBufferOptimizer);
         try
         {
             Precision = PrecisionPolicies.Create(options.Precision, model);
         }
         catch
         {
-            Ema.Dispose(); // a model without a bf16 working copy, or with non-float32 weights
+            _ema?.Dispose(); // a model without a bf16 working copy, or with non-float32 weights
+            _sharded?.Dispose();
+            _hybrid?.Dispose();
             throw;
         }
-        var adamW = AdamWOptions.FromTrainingOptions(training);
-        adamW.FlatBuffers = options.FlatBufferOptimizer;
-        Optimizer = options.ParameterGroups is { } groups
+        Optimizer = _sharded?.Optimizer ?? (options.ParameterGroups is { } groups
             ? AdamWFactory.Create(groups(model.Module), adamW)
-            : AdamWFactory.Create(model.Module, adamW);
+            : AdamWFactory.Create(model.Module, adamW));
         Scheduler = new LearningRateScheduler(Optimizer, options.Schedule ?? LearningRateSchedules.FromOptions(training));
         Guard = new NonFiniteStepGuard(options.MaxConsecutiveNonFiniteSteps);
-        Stepper = new OptimizerStepper(Optimizer, Scheduler, Ema, Guard, training.MaxGradNorm, logger);
-        var components = new TrainingComponents(model.Module, Optimizer, Scheduler, Ema, Streams, Guard, RunInfo.Capture(configuration, options.ModelDescription));
+        IExponentialMovingAverage ema = (IExponentialMovingAverage?)_sharded?.Ema ?? _ema!;
+        Stepper = new OptimizerStepper(Optimizer, Scheduler, ema, Guard, training.MaxGradNorm, logger, _sharded);
+        var components = new TrainingComponents(model.Module, Optimizer, Scheduler, ema, Streams, Guard, RunInfo.Capture(configuration, options.ModelDescription), _shardedCheckpoint);
         var writer = new CheckpointWriter(new CheckpointOptions { CheckpointDir = training.CheckpointDir, KeepLast = options.KeepLastCheckpoints }, logger);
         _checkpointer = new TrainingCheckpointer(writer, components, logger, options.Time);
     }
@@ -104,6 +135,21 @@ public sealed class TrainingSession : IDisposable
     /// </summary>
     public DataParallel Parallel { get; }
 
+    /// <summary>What is sharded over the ranks (<see cref="ShardingMode.None"/>: plain data parallelism).</summary>
+    public ShardingMode Sharding { get; }
+
+    /// <summary>The sharded optimizer of a sharded run (its layout, master shard, EMA shard), or null.</summary>
+    public ShardedOptimizer? ShardedOptimizer => _sharded;
+
+    /// <summary>The sharded checkpoint glue of a sharded run (with its measured gather peak), or null.</summary>
+    public ShardedCheckpoint? ShardedCheckpoint => _shardedCheckpoint;
+
+    /// <summary>
+    /// What a loop calls once per step after the last backward: <see cref="Parallel"/> (gradients averaged over the
+    /// ranks) or, in a sharded run, <see cref="ShardedOptimizer"/> (gradients reduce-scattered into each rank's shard).
+    /// </summary>
+    public IGradientSynchronizer Gradients => (IGradientSynchronizer?)_sharded ?? Parallel;
+
     /// <summary>The AdamW optimizer over the model's trainable parameters (saved as <c>optimizer.safetensors</c>).</summary>
     public AdamW Optimizer { get; }
 
@@ -111,7 +157,8 @@ public sealed class TrainingSession : IDisposable
     public LearningRateScheduler Scheduler { get; }
 
     /// <summary>The EMA copy of the model (saved as <c>ema.safetensors</c>); updated by <see cref="Stepper"/> after every applied step.</summary>
-    public EmaModel Ema { get; }
+    /// <exception cref="InvalidOperationException">A sharded run: each rank keeps only its shard of the EMA (<see cref="ShardedOptimizer"/>).</exception>
+    public EmaModel Ema => _ema ?? throw new InvalidOperationException($"This run shards its EMA over the ranks ({Sharding}); no rank holds a whole EMA module. Read ema.safetensors of a checkpoint instead.");
 
     /// <summary>The loop's named RNG streams from <c>global_seed</c>; saved with torch's global generator in every checkpoint.</summary>
     public RandomStreams Streams { get; }
@@ -157,10 +204,21 @@ public sealed class TrainingSession : IDisposable
         RestoreResult restored = restore();
         // The flat optimizer hands out views of its gradient buffers, so autograd accumulates into them from step 0.
         if (Optimizer is FlatBufferAdamW flat) flat.AttachGradients();
-        MaterializeGradients(Model.Module);
-        Parallel.BroadcastFromRankZero(Model.Module, Ema.Module); // every rank starts from rank 0's weights (fresh or resumed)
+        if (_sharded is null)
+        {
+            MaterializeGradients(Model.Module);
+            Parallel.BroadcastFromRankZero(Model.Module, Ema.Module); // every rank starts from rank 0's weights (fresh or resumed)
+        }
+        else
+        {
+            // The EMA shards were read from the file by each rank (or start from the weights): only the model is broadcast.
+            Parallel.BroadcastFromRankZero(Model.Module);
+            _sharded.ParametersChanged();
+        }
         Precision.MasterWeightsChanged();
-        RankDataStatus? data = restored.DataStatus?.ForResume(group.Rank, group.WorldSize, Configuration.Data.NumWorkers, logger: _logger);
+        // A sharded run may resume with another world size (its optimizer shards are re-sliced); its data positions then
+        // follow the reference's inexact fallback (logged). Plain data parallelism keeps the strict check.
+        RankDataStatus? data = restored.DataStatus?.ForResume(group.Rank, group.WorldSize, Configuration.Data.NumWorkers, allowInexact: _sharded is not null, logger: _logger);
         var progress = new TrainProgress(restored.StartStep, restored.State?.TokensSeen ?? 0, restored.State?.SamplesSeen ?? 0);
         return new TrainingResume(progress, data, restored);
     }
@@ -197,15 +255,25 @@ public sealed class TrainingSession : IDisposable
     /// <param name="progress">The counters after the last completed step.</param>
     /// <param name="dataStatus">The data pipeline's status after the last batch taken (<c>DataPipeline.CaptureStatus()</c>);
     /// null saves none, and a resume then restarts the data from its beginning.</param>
-    /// <param name="cancellationToken">Stops the write between files (nothing half-written stays).</param>
+    /// <param name="cancellationToken">Stops the write between files (nothing half-written stays); a sharded run's save, in
+    /// which every rank takes part, is not cancellable once started.</param>
     /// <returns>The folder written.</returns>
     public CheckpointInfo Save(TrainProgress progress, RankDataStatus? dataStatus, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(progress);
         // Every rank's status goes to rank 0, which alone writes (the weights and optimizer state are the same on every rank).
         DataStatusDocument? document = Parallel.GatherDataStatus(dataStatus, Configuration.Data.NumWorkers);
-        if (Parallel.Group.Rank != 0)
-            return new CheckpointInfo(progress.CompletedSteps, Path.Combine(Path.GetFullPath(Configuration.Training.CheckpointDir), CheckpointLayout.FolderName(progress.CompletedSteps)));
+        var folder = new CheckpointInfo(progress.CompletedSteps, Path.Combine(Path.GetFullPath(Configuration.Training.CheckpointDir), CheckpointLayout.FolderName(progress.CompletedSteps)));
+        if (_shardedCheckpoint is not null)
+        {
+            // Every rank takes part: optimizer shards, the streamed model and EMA (ShardedCheckpoint); rank 0 commits.
+            // Not cancellable: a rank that stopped between files would leave the others waiting in a collective.
+            if (Parallel.Group.Rank == 0) folder = _checkpointer.Save(progress, document, CancellationToken.None);
+            else _shardedCheckpoint.FollowSave(progress.CompletedSteps);
+            Parallel.Group.Barrier(); // every rank returns once the folder is in place
+            return folder;
+        }
+        if (Parallel.Group.Rank != 0) return folder;
         return _checkpointer.Save(progress, document, cancellationToken);
     }
 
@@ -213,9 +281,14 @@ public sealed class TrainingSession : IDisposable
     public void Dispose()
     {
         Parallel.Dispose();
-        Ema.Dispose();
+        _ema?.Dispose();
         Precision.Dispose();
-        Optimizer.Dispose();
+        if (_sharded is not null) _sharded.Dispose(); // disposes its optimizer
+        else Optimizer.Dispose();
+        _hybrid?.Dispose(); // the sub-groups, before the caller's world group
         Streams.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Description}")]
+    private static partial void LogSharding(ILogger logger, string description);
 }

@@ -47,4 +47,16 @@ public sealed class TrainingSessionOptions
     /// Default null: <see cref="Distributed.DistributedRun.Current"/>, a single process unless the entry point set one.
     /// </summary>
     public Bagel.Core.Distributed.IProcessGroup? ProcessGroup { get; set; }
+
+    /// <summary>
+    /// What is sharded over the ranks (docs/sharding.md). Default null: chosen by <c>sharding_strategy</c>
+    /// (<see cref="Sharding.ShardingModes.FromFlags"/>).
+    /// </summary>
+    public Sharding.ShardingMode? Sharding { get; set; }
+
+    /// <summary>
+    /// With <see cref="Sharding"/> set: ranks per shard group (hybrid sharding: the state is sharded within groups of
+    /// this many consecutive ranks and replicated across them; it must divide the world size). Default null: the whole world.
+    /// </summary>
+    public int? ShardRanks { get; set; }
 }

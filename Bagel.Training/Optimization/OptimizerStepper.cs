@@ -27,11 +27,16 @@ public sealed class OptimizerStepper
     private readonly IExponentialMovingAverage? _ema;
     private readonly double _maxGradNorm;
     private readonly ILogger? _logger;
+    private readonly IOptimizerStepHooks? _hooks;
 
-    /// <summary>Creates the stepper. <paramref name="maxGradNorm"/> is the reference's <c>max_grad_norm</c> (default 1.0).</summary>
+    /// <summary>
+    /// Creates the stepper. <paramref name="maxGradNorm"/> is the reference's <c>max_grad_norm</c> (default 1.0);
+    /// <paramref name="hooks"/> replace the clipping and zeroing and run after each applied update (sharded training).
+    /// </summary>
     public OptimizerStepper(AdamW optimizer, LearningRateScheduler scheduler, IExponentialMovingAverage? ema, NonFiniteStepGuard guard,
-        double maxGradNorm = 1.0, ILogger? logger = null)
+        double maxGradNorm = 1.0, ILogger? logger = null, IOptimizerStepHooks? hooks = null)
     {
+        _hooks = hooks;
         _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
         _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
         Guard = guard ?? throw new ArgumentNullException(nameof(guard));
@@ -51,10 +56,11 @@ public sealed class OptimizerStepper
     /// <exception cref="NonFiniteLossException">Too many non-finite steps in a row.</exception>
     public OptimizerStepResult Step(long stepIndex, double loss)
     {
-        if (_optimizer is FlatBufferAdamW { FusedKernel: true, FoldStepperWork: true } flat && flat.GradientBuffers() is not null)
+        // The fold needs the stepper to own clipping and zeroing; sharded training (hooks) clips and zeroes its own way.
+        if (_hooks is null && _optimizer is FlatBufferAdamW { FusedKernel: true, FoldStepperWork: true } flat && flat.GradientBuffers() is not null)
             return StepFolded(flat, stepIndex, loss);
         long start = Stopwatch.GetTimestamp();
-        double norm = GradientClipping.ClipGradNorm(_optimizer, _maxGradNorm);
+        double norm = _hooks?.ClipGradNorm(_maxGradNorm) ?? GradientClipping.ClipGradNorm(_optimizer, _maxGradNorm);
         double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         double adamWSeconds = 0, emaSeconds = 0;
         double lr = _scheduler.CurrentLearningRate;
@@ -66,7 +72,7 @@ public sealed class OptimizerStepper
         finally
         {
             // Never leave NaN gradients behind, even when the guard stops the run.
-            if (!double.IsFinite(loss) || !double.IsFinite(norm)) _optimizer.zero_grad();
+            if (!double.IsFinite(loss) || !double.IsFinite(norm)) ZeroGradients();
         }
         if (skip)
         {
@@ -79,11 +85,12 @@ public sealed class OptimizerStepper
             adamWSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             start = Stopwatch.GetTimestamp();
             _ema?.Update();
+            _hooks?.AfterUpdate();
             emaSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
         _scheduler.Step();
         start = Stopwatch.GetTimestamp();
-        _optimizer.zero_grad();
+        ZeroGradients();
         double zeroGradSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         return new OptimizerStepResult(norm, lr, skip)
         {
@@ -143,5 +150,11 @@ public sealed class OptimizerStepper
             ClipSeconds = clipSeconds, AdamWSeconds = adamWSeconds, EmaSeconds = emaSeconds, ZeroGradSeconds = zeroGradSeconds,
             FoldedBuckets = folded?.ZeroedBuckets.Count(z => z) ?? 0, FoldedEmaTensors = folded?.CoveredCount ?? 0,
         };
+    }
+
+    private void ZeroGradients()
+    {
+        if (_hooks is not null) _hooks.ZeroGradients();
+        else _optimizer.zero_grad();
     }
 }

@@ -113,19 +113,25 @@ public sealed class TrainingOptions
     /// <summary>Peak TFLOP/s of the device for MFU; 0 detects it from the GPU name. Default <c>0.0</c>.</summary>
     [ConfigurationKeyName("peak_device_tflops")] public double PeakDeviceTflops { get; set; } = 0.0;
 
-    /// <summary>HYBRID_SHARD replica count (multi-process only; must stay 1 here). Default <c>1</c>.</summary>
+    /// <summary>HYBRID_SHARD replica count (hybrid groups are not built yet: must stay 1). Default <c>1</c>.</summary>
     [ConfigurationKeyName("num_replicate")] public int NumReplicate { get; set; } = 1;
 
-    /// <summary>HYBRID_SHARD shard count (multi-process only; 8 and 1 are accepted and mean nothing in one process). Default <c>8</c>.</summary>
+    /// <summary>Ranks per shard group of <c>_HYBRID_SHARD_ZERO2</c> (must divide the world size; at least the world size: one group, as SHARD_GRAD_OP); no effect under the other strategies. Default <c>8</c>.</summary>
     [ConfigurationKeyName("num_shard")] public int NumShard { get; set; } = 8;
 
-    /// <summary>FSDP sharding strategy (multi-process only; <c>HYBRID_SHARD</c> and <c>NO_SHARD</c> are accepted and mean no sharding in one process). Default <c>HYBRID_SHARD</c>.</summary>
+    /// <summary>
+    /// What is sharded over the ranks (docs/sharding.md): <c>NO_SHARD</c> and the default <c>HYBRID_SHARD</c> run plain data
+    /// parallelism (parameter sharding is not built yet); <c>OPTIMIZER_SHARD</c> (this port's name) shards the AdamW state and
+    /// EMA; <c>SHARD_GRAD_OP</c> shards the gradients too, <c>_HYBRID_SHARD_ZERO2</c> within groups of <c>num_shard</c> ranks;
+    /// <c>FULL_SHARD</c> is refused. Default <c>HYBRID_SHARD</c>.
+    /// </summary>
     [ConfigurationKeyName("sharding_strategy")] public string ShardingStrategy { get; set; } = "HYBRID_SHARD";
 
     /// <summary>FSDP backward prefetch: <c>BACKWARD_PRE</c> or <c>BACKWARD_POST</c> (no effect in one process). Default <c>BACKWARD_PRE</c>.</summary>
     [ConfigurationKeyName("backward_prefetch")] public string BackwardPrefetch { get; set; } = "BACKWARD_PRE";
 
-    /// <summary>Offload parameters to the CPU (multi-process FSDP only; must stay <c>false</c> here). Default <c>false</c>.</summary>
+    /// <summary>Keep the sharded master weights and optimizer state in host memory: with a sharding strategy on the CPU that is
+    /// where they already are; on CUDA it is not built yet (refused). Default <c>false</c>.</summary>
     [ConfigurationKeyName("cpu_offload")] public bool CpuOffload { get; set; }
 
     /// <summary>Turn off the LLM's gradients. Default <c>false</c>.</summary>

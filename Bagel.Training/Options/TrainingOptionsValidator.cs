@@ -4,8 +4,8 @@ namespace Bagel.Training.Options;
 
 /// <summary>
 /// Validates <see cref="TrainingOptions"/>, reporting every bad value at once. Flags that only mean something with
-/// several processes (FSDP sharding, CPU offload) accept their single-process values and the reference's defaults;
-/// anything else fails with "needs distributed training, not available yet".
+/// sharding accept the strategies Bagel.NET runs (docs/sharding.md); the rest (FULL_SHARD, hybrid replica groups, CPU
+/// offload without sharding) fail with <see cref="NeedsDistributed"/>.
 /// </summary>
 public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
 {
@@ -14,19 +14,19 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
 
     /// <summary>FSDP <c>ShardingStrategy</c> enum names the reference accepts.</summary>
     public static readonly IReadOnlyList<string> ShardingStrategies =
-        ["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "_HYBRID_SHARD_ZERO2"];
+        ["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "_HYBRID_SHARD_ZERO2", Sharding.ShardingModes.OptimizerShard];
 
-    /// <summary>Sharding strategies that mean "no sharding" in one process: the reference's default and NO_SHARD.</summary>
+    /// <summary>Sharding strategies that run as plain data parallelism: the reference's default and NO_SHARD.</summary>
     public static readonly IReadOnlyList<string> SingleProcessShardingStrategies = ["HYBRID_SHARD", "NO_SHARD"];
+
+    /// <summary>Sharding strategies that shard the optimizer state (and so accept <c>cpu_offload</c>).</summary>
+    public static readonly IReadOnlyList<string> OptimizerShardingStrategies = [Sharding.ShardingModes.OptimizerShard, "SHARD_GRAD_OP", "_HYBRID_SHARD_ZERO2"];
 
     /// <summary>FSDP <c>BackwardPrefetch</c> enum names (the reference's help also names NO_PREFETCH, which is not one).</summary>
     public static readonly IReadOnlyList<string> BackwardPrefetches = ["BACKWARD_PRE", "BACKWARD_POST"];
 
-    /// <summary>The ending of the message for a flag that needs several processes.</summary>
-    public const string NeedsDistributed = "needs distributed training, not available yet (Bagel.NET trains in one process)";
-
-    /// <summary>Reference default of <c>num_shard</c>, accepted in one process so that reference command lines run.</summary>
-    private const int ReferenceDefaultNumShard = 8;
+    /// <summary>The ending of the message for a sharding setting Bagel.NET does not run yet.</summary>
+    public const string NeedsDistributed = "is not built yet in Bagel.NET's distributed training (docs/sharding.md lists what runs)";
 
     /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, TrainingOptions options)
@@ -75,14 +75,13 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
     {
         if (!ShardingStrategies.Contains(options.ShardingStrategy, StringComparer.Ordinal))
             f.OneOf("sharding_strategy", options.ShardingStrategy, [.. ShardingStrategies]);
-        else if (!SingleProcessShardingStrategies.Contains(options.ShardingStrategy, StringComparer.Ordinal))
-            f.Add($"'sharding_strategy' {options.ShardingStrategy} {NeedsDistributed}. Use HYBRID_SHARD (the default) or NO_SHARD.");
-        if (options.NumShard is not (1 or ReferenceDefaultNumShard))
-            f.Add($"'num_shard' {options.NumShard} {NeedsDistributed}. Leave it at {ReferenceDefaultNumShard} (the default) or 1.");
+        else if (options.ShardingStrategy == "FULL_SHARD")
+            f.Add($"'sharding_strategy' FULL_SHARD (parameters sharded per decoder layer) {NeedsDistributed}. Use SHARD_GRAD_OP or {Sharding.ShardingModes.OptimizerShard}.");
+        f.Positive("num_shard", options.NumShard);
         if (options.NumReplicate != 1)
-            f.Add($"'num_replicate' {options.NumReplicate} {NeedsDistributed}. Leave it at 1.");
-        if (options.CpuOffload)
-            f.Add($"'cpu_offload' {NeedsDistributed}. Leave it false.");
+            f.Add($"'num_replicate' {options.NumReplicate} (hybrid replica groups) {NeedsDistributed}. Leave it at 1.");
+        if (options.CpuOffload && !OptimizerShardingStrategies.Contains(options.ShardingStrategy, StringComparer.Ordinal))
+            f.Add($"'cpu_offload' with sharding_strategy {options.ShardingStrategy} {NeedsDistributed}. It applies to {string.Join(", ", OptimizerShardingStrategies)}.");
         f.OneOf("backward_prefetch", options.BackwardPrefetch, [.. BackwardPrefetches]);
     }
 }

@@ -237,7 +237,7 @@ public sealed class DataParallelTrainingTests
     private static void AssertClose(double expected, double actual, string what) =>
         Assert.True(Math.Abs(expected - actual) <= 1e-6 * Math.Max(Math.Abs(expected), 1e-12), $"{what}: one process {expected:R}, 2 ranks {actual:R}.");
 
-    private static TrainingConfiguration Configuration(string checkpoints, string root, int totalSteps)
+    internal static TrainingConfiguration Configuration(string checkpoints, string root, int totalSteps)
     {
         TrainingConfiguration configuration = TrainingConfiguration.Defaults();
         configuration.Data.NumWorkers = ShardedData.Workers;
@@ -250,7 +250,7 @@ public sealed class DataParallelTrainingTests
     }
 
     /// <summary>The loop tests' data (LoopFixture's two groups), read as one rank's shard of a world.</summary>
-    private sealed class ShardedData : IDisposable
+    internal sealed class ShardedData : IDisposable
     {
         public const int Workers = 1;
         private static readonly PackingOptions SmallPacks = new()
@@ -259,7 +259,11 @@ public sealed class DataParallelTrainingTests
             TextCondDropoutProb = 0.1, VitCondDropoutProb = 0.1, VaeCondDropoutProb = 0.1, MaxLatentSize = 4, MaxNumPatchPerSide = 70,
         };
         private readonly PipelineFixture _data = new();
+        private readonly int _t2iFiles;
         private DataGroup[]? _groups;
+
+        /// <summary>The data; <paramref name="t2iFiles"/> text-to-image files (each rank x worker needs one: 4 for 4 ranks).</summary>
+        public ShardedData(int t2iFiles = 2) => _t2iFiles = t2iFiles;
 
         public string Root => _data.Directory.Path;
 
@@ -268,11 +272,11 @@ public sealed class DataParallelTrainingTests
             var skips = new DataSkipCounters();
             if (_groups is null)
             {
-                string t2i = await _data.WriteT2IAsync(2, 6, 3);
+                string t2i = await _data.WriteT2IAsync(_t2iFiles, 6, 3);
                 var (jsonl, images) = _data.WriteVlm(12);
                 _groups =
                 [
-                    new DataGroup("t2i_pretrain", 1, false, new T2IParquetSource("t2i_pretrain", [t2i], [2]), _data.Builder(skips, PipelineFixture.Vae)),
+                    new DataGroup("t2i_pretrain", 1, false, new T2IParquetSource("t2i_pretrain", [t2i], [_t2iFiles]), _data.Builder(skips, PipelineFixture.Vae)),
                     new DataGroup("vlm_sft", 1, false, new VlmJsonlSource("vlm_sft", [jsonl], [images], [12]), _data.Builder(skips, PipelineFixture.Vit)),
                 ];
             }

@@ -128,12 +128,12 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
-    public async Task FullShardIsRefusedAsNeedingDistributedTraining()
+    public async Task FullShardIsRefusedAsNotBuiltYet()
     {
         (int exit, _, string stderr) = await RunAsync(["--sharding_strategy", "FULL_SHARD"]);
 
         Assert.Equal(TrainCommand.ExitUsage, exit);
-        Assert.Contains("'sharding_strategy' FULL_SHARD needs distributed training, not available yet", stderr, StringComparison.Ordinal);
+        Assert.Contains("'sharding_strategy' FULL_SHARD (parameters sharded per decoder layer) " + TrainingOptionsValidator.NeedsDistributed, stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,0 +1,48 @@
+using Bagel.Training.Options;
+
+namespace Bagel.Training.Sharding;
+
+/// <summary>How the reference's <c>sharding_strategy</c> and <c>num_shard</c> flags choose a <see cref="ShardingMode"/>.</summary>
+public static class ShardingModes
+{
+    /// <summary>The flag value of optimizer-state sharding (ZeRO stage 1), a name of this port; FSDP has no such strategy.</summary>
+    public const string OptimizerShard = "OPTIMIZER_SHARD";
+
+    /// <summary>
+    /// The mode of <paramref name="options"/> for a job of <paramref name="worldSize"/> ranks: <c>NO_SHARD</c> and the
+    /// reference's default <c>HYBRID_SHARD</c> run as plain data parallelism (parameter sharding is not built yet, and
+    /// keeping the default unsharded keeps existing data-parallel runs as they were); <c>OPTIMIZER_SHARD</c> shards the
+    /// optimizer state and EMA over the world; <c>SHARD_GRAD_OP</c> shards the gradients too; <c>_HYBRID_SHARD_ZERO2</c>
+    /// does so within groups of <c>num_shard</c> ranks (one group when it covers the world), replicated across them.
+    /// </summary>
+    /// <returns>The mode, the ranks per shard group (the world size, or <c>num_shard</c> under <c>_HYBRID_SHARD_ZERO2</c>),
+    /// and a sentence for the log saying what runs.</returns>
+    /// <exception cref="NotSupportedException">A strategy that needs parameter sharding (<c>FULL_SHARD</c>), or a
+    /// <c>num_shard</c> that does not divide the world size.</exception>
+    public static (ShardingMode Mode, int ShardRanks, string Description) FromFlags(TrainingOptions options, int worldSize)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        string strategy = options.ShardingStrategy;
+        switch (strategy)
+        {
+            case "NO_SHARD":
+                return (ShardingMode.None, worldSize, "sharding_strategy NO_SHARD: plain data parallelism (every rank keeps the whole state).");
+            case "HYBRID_SHARD":
+                return (ShardingMode.None, worldSize, "sharding_strategy HYBRID_SHARD (the reference's default) runs as plain data parallelism here: parameter sharding is not built yet. Use OPTIMIZER_SHARD or SHARD_GRAD_OP to shard the optimizer state (docs/sharding.md).");
+            case OptimizerShard:
+                return (ShardingMode.OptimizerState, worldSize, $"sharding_strategy {OptimizerShard}: AdamW state and EMA sharded over {worldSize} rank(s).");
+            case "SHARD_GRAD_OP":
+                return (ShardingMode.Gradients, worldSize, $"sharding_strategy SHARD_GRAD_OP: gradients, AdamW state and EMA sharded over {worldSize} rank(s).");
+            case "_HYBRID_SHARD_ZERO2" when options.NumShard >= worldSize:
+                return (ShardingMode.Gradients, worldSize, $"sharding_strategy _HYBRID_SHARD_ZERO2 with num_shard {options.NumShard} >= world size {worldSize}: one shard group, as SHARD_GRAD_OP.");
+            case "_HYBRID_SHARD_ZERO2" when worldSize % options.NumShard == 0:
+                return (ShardingMode.Gradients, options.NumShard, $"sharding_strategy _HYBRID_SHARD_ZERO2: gradients, AdamW state and EMA sharded within groups of num_shard {options.NumShard} ranks, replicated over {worldSize / options.NumShard} groups.");
+            case "_HYBRID_SHARD_ZERO2":
+                throw new NotSupportedException($"sharding_strategy _HYBRID_SHARD_ZERO2: num_shard {options.NumShard} does not divide the world size {worldSize}.");
+            case "FULL_SHARD":
+                throw new NotSupportedException("sharding_strategy FULL_SHARD (parameter sharding per decoder layer) is not built yet. Use SHARD_GRAD_OP or OPTIMIZER_SHARD (docs/sharding.md).");
+            default:
+                throw new NotSupportedException($"sharding_strategy '{strategy}' is not one of {string.Join(", ", TrainingOptionsValidator.ShardingStrategies)}.");
+        }
+    }
+}
