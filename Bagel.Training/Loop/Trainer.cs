@@ -195,6 +195,7 @@ public sealed partial class Trainer : IDisposable
             dataWait += _time.GetElapsedTime(waitStart).TotalSeconds;
 
             long computeStart = _time.GetTimestamp();
+            using TorchThreadScope threads = TorchThreadScope.Enter(_compute.CpuThreads); // every step with the run's thread count, on whatever thread resumed
             using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
             _session.Precision.BeforeForward(); // bf16: the working copy takes the master weights after an update
@@ -216,6 +217,7 @@ public sealed partial class Trainer : IDisposable
             _throughput.Add(batch.SequenceLength, batch.SampleLens);
             forwardBackward += _time.GetElapsedTime(computeStart).TotalSeconds;
         }
+        using TorchThreadScope stepThreads = TorchThreadScope.Enter(_compute.CpuThreads);
         double[] host = HostSync.Read(sums); // the NaN guard needs the loss before it lets AdamW step
         double total = host[0], mse = host[1], ce = host[2];
 

@@ -16,6 +16,9 @@ namespace Bagel.Tests.Training.Models;
 /// </summary>
 internal static class CompositeTrainingRuns
 {
+    /// <summary>torch's thread count for every run these tests compare bit for bit (in this process and in child processes).</summary>
+    public const int ComparisonThreads = 2;
+
     private const int QwenVocabulary = 151_665; // the shared Qwen2.5 tokenizer's Count
 
     public static BagelConfig Config() => BagelTestModels.Config() with { LlmConfig = Qwen2Fixtures.Tiny() with { VocabSize = QwenVocabulary } };
@@ -46,6 +49,7 @@ internal static class CompositeTrainingRuns
             .UseModel(new BagelTrainingModel(model, vae, () => new BagelModel(Config())))
             .UseData(await fixture.PipelineAsync())
             .UseOptions(configuration)
+            .UseCpuThreads(ComparisonThreads) // the same count in this process and in a child, whatever a pool thread was left with
             .OnStep(steps.Add)
             .OnStep(s => onStep?.Invoke(s))
             .OnStep(s => { if (s.Step == cancelAfterStep) stop.Cancel(); })
