@@ -38,6 +38,7 @@ public sealed partial class Trainer : IDisposable
     private readonly TrainingSession _session;
     private readonly ThroughputWindow _throughput;
     private readonly ComputeSelection _compute;
+    private readonly int _cpuThreads; // the count every step holds (UseCpuThreads), or 0: the resuming thread's own
     private readonly ValidationRunner? _validation;
     private readonly DeviceMemoryMonitor? _memory;
     private readonly ValidationImageRunner? _validationImages;
@@ -60,6 +61,7 @@ public sealed partial class Trainer : IDisposable
         _owned = settings.Owned ?? [];
         _time = settings.Time;
         _compute = settings.Compute;
+        _cpuThreads = settings.CpuThreads ?? 0;
         _session = new TrainingSession(_model, _config, new TrainingSessionOptions
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
@@ -195,7 +197,7 @@ public sealed partial class Trainer : IDisposable
             dataWait += _time.GetElapsedTime(waitStart).TotalSeconds;
 
             long computeStart = _time.GetTimestamp();
-            using TorchThreadScope threads = TorchThreadScope.Enter(_compute.CpuThreads); // every step with the run's thread count, on whatever thread resumed
+            using TorchThreadScope threads = TorchThreadScope.Enter(_cpuThreads); // every step with the run's thread count, on whatever thread resumed
             using PackedBatch batch = OnComputeDevice(batches.Current);
             using var scope = torch.NewDisposeScope();
             _session.Precision.BeforeForward(); // bf16: the working copy takes the master weights after an update
@@ -217,7 +219,7 @@ public sealed partial class Trainer : IDisposable
             _throughput.Add(batch.SequenceLength, batch.SampleLens);
             forwardBackward += _time.GetElapsedTime(computeStart).TotalSeconds;
         }
-        using TorchThreadScope stepThreads = TorchThreadScope.Enter(_compute.CpuThreads);
+        using TorchThreadScope stepThreads = TorchThreadScope.Enter(_cpuThreads);
         double[] host = HostSync.Read(sums); // the NaN guard needs the loss before it lets AdamW step
         double total = host[0], mse = host[1], ce = host[2];
 

@@ -189,7 +189,7 @@ public sealed partial class TrainerBuilder
         return this;
     }
 
-    /// <summary>Sets torch's intra-op CPU thread count for the run (a shortcut for <see cref="UseCompute"/>'s <c>CpuThreads</c>).</summary>
+    /// <summary>Sets torch's intra-op CPU thread count for the run, held on every step whatever thread runs it (a shortcut for <see cref="UseCompute"/>'s <c>CpuThreads</c>).</summary>
     public TrainerBuilder UseCpuThreads(int threads)
     {
         _compute.CpuThreads = threads;
@@ -396,7 +396,7 @@ public sealed partial class TrainerBuilder
             : _source! with { NumWorkers = numWorkers };
         return new Trainer(new TrainerSettings(model, data, _configuration, sinks, [.. _onStep], [.. _onSave],
             logger, _time, _flops ?? NoFlops, _maxConsecutiveNonFinite, _keepLast,
-            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned, _processGroup, validationImages) { Sharding = _sharding, ShardRanks = _shardRanks });
+            compute, _schedule, _parameterGroups, validation, _flatBufferOptimizer, _modelDescription, precision, _stopOnSignals, owned, _processGroup, validationImages) { Sharding = _sharding, ShardRanks = _shardRanks, CpuThreads = _compute.CpuThreads });
     }
 
     /// <summary>The folder under <c>results_dir</c> the default TensorBoard sink writes to.</summary>

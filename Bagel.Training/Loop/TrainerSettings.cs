@@ -39,6 +39,12 @@ internal sealed record TrainerSettings(
 
     ValidationImageOptions? ValidationImages = null)
 {
+    /// <summary>
+    /// torch's intra-op thread count the run holds on every step (<see cref="TrainerBuilder.UseCpuThreads"/> or
+    /// <c>ComputeOptions.CpuThreads</c>); null: each step keeps the count of the thread it runs on.
+    /// </summary>
+    public int? CpuThreads { get; init; }
+
     /// <summary>What is sharded over the ranks; null: from <c>sharding_strategy</c>.</summary>
     public Sharding.ShardingMode? Sharding { get; init; }
 

@@ -62,7 +62,6 @@ public sealed class ShardedTrainingTests
     [InlineData(ShardingMode.Gradients)]
     public async Task OneProcessShardedEqualsDataParallel(ShardingMode mode)
     {
-        using var threads = TorchThreads.Use(1);
         using var data = new ShardedData();
         var reference = await TrainInProcess(data, ShardingMode.None, "dp");
         var sharded = await TrainInProcess(data, mode, mode.ToString());
@@ -100,7 +99,6 @@ public sealed class ShardedTrainingTests
 
         // One process over the same global batches (both shards per step, losses over the global token counts,
         // gradients accumulated), as the data-parallel test computes it: the streamed file's tensors equal its weights.
-        using (var threads = TorchThreads.Use(1))
         using (var data = new ShardedData())
         {
             DataPipeline shard0 = await data.PipelineAsync(0, 2), shard1 = await data.PipelineAsync(1, 2);
@@ -168,7 +166,6 @@ public sealed class ShardedTrainingTests
         string three = Path.Combine(resumed.Path, "ckpt", CheckpointLayout.FolderName(3));
         using var copy = new TempDirectory("bagel-shard-one-");
         CopyFolder(three, Path.Combine(copy.Path, "ckpt", CheckpointLayout.FolderName(3)));
-        using var threads = TorchThreads.Use(1);
         using var model = new TinyPackedModel(seed: 5);
         TrainingConfiguration configuration = DataParallelTrainingTests.Configuration(Path.Combine(copy.Path, "ckpt"), copy.Path, Steps);
         using var session = new TrainingSession(model, configuration, new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance, Sharding = ShardingMode.Gradients });
@@ -374,7 +371,6 @@ public sealed class ShardedOptimizerFileTests
     [Fact]
     public async Task OptimizerShardsOfOneRankAreReSlicedForThreeRanksAndThePaddingStaysZero()
     {
-        using var threads = TorchThreads.Use(1);
         using var data = new ShardedData();
         DataPipeline pipeline = await data.PipelineAsync(0, 1);
         using var model = new TinyPackedModel(seed: 3);
