@@ -64,16 +64,7 @@ public sealed class OptimizerStepper
         double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         double adamWSeconds = 0, emaSeconds = 0;
         double lr = _scheduler.CurrentLearningRate;
-        bool skip;
-        try
-        {
-            skip = Guard.ShouldSkip(stepIndex, loss, norm);
-        }
-        finally
-        {
-            // Never leave NaN gradients behind, even when the guard stops the run.
-            if (!double.IsFinite(loss) || !double.IsFinite(norm)) ZeroGradients();
-        }
+        bool skip = ShouldSkip(stepIndex, loss, norm);
         if (skip)
         {
             if (_logger is not null) TrainingLog.NonFiniteStep(_logger, stepIndex, loss, norm, Guard.ConsecutiveSkipped, Guard.TotalSkipped);
@@ -114,15 +105,7 @@ public sealed class OptimizerStepper
         double clipSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         double adamWSeconds = 0, emaSeconds = 0;
         double lr = _scheduler.CurrentLearningRate;
-        bool skip;
-        try
-        {
-            skip = Guard.ShouldSkip(stepIndex, loss, norm);
-        }
-        finally
-        {
-            if (!double.IsFinite(loss) || !double.IsFinite(norm)) _optimizer.zero_grad();
-        }
+        bool skip = ShouldSkip(stepIndex, loss, norm);
         FlatBufferAdamW.FoldedStep? folded = null;
         if (skip)
         {
@@ -150,6 +133,19 @@ public sealed class OptimizerStepper
             ClipSeconds = clipSeconds, AdamWSeconds = adamWSeconds, EmaSeconds = emaSeconds, ZeroGradSeconds = zeroGradSeconds,
             FoldedBuckets = folded?.ZeroedBuckets.Count(z => z) ?? 0, FoldedEmaTensors = folded?.CoveredCount ?? 0,
         };
+    }
+
+    /// <summary>The non-finite guard's decision; NaN gradients are zeroed even when the guard stops the run.</summary>
+    private bool ShouldSkip(long stepIndex, double loss, double norm)
+    {
+        try
+        {
+            return Guard.ShouldSkip(stepIndex, loss, norm);
+        }
+        finally
+        {
+            if (!double.IsFinite(loss) || !double.IsFinite(norm)) ZeroGradients();
+        }
     }
 
     private void ZeroGradients()
