@@ -38,7 +38,7 @@ public sealed partial class Trainer : IDisposable
     private readonly TrainingSession _session;
     private readonly ThroughputWindow _throughput;
     private readonly ComputeSelection _compute;
-    private readonly int _cpuThreads; // the count every step holds (UseCpuThreads), or 0: the resuming thread's own
+    private readonly int _cpuThreads; // the count every step holds: UseCpuThreads, else the building thread's
     private readonly ValidationRunner? _validation;
     private readonly DeviceMemoryMonitor? _memory;
     private readonly ValidationImageRunner? _validationImages;
@@ -61,7 +61,9 @@ public sealed partial class Trainer : IDisposable
         _owned = settings.Owned ?? [];
         _time = settings.Time;
         _compute = settings.Compute;
-        _cpuThreads = settings.CpuThreads ?? 0;
+        // Unnamed: the count of the thread that builds the run, held from then on (a pool thread that some other code
+        // left at another count cannot change this run's reduction order, and so its last bits).
+        _cpuThreads = settings.CpuThreads ?? torch.get_num_threads();
         _session = new TrainingSession(_model, _config, new TrainingSessionOptions
         {
             MaxConsecutiveNonFiniteSteps = settings.MaxConsecutiveNonFiniteSteps, KeepLastCheckpoints = settings.KeepLastCheckpoints,
@@ -70,7 +72,7 @@ public sealed partial class Trainer : IDisposable
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
         _memory = DeviceMemoryMonitor.Create(_compute.Device, _logger); // null on the CPU: no memory figures there
-        _validation = settings.Validation is { } plan && _session.Parallel.Group.Rank == 0 ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time) : null;
+        _validation = settings.Validation is { } plan && _session.Parallel.Group.Rank == 0 ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time, _cpuThreads) : null;
         _validationImages = settings.ValidationImages is { } images && _session.Parallel.Group.Rank == 0 ? CreateValidationImages(images) : null;
     }
 
@@ -92,7 +94,7 @@ public sealed partial class Trainer : IDisposable
                 options.UseEma ? (Bagel.Models.Lora.LoraAdapterSet)_session.Ema.Module : null),
             _ => () => ValidationWeights.Full((Bagel.Models.Bagel.BagelModel)(options.UseEma ? _session.Ema.Module : _model.Module)),
         };
-        return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer, weights, _sinks, _logger, _time);
+        return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer, weights, _sinks, _logger, _time, _cpuThreads);
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>

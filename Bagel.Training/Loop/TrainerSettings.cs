@@ -41,7 +41,7 @@ internal sealed record TrainerSettings(
 {
     /// <summary>
     /// torch's intra-op thread count the run holds on every step (<see cref="TrainerBuilder.UseCpuThreads"/> or
-    /// <c>ComputeOptions.CpuThreads</c>); null: each step keeps the count of the thread it runs on.
+    /// <c>ComputeOptions.CpuThreads</c>); null: the count in effect on the thread that builds the trainer, held from then on.
     /// </summary>
     public int? CpuThreads { get; init; }
 

@@ -47,8 +47,8 @@ public sealed class DataParallelTrainingTests
         TempDirectory folder = Straight.Value;
 
         // One process, the same two shards per step, each loss over the global token counts, gradients accumulated;
-        // one thread, as each rank runs (put back afterwards: later tests compare in-process runs with child processes).
-        using var threads = TorchThreads.Use(1);
+        // one thread, as each rank runs, set around each step's synchronous compute only: torch's count belongs to the
+        // OS thread, and a count set before an await would be put back on another thread, leaving a pool thread at 1.
         using var data = new ShardedData();
         DataPipeline shard0 = await data.PipelineAsync(0, 2), shard1 = await data.PipelineAsync(1, 2);
         using var model = new TinyPackedModel(seed: 1);
@@ -63,6 +63,7 @@ public sealed class DataParallelTrainingTests
             Assert.True(await batches0.MoveNextAsync() && await batches1.MoveNextAsync());
             using var batch0 = batches0.Current;
             using var batch1 = batches1.Current;
+            using var threads = TorchThreads.Use(1);
             using var scope = torch.NewDisposeScope();
             ModelLossOutputs out0 = model.Forward(batch0), out1 = model.Forward(batch1);
             long ceTokens = (out0.CePerToken?.shape[0] ?? 0) + (out1.CePerToken?.shape[0] ?? 0);
