@@ -112,6 +112,10 @@ public sealed partial class Trainer : IDisposable
     /// <summary>A sharded run's checkpoint glue (its measured gather peak), or null (docs/sharding.md).</summary>
     public Sharding.ShardedCheckpoint? ShardedCheckpoint => _session.ShardedCheckpoint;
 
+    /// <summary>A sharded run's optimizer (this rank's shard of the master weights, AdamW state and EMA, and under
+    /// <see cref="Sharding.ShardingMode.Parameters"/> the per-layer gather figures); null in plain data parallelism.</summary>
+    public Sharding.ShardedOptimizer? ShardedOptimizer => _session.ShardedOptimizer;
+
     /// <summary>The AdamW optimizer (for inspection; the loop steps it; a sharded run's covers this rank's shard only).</summary>
     public AdamW Optimizer => _session.Optimizer;
 

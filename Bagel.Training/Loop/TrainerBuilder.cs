@@ -189,7 +189,12 @@ public sealed partial class TrainerBuilder
         return this;
     }
 
-    /// <summary>Sets torch's intra-op CPU thread count for the run, held on every step whatever thread runs it (a shortcut for <see cref="UseCompute"/>'s <c>CpuThreads</c>).</summary>
+    /// <summary>
+    /// Sets torch's intra-op CPU thread count for the run (a shortcut for <see cref="UseCompute"/>'s <c>CpuThreads</c>).
+    /// The trainer holds it around every step and evaluation, whatever thread runs them, and puts each thread's own count
+    /// back afterwards; building the trainer does not change the calling thread's count. Unset: the count of the thread
+    /// that builds the trainer, held the same way.
+    /// </summary>
     public TrainerBuilder UseCpuThreads(int threads)
     {
         _compute.CpuThreads = threads;
@@ -420,7 +425,11 @@ public sealed partial class TrainerBuilder
         ComputeSelection selection;
         try
         {
-            selection = options.Apply();
+            // torch's intra-op count belongs to the OS thread (OpenMP's setting): the trainer holds it around every step
+            // instead, so building a trainer leaves the calling thread's count as it was.
+            var process = new ComputeOptions { Device = options.Device, DType = options.DType, InteropThreads = options.InteropThreads };
+            selection = process.Apply();
+            if (options.CpuThreads is int threads) selection = selection with { CpuThreads = threads };
         }
         catch (ComputeSettingException e)
         {

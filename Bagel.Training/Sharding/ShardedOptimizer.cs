@@ -33,7 +33,8 @@ namespace Bagel.Training.Sharding;
 public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizerStepHooks, IDisposable
 {
     private readonly Parameter[] _parameters;
-    private readonly torch.Tensor _flatParameters; // the whole padded model, the parameters' storage
+    private readonly torch.Tensor? _flatParameters; // the whole padded model, the parameters' storage (not under Parameters)
+    private readonly LayerShardedParameters? _layers; // Parameters: the decoder layers' gathers, releases and reductions
     private readonly torch.Tensor _gradientShard;  // the rank's averaged gradient shard: a view of the optimizer's gradient buffer
     private torch.Tensor? _flatGradients;          // OptimizerState: the parameters' gradients view it
     private readonly ILogger? _logger;
@@ -60,8 +61,8 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
         ReplicaGroup = hybrid is { Replicate.WorldSize: > 1 } ? hybrid.Replicate : null;
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(adamW);
-        if (mode is not (ShardingMode.OptimizerState or ShardingMode.Gradients))
-            throw new NotSupportedException($"{nameof(ShardedOptimizer)} runs {ShardingMode.OptimizerState} and {ShardingMode.Gradients}; {mode} is not built yet.");
+        if (mode is not (ShardingMode.OptimizerState or ShardingMode.Gradients or ShardingMode.Parameters))
+            throw new NotSupportedException($"{nameof(ShardedOptimizer)} runs {ShardingMode.OptimizerState}, {ShardingMode.Gradients} and {ShardingMode.Parameters}; {mode} is not one of them.");
         Bagel.Training.Ema.EmaUpdate.CheckDecay(emaDecay);
         Mode = mode;
         _logger = logger;
@@ -74,12 +75,21 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
                 throw new NotSupportedException($"Sharded training needs float32 trainable parameters on one device; a parameter is {p.dtype} on {p.device} (the first is {first.dtype} on {first.device}). Use precision fp32.");
         }
         using var noGrad = torch.no_grad();
-        _flatParameters = torch.zeros(Layout.PaddedElements, torch.float32, first.device).DetachFromDisposeScope();
-        for (int i = 0; i < _parameters.Length; i++) FlatLayout.MoveInto(_parameters[i], _flatParameters, Layout.Entries[i].Offset, copyValues: true);
-        FlatLayout.ReleaseFreedHeapPages();
-
-        using (torch.Tensor slice = _flatParameters.narrow(0, Layout.ShardStart(Rank), Layout.ShardElements))
+        if (mode == ShardingMode.Parameters)
+        {
+            // No whole-model buffer: the master shard is copied from the parameters tensor by tensor; the decoder layers
+            // are released once the session has loaded and broadcast the weights (ParametersChanged).
+            Master = new Parameter(torch.zeros(Layout.ShardElements, torch.float32, first.device).DetachFromDisposeScope(), requires_grad: true);
+            CopyShardFromParameters(Master);
+        }
+        else
+        {
+            _flatParameters = torch.zeros(Layout.PaddedElements, torch.float32, first.device).DetachFromDisposeScope();
+            for (int i = 0; i < _parameters.Length; i++) FlatLayout.MoveInto(_parameters[i], _flatParameters, Layout.Entries[i].Offset, copyValues: true);
+            FlatLayout.ReleaseFreedHeapPages();
+            using torch.Tensor slice = _flatParameters.narrow(0, Layout.ShardStart(Rank), Layout.ShardElements);
             Master = new Parameter(slice.clone().DetachFromDisposeScope(), requires_grad: true);
+        }
         var options = new AdamWOptions
         {
             LearningRate = adamW.LearningRate, Beta1 = adamW.Beta1, Beta2 = adamW.Beta2, Eps = adamW.Eps, WeightDecay = adamW.WeightDecay,
@@ -98,6 +108,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
         {
             foreach (Parameter p in _parameters) DropGradient(p);
         }
+        if (mode == ShardingMode.Parameters) _layers = new LayerShardedParameters(this, _parameters, module);
         if (logger is not null)
             LogLayout(logger, mode, ShardGroup.Rank, ShardGroup.WorldSize, ReplicaGroup?.WorldSize ?? 1, Layout.Entries.Count, Layout.TotalElements, Layout.ShardElements);
     }
@@ -126,6 +137,25 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
 
     private long? _chunkElements;
 
+    /// <summary>The decoder layers whose parameters are sharded (<see cref="ShardingMode.Parameters"/>; 0 otherwise).</summary>
+    public int ShardedLayers => _layers?.LayerCount ?? 0;
+
+    /// <summary>
+    /// <see cref="ShardingMode.Parameters"/>: the most bytes of gathered decoder-layer parameters this rank held at once
+    /// since the start (at most the largest layer's, <see cref="LargestLayerBytes"/>, as each layer is released before the
+    /// next is gathered); 0 in the other modes.
+    /// </summary>
+    public long PeakGatheredLayerBytes => _layers?.PeakGatheredLayerBytes ?? 0;
+
+    /// <summary><see cref="ShardingMode.Parameters"/>: the bytes of the largest decoder layer's trainable parameters; 0 otherwise.</summary>
+    public long LargestLayerBytes => _layers?.MaxLayerBytes ?? 0;
+
+    /// <summary><see cref="ShardingMode.Parameters"/>: the elements of the root unit (the trainable tensors outside the decoder layers, kept whole); 0 otherwise.</summary>
+    public long RootElements => _layers?.RootElements ?? 0;
+
+    /// <summary>The rank's averaged gradient shard (a view of the optimizer's gradient buffer).</summary>
+    internal torch.Tensor GradientShard => _gradientShard;
+
     /// <summary>This rank's shard index (its rank in <see cref="ShardGroup"/>).</summary>
     public int Rank => ShardGroup.Rank;
 
@@ -153,6 +183,12 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     {
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
+        if (_layers is not null)
+        {
+            // The decoder layers were reduced after their backward (over all ranks); the root unit's gradients now.
+            _layers.ReduceRootGradients();
+            return;
+        }
         if (_flatGradients is { } persistent)
         {
             AttachGradientViews(); // a no-op unless something replaced a gradient
@@ -184,7 +220,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
                 DropGradient(_parameters[i]);
             }
             long b = Math.Min(ChunkElements, s);
-            using torch.Tensor chunk = torch.empty(b * world, torch.float32, _flatParameters.device);
+            using torch.Tensor chunk = torch.empty(b * world, torch.float32, _gradientShard.device);
             for (long start = 0; start < s; start += b)
             {
                 long n = Math.Min(b, s - start);
@@ -249,7 +285,7 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         double local = _gradientShard.norm(2f).to(torch.float64).item<double>();
-        double total = Math.Sqrt(ShardGroup.AllReduce([local * local], ReduceOp.Sum, _flatParameters.device)[0]); // one replica's shards cover the model once
+        double total = Math.Sqrt(ShardGroup.AllReduce([local * local], ReduceOp.Sum, _gradientShard.device)[0]); // one replica's shards cover the model once
         torch.Tensor norm = torch.tensor((float)total, torch.float32, _gradientShard.device);
         torch.Tensor denominator = norm.add(1e-6);
         torch.Tensor coefficient = torch.full_like(denominator, maxNorm).div_(denominator).clamp_max(1.0);
@@ -262,8 +298,13 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     public void AfterUpdate()
     {
         using var noGrad = torch.no_grad();
+        if (_layers is not null)
+        {
+            _layers.GatherRoot(); // the decoder layers are gathered when they run
+            return;
+        }
         using torch.Tensor master = Master.detach();
-        ShardGroup.AllGather(master, _flatParameters);
+        ShardGroup.AllGather(master, _flatParameters!);
     }
 
     /// <summary>Zeroes the gradient shard and, under <see cref="ShardingMode.OptimizerState"/>, the whole gradient buffer.</summary>
@@ -278,12 +319,36 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     /// Takes the master shard from the module's parameters after they were loaded or broadcast, and, unless
     /// <see cref="ShardedEma.Loaded"/>, starts the EMA from them too (as the data-parallel EMA copy starts as the model).
     /// </summary>
+    /// <exception cref="InvalidOperationException"><see cref="ShardingMode.Parameters"/>, after the decoder layers were released.</exception>
     public void ParametersChanged()
     {
         using var noGrad = torch.no_grad();
-        using torch.Tensor slice = _flatParameters.narrow(0, Layout.ShardStart(Rank), Layout.ShardElements);
+        if (_layers is not null)
+        {
+            // Parameters: the weights are whole once, as built or loaded; the shard is taken, then the layers are released.
+            CopyShardFromParameters(Master);
+            if (!Ema.Loaded) Ema.Shard.copy_(Master);
+            _layers.ReleaseLayers();
+            return;
+        }
+        using torch.Tensor slice = _flatParameters!.narrow(0, Layout.ShardStart(Rank), Layout.ShardElements);
         Master.copy_(slice);
         if (!Ema.Loaded) Ema.Shard.copy_(slice);
+    }
+
+    /// <summary>Copies this rank's elements of every trainable tensor from the module's (whole) parameters into <paramref name="shard"/>.</summary>
+    private void CopyShardFromParameters(torch.Tensor shard)
+    {
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            FlatShardEntry entry = Layout.Entries[i];
+            (long inTensor, long inShard, long count) = Layout.Overlap(entry, Rank);
+            if (count == 0) continue;
+            if (_parameters[i].numel() != entry.Elements)
+                throw new InvalidOperationException($"{entry.Name} holds {_parameters[i].numel()} of its {entry.Elements} elements: the decoder layers are sharded (released) already. Weights reach a parameter-sharded run through its session's restore, before the first step.");
+            using torch.Tensor from = _parameters[i].detach().reshape(-1).narrow(0, inTensor, count), to = shard.narrow(0, inShard, count);
+            to.copy_(from);
+        }
     }
 
     /// <summary>
@@ -311,12 +376,13 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     /// <summary>Releases the flat buffers, the shard's optimizer and EMA (the module's parameters keep the flat parameter storage alive).</summary>
     public void Dispose()
     {
+        _layers?.Dispose();
         Optimizer.Dispose();
         Ema.Dispose();
         Master.Dispose();
         _gradientShard.Dispose();
         _flatGradients?.Dispose();
-        _flatParameters.Dispose();
+        _flatParameters?.Dispose();
     }
 
     private void AttachGradientViews()

@@ -24,4 +24,15 @@ public enum ShardingMode
     /// backward. Without per-layer backward hooks the full gradients still exist during backward (see docs/sharding.md).
     /// </summary>
     Gradients,
+
+    /// <summary>
+    /// <see cref="Gradients"/> plus parameter sharding per decoder layer (ZeRO stage 3, FSDP's <c>FULL_SHARD</c>; with
+    /// shard groups smaller than the world, <c>HYBRID_SHARD</c>): each rank keeps 1/W of the float32 weights (its
+    /// master shard) and, between uses, no decoder layer whole. A layer's weights are gathered just before its
+    /// forward and again before its activation-checkpoint recompute, and released after each; its gradients are
+    /// reduced right after its backward. The parameters outside the decoder layers (embeddings, heads, norms,
+    /// connectors, the ViT) form the root unit, gathered whole after every update. Activation checkpointing of the
+    /// decoder layers is turned on (the reference always runs with it). See docs/sharding.md.
+    /// </summary>
+    Parameters,
 }

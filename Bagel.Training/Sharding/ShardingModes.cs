@@ -13,12 +13,12 @@ public static class ShardingModes
     /// reference's default <c>HYBRID_SHARD</c> run as plain data parallelism (parameter sharding is not built yet, and
     /// keeping the default unsharded keeps existing data-parallel runs as they were); <c>OPTIMIZER_SHARD</c> shards the
     /// optimizer state and EMA over the world; <c>SHARD_GRAD_OP</c> shards the gradients too; <c>_HYBRID_SHARD_ZERO2</c>
-    /// does so within groups of <c>num_shard</c> ranks (one group when it covers the world), replicated across them.
+    /// does so within groups of <c>num_shard</c> ranks (one group when it covers the world), replicated across them;
+    /// <c>FULL_SHARD</c> also shards the parameters per decoder layer.
     /// </summary>
     /// <returns>The mode, the ranks per shard group (the world size, or <c>num_shard</c> under <c>_HYBRID_SHARD_ZERO2</c>),
     /// and a sentence for the log saying what runs.</returns>
-    /// <exception cref="NotSupportedException">A strategy that needs parameter sharding (<c>FULL_SHARD</c>), or a
-    /// <c>num_shard</c> that does not divide the world size.</exception>
+    /// <exception cref="NotSupportedException">An unknown strategy, or a <c>num_shard</c> that does not divide the world size.</exception>
     public static (ShardingMode Mode, int ShardRanks, string Description) FromFlags(TrainingOptions options, int worldSize)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -40,7 +40,7 @@ public static class ShardingModes
             case "_HYBRID_SHARD_ZERO2":
                 throw new NotSupportedException($"sharding_strategy _HYBRID_SHARD_ZERO2: num_shard {options.NumShard} does not divide the world size {worldSize}.");
             case "FULL_SHARD":
-                throw new NotSupportedException("sharding_strategy FULL_SHARD (parameter sharding per decoder layer) is not built yet. Use SHARD_GRAD_OP or OPTIMIZER_SHARD (docs/sharding.md).");
+                return (ShardingMode.Parameters, worldSize, $"sharding_strategy FULL_SHARD: parameters (per decoder layer), gradients, AdamW state and EMA sharded over {worldSize} rank(s); activation checkpointing on.");
             default:
                 throw new NotSupportedException($"sharding_strategy '{strategy}' is not one of {string.Join(", ", TrainingOptionsValidator.ShardingStrategies)}.");
         }

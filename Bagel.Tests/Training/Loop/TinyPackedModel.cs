@@ -21,11 +21,15 @@ internal sealed class TinyPackedModel : ITrainableModel, IDisposable
     private const int LatentPositions = 64;
 
     private readonly long _seed;
+    private readonly int _decoderLayers;
 
-    public TinyPackedModel(long seed)
+    /// <summary>The model; with <paramref name="decoderLayers"/> &gt; 0 a tiny Qwen2 backbone (plain decoder layers,
+    /// packed attention) runs between the mixing layer and the heads, for the per-layer hooks of parameter sharding.</summary>
+    public TinyPackedModel(long seed, int decoderLayers = 0)
     {
         _seed = seed;
-        Network = Create(seed);
+        _decoderLayers = decoderLayers;
+        Network = Create(seed, decoderLayers);
     }
 
     /// <summary>Forward calls (one per micro-batch) whose losses are made NaN, to exercise the guard.</summary>
@@ -33,15 +37,19 @@ internal sealed class TinyPackedModel : ITrainableModel, IDisposable
 
     public int Calls { get; private set; }
 
+    /// <summary>torch's intra-op thread count at each forward call.</summary>
+    public List<int> ForwardThreads { get; } = [];
+
     public Net Network { get; }
 
     public Module Module => Network;
 
-    public Module CreateTwin() => Create(_seed + 1);
+    public Module CreateTwin() => Create(_seed + 1, _decoderLayers);
 
     public ModelLossOutputs Forward(PackedBatch batch)
     {
         bool poison = NanAtCalls.Contains(Calls++);
+        ForwardThreads.Add(torch.get_num_threads());
         Tensor sequence = zeros([batch.SequenceLength, Width]);
         sequence.index_put_(Network.text_embed.forward(batch.PackedTextIds.remainder(Vocab)), batch.PackedTextIndexes);
         if (batch.Vae is { } vae)
@@ -51,6 +59,8 @@ internal sealed class TinyPackedModel : ITrainableModel, IDisposable
             sequence.index_put_(latent, vae.PackedVaeTokenIndexes);
         }
         Tensor hidden = functional.gelu(Network.mix.forward(sequence));
+        if (Network.decoder is { } decoder)
+            hidden = decoder.forward(new Bagel.Models.Qwen2.Qwen2PackedInput(hidden, batch.Samples, batch.PackedPositionIds));
 
         Tensor? ce = null;
         Tensor? ceWeights = null;
@@ -80,10 +90,10 @@ internal sealed class TinyPackedModel : ITrainableModel, IDisposable
 
     public void Dispose() => Network.Dispose();
 
-    private static Net Create(long seed)
+    private static Net Create(long seed, int decoderLayers)
     {
         torch.manual_seed(seed);
-        return new Net();
+        return new Net(decoderLayers);
     }
 
     /// <summary>The module; fields are named as its state-dict keys.</summary>
@@ -96,8 +106,20 @@ internal sealed class TinyPackedModel : ITrainableModel, IDisposable
         public readonly Linear mix = Linear(Width, Width);
         public readonly Linear lm_head = Linear(Width, Vocab);
         public readonly Linear latent_head = Linear(Width, LatentChannels);
+        public readonly Bagel.Models.Qwen2.Qwen2Model? decoder; // null (not registered) without decoder layers
 #pragma warning restore IDE1006, SA1307
 
-        public Net() : base("tiny_packed") => RegisterComponents();
+        public Net(int decoderLayers = 0) : base("tiny_packed")
+        {
+            if (decoderLayers > 0)
+            {
+                decoder = new Bagel.Models.Qwen2.Qwen2Model(new Bagel.Models.Qwen2.Qwen2Config
+                {
+                    HiddenSize = Width, NumHiddenLayers = decoderLayers, NumAttentionHeads = 4, NumKeyValueHeads = 2, IntermediateSize = 24,
+                    VocabSize = 8, RopeTheta = 1_000_000, LayerModule = Bagel.Models.Qwen2.Qwen2LayerModule.Qwen2DecoderLayer,
+                });
+            }
+            RegisterComponents();
+        }
     }
 }

@@ -19,22 +19,19 @@ public sealed class TrainerBuilderComputeTests
     }
 
     [Fact]
-    public async Task UseCpuThreadsSetsTorchsThreadCountForTheRun()
+    public async Task UseCpuThreadsHoldsTheCountOnEveryStepAndLeavesTheBuildingThreadAsItWas()
     {
-        int before = torch.get_num_threads();
         using var fixture = new LoopFixture();
         using var model = new TinyPackedModel(seed: 3);
-        try
-        {
-            int wanted = before == 1 ? 2 : 1;
-            using Trainer trainer = new TrainerBuilder().UseModel(model).UseData(await fixture.PipelineAsync())
-                .UseOptions(fixture.Configuration("ckpt", totalSteps: 1)).UseCpuThreads(wanted).Build();
-            Assert.Equal(wanted, torch.get_num_threads());
-        }
-        finally
-        {
-            torch.set_num_threads(before);
-        }
+        var data = await fixture.PipelineAsync();
+        int before = torch.get_num_threads();
+        int wanted = before == 1 ? 2 : 1;
+        using Trainer trainer = new TrainerBuilder().UseModel(model).UseData(data)
+            .UseOptions(fixture.Configuration("ckpt", totalSteps: 3)).UseCpuThreads(wanted).Build();
+        Assert.Equal(before, torch.get_num_threads()); // the count is the run's, not the building thread's
+        await trainer.RunAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(3, model.ForwardThreads.Count);
+        Assert.All(model.ForwardThreads, threads => Assert.Equal(wanted, threads));
     }
 
     [Fact]

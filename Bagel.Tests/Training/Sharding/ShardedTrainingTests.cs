@@ -33,28 +33,39 @@ public sealed class ShardedTrainingTests
     private static readonly Lazy<TempDirectory> OptimizerShardRun = new(() => Run2(ShardingMode.OptimizerState));
     private static readonly Lazy<TempDirectory> GradientShardRun = new(() => Run2(ShardingMode.Gradients));
 
-    private static TempDirectory Run2(ShardingMode mode)
+    // The same with a 2-layer Qwen2 backbone in the model, for parameter sharding (FULL_SHARD) against data parallelism.
+    private const int DecoderLayers = 2;
+    private static readonly Lazy<TempDirectory> DataParallelDecoderRun = new(() => Run2(ShardingMode.None, DecoderLayers));
+    private static readonly Lazy<TempDirectory> FullShardRun = new(() => Run2(ShardingMode.Parameters, DecoderLayers));
+
+    private static TempDirectory Run2(ShardingMode mode, int layers = 0)
     {
-        var folder = new TempDirectory($"bagel-shard-{mode}-");
-        RunRanks(folder.Path, mode, Steps);
+        var folder = new TempDirectory($"bagel-shard-{mode}-{layers}-");
+        RunRanks(folder.Path, mode, Steps, layers: layers);
         return folder;
     }
 
     [Fact]
-    public void FourRanksInTwoShardGroupsOfTwoEqualFourRankDataParallel()
+    public void FourRanksInTwoShardGroupsOfTwoEqualFourRankDataParallelWithGradientAndWithParameterSharding()
     {
         MpiRun.SkipIfUnavailable();
         using var dp = new TempDirectory("bagel-shard-dp4-");
         using var hybrid = new TempDirectory("bagel-shard-hybrid4-");
-        RunRanks(dp.Path, ShardingMode.None, Steps, ranks: 4);
-        RunRanks(hybrid.Path, ShardingMode.Gradients, Steps, ranks: 4, shardRanks: 2); // _HYBRID_SHARD_ZERO2 with num_shard 2
-        string expected = Path.Combine(dp.Path, "ckpt", CheckpointLayout.FolderName(Steps)), actual = Path.Combine(hybrid.Path, "ckpt", CheckpointLayout.FolderName(Steps));
-        foreach (string file in (string[])[CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName])
-            AssertSameFileTensors(Path.Combine(expected, file), Path.Combine(actual, file), 1e-6);
-        // Two shards (one per rank of a shard group), written by rank 0's group; every rank holds half the state.
-        Assert.Equal([ShardedStateFiles.OptimizerFileName(0, 2), ShardedStateFiles.OptimizerFileName(1, 2)], ShardedStateFiles.OptimizerFiles(actual).Select(Path.GetFileName));
-        long[] dpState = StateElements(dp.Path, 4), hybridState = StateElements(hybrid.Path, 4);
-        Assert.All(hybridState, e => Assert.Equal(3 * ((dpState[0] / 3 + 1) / 2), e));
+        using var hybridFull = new TempDirectory("bagel-shard-hybrid4-full-");
+        RunRanks(dp.Path, ShardingMode.None, Steps, ranks: 4, layers: DecoderLayers);
+        RunRanks(hybrid.Path, ShardingMode.Gradients, Steps, ranks: 4, shardRanks: 2, layers: DecoderLayers); // _HYBRID_SHARD_ZERO2 with num_shard 2
+        RunRanks(hybridFull.Path, ShardingMode.Parameters, Steps, ranks: 4, shardRanks: 2, layers: DecoderLayers); // parameter sharding within groups of 2
+        string expected = Path.Combine(dp.Path, "ckpt", CheckpointLayout.FolderName(Steps));
+        long[] dpState = StateElements(dp.Path, 4);
+        foreach (string run in (string[])[hybrid.Path, hybridFull.Path])
+        {
+            string actual = Path.Combine(run, "ckpt", CheckpointLayout.FolderName(Steps));
+            foreach (string file in (string[])[CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName])
+                AssertSameFileTensors(Path.Combine(expected, file), Path.Combine(actual, file), 1e-6);
+            // Two shards (one per rank of a shard group), written by rank 0's group; every rank holds half the state.
+            Assert.Equal([ShardedStateFiles.OptimizerFileName(0, 2), ShardedStateFiles.OptimizerFileName(1, 2)], ShardedStateFiles.OptimizerFiles(actual).Select(Path.GetFileName));
+            Assert.All(StateElements(run, 4), e => Assert.Equal(3 * ((dpState[0] / 3 + 1) / 2), e));
+        }
     }
 
     [Theory]
@@ -67,6 +78,49 @@ public sealed class ShardedTrainingTests
         var sharded = await TrainInProcess(data, mode, mode.ToString());
         foreach ((string name, torch.Tensor expected) in reference.Weights) AssertClose(expected, sharded.Weights[name], $"weight {name}");
         foreach ((string name, torch.Tensor expected) in reference.Ema) AssertClose(expected, sharded.Ema[name], $"EMA {name}");
+    }
+
+    [Fact]
+    public async Task OneProcessFullShardEqualsDataParallelAndHoldsADecoderLayerOnlyWhileItRuns()
+    {
+        using var data = new ShardedData();
+        // Two micro-batches per step: the layers' gradients are reduced after each backward and accumulate in the shard.
+        var reference = await TrainInProcess(data, ShardingMode.None, "dp-layers", DecoderLayers, microBatches: 2);
+        var sharded = await TrainInProcess(data, ShardingMode.Parameters, "full", DecoderLayers, microBatches: 2, check: (session, model) =>
+        {
+            ShardedOptimizer full = session.ShardedOptimizer!;
+            Assert.Equal(DecoderLayers, full.ShardedLayers);
+            Assert.True(model.Network.decoder!.GradientCheckpointing, "parameter sharding turns activation checkpointing on");
+            Assert.All(model.Network.decoder.Layers.SelectMany(l => l.parameters()), p => Assert.Equal(0, p.numel())); // released between steps
+            Assert.InRange(full.PeakGatheredLayerBytes, 1, full.LargestLayerBytes); // one layer at a time, forward and backward
+        });
+        Assert.Equal(reference.Weights.Keys.Order(), sharded.Weights.Keys.Order());
+        foreach ((string name, torch.Tensor expected) in reference.Weights) AssertClose(expected, sharded.Weights[name], $"weight {name}");
+        foreach ((string name, torch.Tensor expected) in reference.Ema) AssertClose(expected, sharded.Ema[name], $"EMA {name}");
+    }
+
+    [Fact]
+    public void TwoRanksFullShardEqualDataParallelWithHalfTheStateAndOneLayerGatheredAtATime()
+    {
+        MpiRun.SkipIfUnavailable();
+        string dp = Path.Combine(DataParallelDecoderRun.Value.Path, "ckpt", CheckpointLayout.FolderName(Steps));
+        string full = Path.Combine(FullShardRun.Value.Path, "ckpt", CheckpointLayout.FolderName(Steps));
+        foreach (string file in (string[])[CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName])
+            AssertSameFileTensors(Path.Combine(dp, file), Path.Combine(full, file), 1e-6);
+        Assert.Equal([ShardedStateFiles.OptimizerFileName(0, 2), ShardedStateFiles.OptimizerFileName(1, 2)], ShardedStateFiles.OptimizerFiles(full).Select(Path.GetFileName));
+        long[] dpState = StateElements(DataParallelDecoderRun.Value.Path), fullState = StateElements(FullShardRun.Value.Path);
+        long n = dpState[0] / 3;
+        Assert.Equal([3 * ((n + 1) / 2), 3 * ((n + 1) / 2)], fullState);
+        for (int rank = 0; rank < 2; rank++)
+        {
+            long[] figures = [.. File.ReadAllText(Path.Combine(FullShardRun.Value.Path, $"layers-rank{rank}.txt")).Split(' ').Select(t => long.Parse(t, CultureInfo.InvariantCulture))];
+            Assert.True(figures[0] > 0 && figures[0] <= figures[1], $"rank {rank} held {figures[0]} bytes of gathered decoder layers at once; the largest layer has {figures[1]}.");
+            Assert.Equal(0, figures[2]); // no decoder layer whole between steps
+        }
+        // The streamed checkpoint: rank 0 held at most one whole tensor of the gathers at once.
+        long peak = long.Parse(File.ReadAllText(Path.Combine(FullShardRun.Value.Path, "peak-rank0.txt")), CultureInfo.InvariantCulture);
+        using var model = new TinyPackedModel(seed: 1, decoderLayers: DecoderLayers);
+        Assert.InRange(peak, 1, model.Module.parameters().Max(p => p.numel()) * sizeof(float));
     }
 
     [Theory]
@@ -147,15 +201,17 @@ public sealed class ShardedTrainingTests
         Assert.True(peak > 0 && peak <= largest, $"Rank 0 held {peak} bytes of gathered tensors at once; the largest tensor has {largest} (the model {total}).");
     }
 
-    [Fact]
-    public async Task TwoRanksStoppedAndResumedOnTwoRanksEqualTheUninterruptedRunBitForBit()
+    [Theory]
+    [InlineData(ShardingMode.Gradients, 0)]
+    [InlineData(ShardingMode.Parameters, DecoderLayers)]
+    public async Task TwoRanksStoppedAndResumedOnTwoRanksEqualTheUninterruptedRunBitForBit(ShardingMode mode, int layers)
     {
         MpiRun.SkipIfUnavailable();
-        TempDirectory straight = GradientShardRun.Value;
+        TempDirectory straight = (mode == ShardingMode.Parameters ? FullShardRun : GradientShardRun).Value;
         using var resumed = new TempDirectory("bagel-shard-resumed-");
-        RunRanks(resumed.Path, ShardingMode.Gradients, Steps, stopAfter: 2);
+        RunRanks(resumed.Path, mode, Steps, stopAfter: 2, layers: layers);
         Assert.Equal("3 True", File.ReadAllText(Path.Combine(resumed.Path, "result-rank0.txt")));
-        RunRanks(resumed.Path, ShardingMode.Gradients, Steps);
+        RunRanks(resumed.Path, mode, Steps, layers: layers);
         Assert.Equal("4 False", File.ReadAllText(Path.Combine(resumed.Path, "result-rank0.txt")));
         string final = CheckpointLayout.FolderName(Steps);
         foreach (string file in (string[])[CheckpointLayout.ModelFileName, CheckpointLayout.EmaFileName, ShardedStateFiles.OptimizerFileName(0, 2), ShardedStateFiles.OptimizerFileName(1, 2)])
@@ -166,9 +222,9 @@ public sealed class ShardedTrainingTests
         string three = Path.Combine(resumed.Path, "ckpt", CheckpointLayout.FolderName(3));
         using var copy = new TempDirectory("bagel-shard-one-");
         CopyFolder(three, Path.Combine(copy.Path, "ckpt", CheckpointLayout.FolderName(3)));
-        using var model = new TinyPackedModel(seed: 5);
+        using var model = new TinyPackedModel(seed: 5, decoderLayers: layers);
         TrainingConfiguration configuration = DataParallelTrainingTests.Configuration(Path.Combine(copy.Path, "ckpt"), copy.Path, Steps);
-        using var session = new TrainingSession(model, configuration, new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance, Sharding = ShardingMode.Gradients });
+        using var session = new TrainingSession(model, configuration, new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance, Sharding = mode });
         TrainingResume resume = session.Restore(TestContext.Current.CancellationToken);
         Assert.Equal(3, resume.StartStep);
         ShardedOptimizer one = session.ShardedOptimizer!;
@@ -182,12 +238,14 @@ public sealed class ShardedTrainingTests
             Assert.True(expected.Equals(actual), $"{moment}: the re-sliced state differs from the two saved shards.");
         }
         using (SafeTensorsReader ema = SafeTensorsReader.Open(Path.Combine(three, CheckpointLayout.EmaFileName)))
+        using (SafeTensorsReader weights = SafeTensorsReader.Open(Path.Combine(three, CheckpointLayout.ModelFileName)))
         {
             foreach (FlatShardEntry entry in one.Layout.Entries)
             {
-                using torch.Tensor saved = ema.ReadTensor(entry.Name);
-                using torch.Tensor mine = one.Ema.Shard.narrow(0, entry.Offset, entry.Elements);
+                using torch.Tensor saved = ema.ReadTensor(entry.Name), savedWeights = weights.ReadTensor(entry.Name);
+                using torch.Tensor mine = one.Ema.Shard.narrow(0, entry.Offset, entry.Elements), master = one.Master.detach().narrow(0, entry.Offset, entry.Elements);
                 Assert.True(saved.reshape(-1).Equals(mine), $"EMA {entry.Name} differs from the file.");
+                Assert.True(savedWeights.reshape(-1).Equals(master), $"weights {entry.Name} differ from the file.");
             }
         }
         // And it trains on: one more step in this process, then a checkpoint of one shard file.
@@ -209,6 +267,12 @@ public sealed class ShardedTrainingTests
         }
         CheckpointInfo saved4 = session.Save(new TrainProgress(4), null, TestContext.Current.CancellationToken);
         Assert.Equal([ShardedStateFiles.OptimizerFileName(0, 1)], ShardedStateFiles.OptimizerFiles(saved4.Folder).Select(Path.GetFileName));
+        using SafeTensorsReader written = SafeTensorsReader.Open(Path.Combine(saved4.Folder, CheckpointLayout.ModelFileName));
+        foreach (FlatShardEntry entry in one.Layout.Entries)
+        {
+            using torch.Tensor file = written.ReadTensor(entry.Name), master = one.Master.detach().narrow(0, entry.Offset, entry.Elements);
+            Assert.True(file.reshape(-1).Equals(master), $"{entry.Name} of the 1-process save differs from its master weights.");
+        }
     }
 
     [Fact]
@@ -243,6 +307,7 @@ public sealed class ShardedTrainingTests
         int shardRanks = Setting("BAGEL_TEST_SHARD_RANKS");
         int steps = Setting("BAGEL_TEST_SHARD_STEPS"), stopAfter = Setting("BAGEL_TEST_SHARD_STOP_AFTER"), saveEvery = Setting("BAGEL_TEST_SHARD_SAVE_EVERY"), killAtSave = Setting("BAGEL_TEST_SHARD_KILL_AT_SAVE");
         var mode = (ShardingMode)Setting("BAGEL_TEST_SHARD_MODE");
+        int layers = Setting("BAGEL_TEST_SHARD_LAYERS");
         torch.set_num_threads(1);
         using var group = new MpiProcessGroup(TimeSpan.FromSeconds(60));
         int rank = group.Rank;
@@ -257,7 +322,7 @@ public sealed class ShardedTrainingTests
         }
         using var data = new ShardedData(t2iFiles: Math.Max(2, group.WorldSize));
         DataPipeline pipeline = await data.PipelineAsync(rank, group.WorldSize);
-        using var model = new TinyPackedModel(seed: 1 + 1000 * rank);
+        using var model = new TinyPackedModel(seed: 1 + 1000 * rank, decoderLayers: layers);
         using var stop = new CancellationTokenSource();
         TrainingConfiguration configuration = DataParallelTrainingTests.Configuration(Path.Combine(folder, "ckpt"), data.Root, steps);
         if (saveEvery > 0) configuration.Training.SaveEvery = saveEvery;
@@ -280,6 +345,13 @@ public sealed class ShardedTrainingTests
         File.WriteAllText(Path.Combine(folder, $"state-rank{rank}.txt"), elements.ToString(CultureInfo.InvariantCulture));
         if (trainer.ShardedCheckpoint is { } checkpoint && rank == 0)
             File.WriteAllText(Path.Combine(folder, "peak-rank0.txt"), checkpoint.PeakGatheredBytes.ToString(CultureInfo.InvariantCulture));
+        if (trainer.ShardedOptimizer is { Mode: ShardingMode.Parameters } full)
+        {
+            // Measured: the most bytes of gathered decoder-layer weights held at once, the largest layer's bytes, and the
+            // decoder-layer elements this rank's module holds now (between steps: none).
+            long held = model.Network.decoder!.Layers.Sum(l => l.parameters().Sum(p => p.numel()));
+            File.WriteAllText(Path.Combine(folder, $"layers-rank{rank}.txt"), string.Create(CultureInfo.InvariantCulture, $"{full.PeakGatheredLayerBytes} {full.LargestLayerBytes} {held}"));
+        }
     }
 
     private static long[] StateElements(string folder, int ranks = 2) =>
@@ -297,10 +369,11 @@ public sealed class ShardedTrainingTests
         foreach (string file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
     }
 
-    private static async Task<(Dictionary<string, torch.Tensor> Weights, Dictionary<string, torch.Tensor> Ema)> TrainInProcess(ShardedData data, ShardingMode mode, string name)
+    private static async Task<(Dictionary<string, torch.Tensor> Weights, Dictionary<string, torch.Tensor> Ema)> TrainInProcess(ShardedData data, ShardingMode mode, string name,
+        int layers = 0, int microBatches = 1, Action<TrainingSession, TinyPackedModel>? check = null)
     {
         DataPipeline pipeline = await data.PipelineAsync(0, 1);
-        using var model = new TinyPackedModel(seed: 1);
+        using var model = new TinyPackedModel(seed: 1, decoderLayers: layers);
         TrainingConfiguration configuration = DataParallelTrainingTests.Configuration(Path.Combine(data.Root, name), data.Root, Steps);
         using var session = new TrainingSession(model, configuration, new TrainingSessionOptions { ProcessGroup = SingleProcessGroup.Instance, Sharding = mode });
         session.Restore(TestContext.Current.CancellationToken);
@@ -309,21 +382,36 @@ public sealed class ShardedTrainingTests
         await using var batches = pipeline.ReadAsync(null, TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken);
         for (int step = 0; step < Steps; step++)
         {
-            Assert.True(await batches.MoveNextAsync());
-            using var batch = batches.Current;
-            using var scope = torch.NewDisposeScope();
-            ModelLossOutputs outputs = model.Forward(batch);
-            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, c, m, w));
-            loss.Total.backward();
-            session.Gradients.SynchronizeGradients();
-            session.Stepper.Step(step, loss.Total.item<float>());
+            double total = 0;
+            for (int micro = 0; micro < microBatches; micro++)
+            {
+                Assert.True(await batches.MoveNextAsync());
+                using var batch = batches.Current;
+                using var scope = torch.NewDisposeScope();
+                ModelLossOutputs outputs = model.Forward(batch);
+                StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, c, m, w));
+                loss.Total.backward();
+                total += loss.Total.item<float>();
+            }
+            using (torch.NewDisposeScope())
+            {
+                session.Gradients.SynchronizeGradients();
+                session.Stepper.Step(step, total);
+            }
         }
-        var weights = model.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope());
-        Dictionary<string, torch.Tensor> ema;
+        check?.Invoke(session, model);
+        Dictionary<string, torch.Tensor> weights, ema;
         if (session.ShardedOptimizer is { } sharded)
+        {
+            // One process: the shard is the whole flat state (a parameter-sharded module holds no decoder layer now).
+            weights = sharded.Layout.Entries.ToDictionary(e => e.Name, e => sharded.Master.detach().narrow(0, e.Offset, e.Elements).view(e.Shape).clone().DetachFromDisposeScope());
             ema = sharded.Layout.Entries.ToDictionary(e => e.Name, e => sharded.Ema.Shard.narrow(0, e.Offset, e.Elements).view(e.Shape).clone().DetachFromDisposeScope());
+        }
         else
+        {
+            weights = model.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope());
             ema = session.Ema.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope());
+        }
         return (weights, ema);
     }
 
@@ -347,8 +435,9 @@ public sealed class ShardedTrainingTests
         Assert.True(relative <= tolerance, $"{what}: differs by {relative:E2} relative (max |difference| / max |value|).");
     }
 
-    private static Dictionary<string, string> Variables(string folder, ShardingMode mode, int steps, int stopAfter = 0, int saveEvery = 0, int killAtSave = 0, int shardRanks = 0) => new()
+    private static Dictionary<string, string> Variables(string folder, ShardingMode mode, int steps, int stopAfter = 0, int saveEvery = 0, int killAtSave = 0, int shardRanks = 0, int layers = 0) => new()
     {
+        ["BAGEL_TEST_SHARD_LAYERS"] = layers.ToString(CultureInfo.InvariantCulture),
         ["BAGEL_TEST_SHARD_RANKS"] = shardRanks.ToString(CultureInfo.InvariantCulture),
         [OutVariable] = folder,
         ["BAGEL_TEST_SHARD_MODE"] = ((int)mode).ToString(CultureInfo.InvariantCulture),
@@ -358,9 +447,9 @@ public sealed class ShardedTrainingTests
         ["BAGEL_TEST_SHARD_KILL_AT_SAVE"] = killAtSave.ToString(CultureInfo.InvariantCulture),
     };
 
-    private static void RunRanks(string folder, ShardingMode mode, int steps, int stopAfter = 0, int ranks = 2, int shardRanks = 0)
+    private static void RunRanks(string folder, ShardingMode mode, int steps, int stopAfter = 0, int ranks = 2, int shardRanks = 0, int layers = 0)
     {
-        var (result, _) = MpiRun.Run(typeof(ShardedTrainingTests), nameof(ChildTrains), ranks, Variables(folder, mode, steps, stopAfter, shardRanks: shardRanks), TimeSpan.FromMinutes(3));
+        var (result, _) = MpiRun.Run(typeof(ShardedTrainingTests), nameof(ChildTrains), ranks, Variables(folder, mode, steps, stopAfter, shardRanks: shardRanks, layers: layers), TimeSpan.FromMinutes(3));
         Assert.True(result.ExitCode == 0, $"mpirun failed ({result.ExitCode}):\n{result.Combined}");
     }
 }
