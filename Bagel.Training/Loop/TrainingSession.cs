@@ -67,6 +67,15 @@ public sealed partial class TrainingSession : IDisposable
         (ShardingMode mode, int shardRanks, string description) = options.Sharding is { } chosen
             ? (chosen, options.ShardRanks ?? world, $"Sharding mode {chosen} over groups of {options.ShardRanks ?? world} of {world} rank(s) (set in code).")
             : ShardingModes.FromFlags(training, world);
+        if (options.Sharding is null && training.ShardingStrategy == "HYBRID_SHARD" && mode != ShardingMode.None
+            && (options.Precision != TrainingPrecision.Fp32 || options.ParameterGroups is not null))
+        {
+            // The reference's default, which a bf16 run or one with custom parameter groups cannot shard yet: such a run
+            // keeps the whole state on every rank rather than failing; naming a sharded strategy refuses it instead.
+            string why = options.ParameterGroups is not null ? "custom parameter groups" : $"precision {options.Precision}";
+            (mode, shardRanks, description) = (ShardingMode.None, world,
+                $"sharding_strategy HYBRID_SHARD (the reference's default) runs as plain data parallelism: sharded training does not support {why} yet (docs/sharding.md).");
+        }
         Sharding = mode;
         if (logger is not null && (mode != ShardingMode.None || Parallel.IsDistributed)) LogSharding(logger, description);
         var adamW = AdamWOptions.FromTrainingOptions(training);

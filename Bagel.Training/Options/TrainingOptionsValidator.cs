@@ -16,11 +16,11 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
     public static readonly IReadOnlyList<string> ShardingStrategies =
         ["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "_HYBRID_SHARD_ZERO2", Sharding.ShardingModes.OptimizerShard];
 
-    /// <summary>Sharding strategies that run as plain data parallelism: the reference's default and NO_SHARD.</summary>
+    /// <summary>Sharding strategies that run as plain data parallelism in one process: the reference's default and NO_SHARD.</summary>
     public static readonly IReadOnlyList<string> SingleProcessShardingStrategies = ["HYBRID_SHARD", "NO_SHARD"];
 
     /// <summary>Sharding strategies that shard the optimizer state (and so accept <c>cpu_offload</c>).</summary>
-    public static readonly IReadOnlyList<string> OptimizerShardingStrategies = [Sharding.ShardingModes.OptimizerShard, "SHARD_GRAD_OP", "_HYBRID_SHARD_ZERO2"];
+    public static readonly IReadOnlyList<string> OptimizerShardingStrategies = [Sharding.ShardingModes.OptimizerShard, "SHARD_GRAD_OP", "_HYBRID_SHARD_ZERO2", "FULL_SHARD"];
 
     /// <summary>FSDP <c>BackwardPrefetch</c> enum names (the reference's help also names NO_PREFETCH, which is not one).</summary>
     public static readonly IReadOnlyList<string> BackwardPrefetches = ["BACKWARD_PRE", "BACKWARD_POST"];
@@ -75,8 +75,6 @@ public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
     {
         if (!ShardingStrategies.Contains(options.ShardingStrategy, StringComparer.Ordinal))
             f.OneOf("sharding_strategy", options.ShardingStrategy, [.. ShardingStrategies]);
-        else if (options.ShardingStrategy == "FULL_SHARD")
-            f.Add($"'sharding_strategy' FULL_SHARD (parameters sharded per decoder layer) {NeedsDistributed}. Use SHARD_GRAD_OP or {Sharding.ShardingModes.OptimizerShard}.");
         f.Positive("num_shard", options.NumShard);
         if (options.NumReplicate != 1)
             f.Add($"'num_replicate' {options.NumReplicate} (hybrid replica groups) {NeedsDistributed}. Leave it at 1.");

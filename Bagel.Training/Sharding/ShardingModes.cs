@@ -9,9 +9,10 @@ public static class ShardingModes
     public const string OptimizerShard = "OPTIMIZER_SHARD";
 
     /// <summary>
-    /// The mode of <paramref name="options"/> for a job of <paramref name="worldSize"/> ranks: <c>NO_SHARD</c> and the
-    /// reference's default <c>HYBRID_SHARD</c> run as plain data parallelism (parameter sharding is not built yet, and
-    /// keeping the default unsharded keeps existing data-parallel runs as they were); <c>OPTIMIZER_SHARD</c> shards the
+    /// The mode of <paramref name="options"/> for a job of <paramref name="worldSize"/> ranks: <c>NO_SHARD</c> runs as
+    /// plain data parallelism; the reference's default <c>HYBRID_SHARD</c> shards the parameters per decoder layer within
+    /// groups of <c>num_shard</c> ranks (one group when it covers the world; nothing in one process; a bf16 run or one with
+    /// custom parameter groups falls back to data parallelism, see <c>TrainingSession</c>); <c>OPTIMIZER_SHARD</c> shards the
     /// optimizer state and EMA over the world; <c>SHARD_GRAD_OP</c> shards the gradients too; <c>_HYBRID_SHARD_ZERO2</c>
     /// does so within groups of <c>num_shard</c> ranks (one group when it covers the world), replicated across them;
     /// <c>FULL_SHARD</c> also shards the parameters per decoder layer.
@@ -27,8 +28,14 @@ public static class ShardingModes
         {
             case "NO_SHARD":
                 return (ShardingMode.None, worldSize, "sharding_strategy NO_SHARD: plain data parallelism (every rank keeps the whole state).");
+            case "HYBRID_SHARD" when worldSize == 1:
+                return (ShardingMode.None, worldSize, "sharding_strategy HYBRID_SHARD (the reference's default) in one process: nothing to shard, the whole state stays here.");
+            case "HYBRID_SHARD" when options.NumShard >= worldSize:
+                return (ShardingMode.Parameters, worldSize, $"sharding_strategy HYBRID_SHARD with num_shard {options.NumShard} >= world size {worldSize}: one shard group, as FULL_SHARD (parameters per decoder layer, gradients, AdamW state and EMA sharded over {worldSize} ranks).");
+            case "HYBRID_SHARD" when worldSize % options.NumShard == 0:
+                return (ShardingMode.Parameters, options.NumShard, $"sharding_strategy HYBRID_SHARD: parameters (per decoder layer), gradients, AdamW state and EMA sharded within groups of num_shard {options.NumShard} ranks, replicated over {worldSize / options.NumShard} groups.");
             case "HYBRID_SHARD":
-                return (ShardingMode.None, worldSize, "sharding_strategy HYBRID_SHARD (the reference's default) runs as plain data parallelism here: parameter sharding is not built yet. Use OPTIMIZER_SHARD or SHARD_GRAD_OP to shard the optimizer state (docs/sharding.md).");
+                throw new NotSupportedException($"sharding_strategy HYBRID_SHARD: num_shard {options.NumShard} does not divide the world size {worldSize}.");
             case OptimizerShard:
                 return (ShardingMode.OptimizerState, worldSize, $"sharding_strategy {OptimizerShard}: AdamW state and EMA sharded over {worldSize} rank(s).");
             case "SHARD_GRAD_OP":

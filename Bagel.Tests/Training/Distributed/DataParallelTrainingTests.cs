@@ -247,6 +247,7 @@ public sealed class DataParallelTrainingTests
         training.CheckpointDir = checkpoints;
         training.ResultsDir = root;
         training.AutoResume = true;
+        training.ShardingStrategy = "NO_SHARD"; // plain data parallelism (the reference's default HYBRID_SHARD shards over several ranks)
         return configuration;
     }
 

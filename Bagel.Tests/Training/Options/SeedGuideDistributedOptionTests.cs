@@ -26,7 +26,6 @@ public sealed class SeedGuideDistributedOptionTests
         new TrainerBuilder().UseModel(model).UseData((_, ct) => NoBatches(ct)).UseOptions(ReferenceCommandLine.Bind(args));
 
     [Theory]
-    [InlineData("sharding_strategy", new[] { "--sharding_strategy", "FULL_SHARD" })]
     [InlineData("num_replicate", new[] { "--num_replicate", "2" })]
     [InlineData("cpu_offload", new[] { "--cpu_offload" })]
     [InlineData("cpu_offload", new[] { "--cpu_offload", "True" })]
@@ -54,6 +53,7 @@ public sealed class SeedGuideDistributedOptionTests
     [InlineData("SHARD_GRAD_OP", "4", "False")]
     [InlineData("OPTIMIZER_SHARD", "8", "True")]
     [InlineData("_HYBRID_SHARD_ZERO2", "1", "True")]
+    [InlineData("FULL_SHARD", "8", "True")]
     public void ShardingStrategyNumShardAndCpuOffloadBuildTheShardedModes(string strategy, string numShard, string cpuOffload)
     {
         using var model = new TinyPackedModel(seed: 1);

@@ -95,11 +95,11 @@ public sealed class TrainingConfigurationTests
     [Fact]
     public void MultiProcessFlagsSayTheyNeedDistributedTraining()
     {
-        var options = new TrainingOptions { ShardingStrategy = "FULL_SHARD", NumShard = 4, NumReplicate = 2, CpuOffload = true };
+        var options = new TrainingOptions { ShardingStrategy = "NO_SHARD", NumShard = 4, NumReplicate = 2, CpuOffload = true };
 
         IReadOnlyList<string> failures = (TrainingConfiguration.Defaults() with { Training = options }).Validate();
 
-        Assert.Equal(3, failures.Count); // FULL_SHARD, num_replicate 2 and cpu_offload without a sharding strategy; num_shard 4 is valid
+        Assert.Equal(2, failures.Count); // num_replicate 2 and cpu_offload without a sharding strategy; num_shard 4 is valid
         Assert.All(failures, f => Assert.Contains(TrainingOptionsValidator.NeedsDistributed, f, StringComparison.Ordinal));
     }
 

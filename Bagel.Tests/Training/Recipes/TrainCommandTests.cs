@@ -128,12 +128,12 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
-    public async Task FullShardIsRefusedAsNotBuiltYet()
+    public async Task HybridReplicaGroupsAreRefusedAsNotBuiltYet()
     {
-        (int exit, _, string stderr) = await RunAsync(["--sharding_strategy", "FULL_SHARD"]);
+        (int exit, _, string stderr) = await RunAsync(["--num_replicate", "2"]);
 
         Assert.Equal(TrainCommand.ExitUsage, exit);
-        Assert.Contains("'sharding_strategy' FULL_SHARD (parameters sharded per decoder layer) " + TrainingOptionsValidator.NeedsDistributed, stderr, StringComparison.Ordinal);
+        Assert.Contains("'num_replicate' 2 (hybrid replica groups) " + TrainingOptionsValidator.NeedsDistributed, stderr, StringComparison.Ordinal);
     }
 
     [Fact]

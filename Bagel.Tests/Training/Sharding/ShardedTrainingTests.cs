@@ -504,7 +504,7 @@ public sealed class ShardedOptimizerFileTests
     }
 
     /// <summary>A group that only knows its rank and size (loading a shard needs no collective).</summary>
-    private sealed class FixedRankGroup(int rank, int worldSize) : IProcessGroup
+    internal sealed class FixedRankGroup(int rank, int worldSize) : IProcessGroup
     {
         public int Rank => rank;
         public int WorldSize => worldSize;
