@@ -16,7 +16,7 @@ namespace Bagel.Benchmarks;
 
 /// <summary>
 /// Per-rank memory of the sharding modes (issue 14): the composite at Qwen2.5-0.5B widths (hidden 896, MoT) trained 2
-/// steps in fp32 on one synthetic pack per rank, on 1 rank and on 2 Open MPI ranks for each mode; every rank prints its
+/// steps in fp32 on one synthetic pack per rank, on 1 rank and on 2 Open MPI ranks for each mode (FULL_SHARD included); every rank prints its
 /// peak RSS and the bytes of the state it holds (weights, gradients, AdamW moments, master shard, EMA), against the
 /// per-parameter formula of docs/sharding.md.
 /// </summary>
@@ -36,7 +36,7 @@ internal static class ShardingBenchmark
         }
         Console.WriteLine($"sharding: composite at hidden 896, {layers} MoT layers, vocabulary {vocab}, ~{tokens}-token pack per rank, fp32, 1 torch thread per rank; load {File.ReadAllText("/proc/loadavg").Trim()}");
         bool failed = false;
-        foreach ((int ranks, ShardingMode mode) in new[] { (1, ShardingMode.None), (2, ShardingMode.None), (2, ShardingMode.OptimizerState), (2, ShardingMode.Gradients) })
+        foreach ((int ranks, ShardingMode mode) in new[] { (1, ShardingMode.None), (2, ShardingMode.None), (2, ShardingMode.OptimizerState), (2, ShardingMode.Gradients), (2, ShardingMode.Parameters) })
         {
             var start = new ProcessStartInfo(mpirun) { UseShellExecute = false };
             foreach (string a in (string[])["-n", ranks.ToString(CultureInfo.InvariantCulture), "--oversubscribe", "--allow-run-as-root", Environment.ProcessPath!, StepCommand, mode.ToString(), layers, vocab, tokens])
@@ -85,8 +85,9 @@ internal static class ShardingBenchmark
                 session.Stepper.Step(step, loss.Total.item<float>());
             }
             double seconds = watch.Elapsed.TotalSeconds / 2, peak = ProcessMemory.PeakMiB();
-            var trained = model.parameters().Where(p => p.requires_grad).ToList();
-            long n = trained.Sum(p => p.numel());
+            // Under Parameters the decoder layers are released between steps: count the trained tensors from the layout.
+            long n = session.ShardedOptimizer?.Layout.TotalElements ?? model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+            long largest = (session.ShardedOptimizer?.Layout.Entries.Max(e => e.Elements) ?? model.parameters().Where(p => p.requires_grad).Max(p => p.numel())) * 4;
             long weights = Bytes(model.parameters()), adamW = 2 * session.Optimizer.parameters().Sum(p => p.numel()) * 4;
             long master = 0, gradients, ema;
             if (session.ShardedOptimizer is { } sharded)
@@ -109,13 +110,15 @@ internal static class ShardingBenchmark
                 double beforeSave = ProcessMemory.ResetPeak();
                 var saveClock = Stopwatch.StartNew();
                 session.Save(new Bagel.Training.Checkpoints.TrainProgress(2), null);
-                long largest = trained.Max(p => p.numel()) * 4;
                 save = string.Create(CultureInfo.InvariantCulture,
                     $"; checkpoint {saveClock.Elapsed.TotalSeconds:F1} s, gathered tensors held at once at most {Mib(checkpoint.PeakGatheredBytes):F0} MiB (largest tensor {Mib(largest):F0} MiB), RSS {beforeSave:F0} -> peak {ProcessMemory.PeakMiB():F0} MiB during the save");
             }
+            string layersNote = session.ShardedOptimizer is { Mode: ShardingMode.Parameters } full
+                ? string.Create(CultureInfo.InvariantCulture, $"; decoder layers sharded: {full.ShardedLayers}, root unit kept whole {full.RootElements / 1e6:F1} M parameters, gathered layer weights held at once at most {Mib(full.PeakGatheredLayerBytes):F0} MiB (largest layer {Mib(full.LargestLayerBytes):F0} MiB)")
+                : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {group.WorldSize} rank(s) {mode,-14} rank {group.Rank}: {n / 1e6:F1} M trained parameters; held between steps: weights {Mib(weights):F0} + gradients {Mib(gradients):F0} + AdamW {Mib(adamW):F0} + master shard {Mib(master):F0} + EMA {Mib(ema):F0} = {Mib(state):F0} MiB ({(double)state / n:F2} B/param); " +
-                $"RSS after building the model {Mib(afterModel):F0} MiB, before the steps {before:F0} MiB, peak over 2 steps {peak:F0} MiB; {seconds:F1} s/step{save}"));
+                $"RSS after building the model {Mib(afterModel):F0} MiB, before the steps {before:F0} MiB, peak over 2 steps {peak:F0} MiB; {seconds:F1} s/step{layersNote}{save}"));
             return 0;
         }
         finally

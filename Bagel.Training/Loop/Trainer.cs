@@ -72,19 +72,23 @@ public sealed partial class Trainer : IDisposable
         }, _logger);
         _throughput = new ThroughputWindow(settings.FlopConfig, _options.PeakDeviceTflops);
         _memory = DeviceMemoryMonitor.Create(_compute.Device, _logger); // null on the CPU: no memory figures there
-        _validation = settings.Validation is { } plan && _session.Parallel.Group.Rank == 0 ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time, _cpuThreads) : null;
-        _validationImages = settings.ValidationImages is { } images && _session.Parallel.Group.Rank == 0 ? CreateValidationImages(images) : null;
+        // Rank 0 evaluates and renders. Under parameter sharding every rank runs them too (each decoder layer's gather is a
+        // collective of all ranks) and only rank 0 publishes the figures and files.
+        bool main = _session.Parallel.Group.Rank == 0, everyRank = _session.ShardedOptimizer?.Mode == Sharding.ShardingMode.Parameters;
+        _validation = settings.Validation is { } plan && (main || everyRank)
+            ? new ValidationRunner(plan, _session.Precision, _session.LossWeights, _options.GlobalSeed, _logger, _sinks, _time, _cpuThreads, publish: main) : null;
+        _validationImages = settings.ValidationImages is { } images && (main || everyRank) ? CreateValidationImages(images, publish: main) : null;
     }
 
     /// <summary>The validation-images runner (options resolved by the builder: folder, seed, every).</summary>
-    private ValidationImageRunner CreateValidationImages(ValidationImageOptions options)
+    private ValidationImageRunner CreateValidationImages(ValidationImageOptions options, bool publish)
     {
         Bagel.Training.Models.BagelTrainingModel bagel = TrainerBuilder.RenderableModel(_model)!; // checked by the builder
         var renderer = new ValidationImageRenderer(options, bagel.Vae!, _logger);
         if (options.UseEma && _session.ShardedOptimizer is not null)
         {
             // A sharded run holds no whole EMA module (each rank has its shard): render the trained weights instead.
-            LogShardedEmaRender(_logger);
+            if (publish) LogShardedEmaRender(_logger);
             options = options with { UseEma = false };
         }
         Func<ValidationWeights> weights = _model switch
@@ -94,7 +98,7 @@ public sealed partial class Trainer : IDisposable
                 options.UseEma ? (Bagel.Models.Lora.LoraAdapterSet)_session.Ema.Module : null),
             _ => () => ValidationWeights.Full((Bagel.Models.Bagel.BagelModel)(options.UseEma ? _session.Ema.Module : _model.Module)),
         };
-        return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer, weights, _sinks, _logger, _time, _cpuThreads);
+        return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer, weights, _sinks, _logger, _time, _cpuThreads, publish);
     }
 
     /// <summary>The resolved configuration this trainer runs with.</summary>

@@ -245,7 +245,7 @@ public static partial class TinyPreset
                 return TrainCommand.ExitInterrupted;
             }
             LogDone(log, result.CompletedSteps - result.StartStep, result.StartStep, result.CompletedSteps, result.LastCheckpoint, megabytes, results);
-            if (lastGrid?.PngPath is { } grid) LogGrid(log, result.CompletedSteps, grid, lastGrid.SidecarPath);
+            if (lastGrid?.PngPath is { } grid) LogGrid(log, result.CompletedSteps, trainer.ShardedOptimizer is null ? "EMA" : "trained", grid, lastGrid.SidecarPath);
             return TrainCommand.ExitSuccess;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -421,8 +421,8 @@ public static partial class TinyPreset
     [LoggerMessage(Level = LogLevel.Information, Message = "Done: {Trained} steps trained this run (from step {Start} to {Steps}); last checkpoint {Checkpoint}; checkpoints take {Megabytes:F1} MB; log and metrics in {Results}.")]
     private static partial void LogDone(ILogger logger, long trained, long start, long steps, string checkpoint, double megabytes, string results);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Validation grid of step {Step} (EMA weights, prompts drawn under the images): {Grid} (prompts and settings: {Sidecar}).")]
-    private static partial void LogGrid(ILogger logger, long step, string grid, string sidecar);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Validation grid of step {Step} ({Weights} weights, prompts drawn under the images): {Grid} (prompts and settings: {Sidecar}).")]
+    private static partial void LogGrid(ILogger logger, long step, string weights, string grid, string sidecar);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Interrupted after {Steps} of {TotalSteps} steps; checkpoint {Checkpoint} written. Run the same command again to resume from it.")]
     private static partial void LogInterrupted(ILogger logger, long steps, long totalSteps, string checkpoint);

@@ -11,7 +11,7 @@ namespace Bagel.Training.Validation;
 /// record with <c>val/{group}/mse</c> and <c>val/{group}/ce</c> to every sink, then the on-eval callbacks).
 /// </summary>
 internal sealed partial class ValidationRunner(ValidationPlan plan, Precision.IPrecisionPolicy precision, LossWeights weights, long seed,
-    ILogger logger, IReadOnlyList<IMetricSink> sinks, TimeProvider time, int cpuThreads)
+    ILogger logger, IReadOnlyList<IMetricSink> sinks, TimeProvider time, int cpuThreads, bool publish = true)
 {
     /// <summary>True when an evaluation is due after <paramref name="completedSteps"/> steps (the end of the run aside).</summary>
     public bool IsDue(long completedSteps) => completedSteps > 0 && completedSteps % plan.EverySteps == 0;
@@ -26,6 +26,7 @@ internal sealed partial class ValidationRunner(ValidationPlan plan, Precision.IP
         using (TorchThreadScope.Enter(cpuThreads)) // the run's thread count, as its steps hold it
             groups = ValidationEvaluator.Evaluate(precision.ComputeModel, plan.Set, weights, seed, CancellationToken.None);
         var report = new ValidationReport(completedSteps, groups, time.GetElapsedTime(start));
+        if (!publish) return report; // a rank that only takes part in the collectives of a parameter-sharded forward
         foreach (GroupValidationLoss group in groups) LogGroup(logger, FormatLine(completedSteps, group));
         if (sinks.Count > 0)
         {

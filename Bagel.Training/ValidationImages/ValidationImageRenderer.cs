@@ -94,7 +94,7 @@ public sealed partial class ValidationImageRenderer
     /// <summary>Renders as <see cref="Render"/>; <paramref name="alsoEval"/> are modules outside the model that its forward
     /// runs through (LoRA adapters), put in eval mode for the render and restored after.</summary>
     internal (ValidationImageResult Result, byte[]? Png, int Height, int Width) RenderGrid(BagelModel model, long step, CancellationToken cancellationToken,
-        IReadOnlyList<torch.nn.Module>? alsoEval = null)
+        IReadOnlyList<torch.nn.Module>? alsoEval = null, bool write = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         long start = Stopwatch.GetTimestamp();
@@ -121,10 +121,12 @@ public sealed partial class ValidationImageRenderer
                 using var noise = SeededRandomSource.ForPurpose(_seed, NoisePurpose, worker: i);
                 ValidationEntryOutcome outcome = RenderEntry(i, _options.Prompts[i], generator, model, generation, transforms, noise, cancellationToken);
                 outcomes.Add(outcome);
-                if (outcome.Skipped is { } reason && _warnedSkipped.Add(i))
+                if (write && outcome.Skipped is { } reason && _warnedSkipped.Add(i))
                     LogSkipped(_logger, outcome.Prompt.Source ?? $"entry {i}", outcome.Prompt.KindName, reason);
             }
 
+            if (!write) // the same forwards as the writing rank (parameter sharding), nothing written
+                return (new ValidationImageResult(step, null, "", 0, 0, 0, null, Stopwatch.GetElapsedTime(start)), null, 0, 0);
             List<ValidationEntryOutcome> cells = [.. outcomes.Where(o => o.Pixels is not null)];
             List<ValidationEntryOutcome> answers = [.. outcomes.Where(o => o.Answer is not null)];
             byte[]? png = null;

@@ -8,7 +8,7 @@ namespace Bagel.Training.ValidationImages;
 /// (the files, every <see cref="IImageMetricSink"/>, a log line, the callback). <paramref name="weights"/> gives the weights
 /// of each render, held until it ends (a LoRA run's adapters compute with the EMA adapters meanwhile).</summary>
 internal sealed partial class ValidationImageRunner(ValidationImageOptions options, int everySteps, ValidationImageRenderer renderer,
-    Func<ValidationWeights> weights, IReadOnlyList<IMetricSink> sinks, ILogger logger, TimeProvider time, int cpuThreads)
+    Func<ValidationWeights> weights, IReadOnlyList<IMetricSink> sinks, ILogger logger, TimeProvider time, int cpuThreads, bool publish = true)
 {
     /// <summary>True when a render is due after <paramref name="completedSteps"/> steps (the end of the run aside).</summary>
     public bool IsDue(long completedSteps) => completedSteps > 0 && completedSteps % everySteps == 0;
@@ -22,7 +22,8 @@ internal sealed partial class ValidationImageRunner(ValidationImageOptions optio
         // Not cancellable: a stop request finishes the step (and its render) and then writes the final checkpoint.
         using (Loop.TorchThreadScope.Enter(cpuThreads)) // the run's thread count, as its steps hold it
         using (ValidationWeights held = weights())
-            (result, png, height, width) = renderer.RenderGrid(held.Model, completedSteps, CancellationToken.None, held.AlsoEval);
+            (result, png, height, width) = renderer.RenderGrid(held.Model, completedSteps, CancellationToken.None, held.AlsoEval, write: publish);
+        if (!publish) return result; // a rank that only takes part in the collectives of a parameter-sharded forward
         if (png is not null)
         {
             var image = new StepImage(options.Tag, completedSteps, time.GetUtcNow(), png, height, width);

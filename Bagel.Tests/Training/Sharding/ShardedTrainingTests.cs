@@ -298,6 +298,36 @@ public sealed class ShardedTrainingTests
                 $"{file} after the kill and auto-resume differs from the uninterrupted run's.");
     }
 
+    private const string PresetVariable = "BAGEL_TEST_SHARD_PRESET_OUT";
+
+    [Fact]
+    public void TheTinyPresetOnTwoRanksShardsItsDecoderLayersByDefaultAndRendersItsValidationImages()
+    {
+        MpiRun.SkipIfUnavailable();
+        using var folder = new TempDirectory("bagel-shard-preset-");
+        var (result, _) = MpiRun.Run(typeof(ShardedTrainingTests), nameof(ChildRunsTheTinyPreset), 2, new Dictionary<string, string> { [PresetVariable] = folder.Path }, TimeSpan.FromMinutes(4));
+        Assert.True(result.ExitCode == 0, $"mpirun failed ({result.ExitCode}):\n{result.Combined}");
+        // The reference's default strategy with num_shard 8 on 2 ranks: one shard group, parameters sharded per layer.
+        Assert.Contains("sharding_strategy HYBRID_SHARD with num_shard 8 >= world size 2: one shard group, as FULL_SHARD", result.Combined, StringComparison.Ordinal);
+        // Validation images need every rank (each layer's gather is a collective); rank 0 wrote them.
+        foreach (int step in (int[])[2, 4])
+            Assert.True(File.Exists(Path.Combine(folder.Path, "validation", $"step_{step:D7}.png")), $"no validation grid of step {step}:\n{result.Combined}");
+        string last = Path.Combine(folder.Path, "checkpoints", CheckpointLayout.FolderName(4));
+        Assert.Equal([ShardedStateFiles.OptimizerFileName(0, 2), ShardedStateFiles.OptimizerFileName(1, 2)], ShardedStateFiles.OptimizerFiles(last).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task ChildRunsTheTinyPreset()
+    {
+        string? folder = Environment.GetEnvironmentVariable(PresetVariable);
+        if (folder is null) Assert.Skip("Runs only under mpirun, from the sharded-training tests.");
+        torch.set_num_threads(1);
+        using var group = new MpiProcessGroup(TimeSpan.FromSeconds(120));
+        var options = new Bagel.Training.Recipes.TinyPresetOptions { ResultsDir = folder, TotalSteps = 4, SaveEvery = 2, ProcessGroup = group };
+        int exit = await Bagel.Training.Recipes.TinyPreset.RunAsync(options, Console.Out, Console.Error, TestContext.Current.CancellationToken);
+        Assert.Equal(0, exit);
+    }
+
     [Fact]
     public async Task ChildTrains()
     {
