@@ -36,7 +36,9 @@ internal static class ShardingBenchmark
         }
         Console.WriteLine($"sharding: composite at hidden 896, {layers} MoT layers, vocabulary {vocab}, ~{tokens}-token pack per rank, fp32, 1 torch thread per rank; load {File.ReadAllText("/proc/loadavg").Trim()}");
         bool failed = false;
-        foreach ((int ranks, ShardingMode mode) in new[] { (1, ShardingMode.None), (2, ShardingMode.None), (2, ShardingMode.OptimizerState), (2, ShardingMode.Gradients), (2, ShardingMode.Parameters) })
+        // --modes 2:Gradients,2:Parameters picks configurations (ranks:mode); default: all.
+        string modes = Option(args, "--modes", "1:None,2:None,2:OptimizerState,2:Gradients,2:Parameters")!;
+        foreach ((int ranks, ShardingMode mode) in modes.Split(',').Select(m => m.Split(':')).Select(p => (Int(p[0]), Enum.Parse<ShardingMode>(p[1]))))
         {
             var start = new ProcessStartInfo(mpirun) { UseShellExecute = false };
             foreach (string a in (string[])["-n", ranks.ToString(CultureInfo.InvariantCulture), "--oversubscribe", "--allow-run-as-root", Environment.ProcessPath!, StepCommand, mode.ToString(), layers, vocab, tokens])

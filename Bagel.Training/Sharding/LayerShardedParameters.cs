@@ -21,8 +21,8 @@ namespace Bagel.Training.Sharding;
 /// assembled from their owners' master shards into one fresh buffer (for every shard the layer overlaps, a broadcast of
 /// the overlap from its owner: each element is sent once) and the layer's parameters become views of it; after the
 /// forward, and after the backward, the parameters are set to empty tensors and the buffer is freed, so outside a layer's
-/// own computation no rank holds it. After the backward the layer's gradients are copied into one buffer, averaged over
-/// all ranks of the job in one all-reduce (as data parallelism's buckets are: sum, then division), and each rank adds
+/// own computation no rank holds it. After the backward the layer's gradients are copied (in buckets of about 25 MB)
+/// into a buffer that is averaged over all ranks of the job by an all-reduce (as data parallelism's buckets are: sum, then division), and each rank adds
 /// the part in its own shard to its gradient shard, which therefore accumulates over micro-batches; the parameters'
 /// gradients are dropped at once.</para>
 /// <para><b>Overlap, later.</b> The gathers run on the compute thread, in order. Because the unit of layer <c>l + 1</c>
@@ -93,6 +93,7 @@ internal sealed class LayerShardedParameters : IDisposable
     public void ReleaseLayers()
     {
         foreach (Unit unit in _installed.SelectMany(m => m.Hooks.Units)) unit.Release(force: true);
+        Optimization.FlatLayout.ReleaseFreedHeapPages(); // the layers' storage, freed tensor by tensor, back to the system
     }
 
     /// <summary>Whether entry <paramref name="index"/>'s parameter is whole (its storage holds its elements).</summary>
@@ -123,15 +124,24 @@ internal sealed class LayerShardedParameters : IDisposable
             unit.ReduceGradients();
             unit.Release(force: true);
         }
+        ReduceInBuckets(_rootEntries);
+    }
+
+    /// <summary>
+    /// Reduces the gradients of <paramref name="entries"/> in buckets of about 25 MB (a tensor larger than that is a
+    /// bucket of its own), so the extra memory is one bucket; each parameter's gradient is dropped once copied.
+    /// </summary>
+    private void ReduceInBuckets(int[] entries)
+    {
         long bucket = DataParallelOptions.DefaultBucketBytes / sizeof(float);
         int start = 0;
-        while (start < _rootEntries.Length)
+        while (start < entries.Length)
         {
             int end = start;
             long elements = 0;
-            while (end < _rootEntries.Length && (end == start || elements + _owner.Layout.Entries[_rootEntries[end]].Elements <= bucket))
-                elements += _owner.Layout.Entries[_rootEntries[end++]].Elements;
-            ReduceEntries(_rootEntries[start..end], elements);
+            while (end < entries.Length && (end == start || elements + _owner.Layout.Entries[entries[end]].Elements <= bucket))
+                elements += _owner.Layout.Entries[entries[end++]].Elements;
+            ReduceEntries(entries[start..end], elements);
             start = end;
         }
     }
@@ -255,7 +265,7 @@ internal sealed class LayerShardedParameters : IDisposable
         /// <summary>Averages the layer's gradients over the ranks into the gradient shards and drops them.</summary>
         public void ReduceGradients()
         {
-            if (_entries.Length > 0) _owner.ReduceEntries(_entries, Elements);
+            if (_entries.Length > 0) _owner.ReduceInBuckets(_entries);
         }
 
         /// <summary>Sets the layer's parameters to empty tensors and frees the buffer.</summary>
