@@ -113,17 +113,19 @@ public sealed class TrainingOptions
     /// <summary>Peak TFLOP/s of the device for MFU; 0 detects it from the GPU name. Default <c>0.0</c>.</summary>
     [ConfigurationKeyName("peak_device_tflops")] public double PeakDeviceTflops { get; set; } = 0.0;
 
-    /// <summary>HYBRID_SHARD replica count (hybrid groups are not built yet: must stay 1). Default <c>1</c>.</summary>
+    /// <summary>HYBRID_SHARD replica count; the replicas here follow from the world size and <c>num_shard</c>, so it must stay 1. Default <c>1</c>.</summary>
     [ConfigurationKeyName("num_replicate")] public int NumReplicate { get; set; } = 1;
 
-    /// <summary>Ranks per shard group of <c>_HYBRID_SHARD_ZERO2</c> (must divide the world size; at least the world size: one group, as SHARD_GRAD_OP); no effect under the other strategies. Default <c>8</c>.</summary>
+    /// <summary>Ranks per shard group of <c>HYBRID_SHARD</c> and <c>_HYBRID_SHARD_ZERO2</c> (must divide the world size; at least the world size: one group, as FULL_SHARD or SHARD_GRAD_OP); no effect under the other strategies. Default <c>8</c>.</summary>
     [ConfigurationKeyName("num_shard")] public int NumShard { get; set; } = 8;
 
     /// <summary>
-    /// What is sharded over the ranks (docs/sharding.md): <c>NO_SHARD</c> and the default <c>HYBRID_SHARD</c> run plain data
-    /// parallelism (parameter sharding is not built yet); <c>OPTIMIZER_SHARD</c> (this port's name) shards the AdamW state and
-    /// EMA; <c>SHARD_GRAD_OP</c> shards the gradients too, <c>_HYBRID_SHARD_ZERO2</c> within groups of <c>num_shard</c> ranks;
-    /// <c>FULL_SHARD</c> is refused. Default <c>HYBRID_SHARD</c>.
+    /// What is sharded over the ranks (docs/sharding.md): <c>NO_SHARD</c> runs plain data parallelism; <c>FULL_SHARD</c>
+    /// shards the parameters per decoder layer, the gradients, the AdamW state and the EMA; the default <c>HYBRID_SHARD</c>
+    /// does so within groups of <c>num_shard</c> ranks (one process: nothing sharded; bf16 or custom parameter groups:
+    /// plain data parallelism, logged); <c>OPTIMIZER_SHARD</c> (this port's name) shards the AdamW state and EMA;
+    /// <c>SHARD_GRAD_OP</c> the gradients too, <c>_HYBRID_SHARD_ZERO2</c> within groups of <c>num_shard</c> ranks.
+    /// Default <c>HYBRID_SHARD</c>.
     /// </summary>
     [ConfigurationKeyName("sharding_strategy")] public string ShardingStrategy { get; set; } = "HYBRID_SHARD";
 

@@ -4,7 +4,7 @@ namespace Bagel.Training.Options;
 
 /// <summary>
 /// Validates <see cref="TrainingOptions"/>, reporting every bad value at once. Flags that only mean something with
-/// sharding accept the strategies Bagel.NET runs (docs/sharding.md); the rest (FULL_SHARD, hybrid replica groups, CPU
+/// sharding accept the strategies Bagel.NET runs (docs/sharding.md); the rest (an explicit hybrid replica count, CPU
 /// offload without sharding) fail with <see cref="NeedsDistributed"/>.
 /// </summary>
 public sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
