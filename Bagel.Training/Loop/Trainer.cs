@@ -85,6 +85,12 @@ public sealed partial class Trainer : IDisposable
     {
         Bagel.Training.Models.BagelTrainingModel bagel = TrainerBuilder.RenderableModel(_model)!; // checked by the builder
         var renderer = new ValidationImageRenderer(options, bagel.Vae!, _logger);
+        if (options.UseEma && _session.ShardedOptimizer is { Mode: Sharding.ShardingMode.Parameters } full)
+        {
+            // Parameter sharding gathers every layer when it runs: it gathers the EMA shards for the render instead.
+            return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer,
+                () => ValidationWeights.Full((Bagel.Models.Bagel.BagelModel)_model.Module, full.ComputeWithEma()), _sinks, _logger, _time, _cpuThreads, publish);
+        }
         if (options.UseEma && _session.ShardedOptimizer is not null)
         {
             // A sharded run holds no whole EMA module (each rank has its shard): render the trained weights instead.
@@ -313,7 +319,7 @@ public sealed partial class Trainer : IDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "Training from step {StartStep} to total_steps {TotalSteps}.")]
     private static partial void LogStart(ILogger logger, long startStep, long totalSteps);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Validation images render the trained weights, not the EMA: a sharded run keeps the EMA in shards over the ranks.")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Validation images render the trained weights, not the EMA: this sharding mode keeps the weights whole and the EMA in shards over the ranks (parameter sharding, FULL_SHARD or HYBRID_SHARD, renders the EMA).")]
     private static partial void LogShardedEmaRender(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cancellation requested: stopped after {CompletedSteps} completed steps; writing a final checkpoint.")]

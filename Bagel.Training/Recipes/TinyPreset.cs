@@ -245,7 +245,7 @@ public static partial class TinyPreset
                 return TrainCommand.ExitInterrupted;
             }
             LogDone(log, result.CompletedSteps - result.StartStep, result.StartStep, result.CompletedSteps, result.LastCheckpoint, megabytes, results);
-            if (lastGrid?.PngPath is { } grid) LogGrid(log, result.CompletedSteps, trainer.ShardedOptimizer is null ? "EMA" : "trained", grid, lastGrid.SidecarPath);
+            if (lastGrid?.PngPath is { } grid) LogGrid(log, result.CompletedSteps, trainer.ShardedOptimizer is null or { Mode: Sharding.ShardingMode.Parameters } ? "EMA" : "trained", grid, lastGrid.SidecarPath);
             return TrainCommand.ExitSuccess;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

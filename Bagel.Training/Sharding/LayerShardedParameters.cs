@@ -44,6 +44,7 @@ internal sealed class LayerShardedParameters : IDisposable
     private readonly int[] _rootEntries;
     private readonly List<(Qwen2Model Model, Hooks Hooks)> _installed = [];
     private long _liveBytes;
+    private bool _fromEma;
 
     public LayerShardedParameters(ShardedOptimizer owner, Parameter[] parameters, torch.nn.Module module)
     {
@@ -99,7 +100,25 @@ internal sealed class LayerShardedParameters : IDisposable
     /// <summary>Whether entry <paramref name="index"/>'s parameter is whole (its storage holds its elements).</summary>
     public bool IsWhole(int index) => _parameters[index].numel() == _owner.Layout.Entries[index].Elements;
 
-    /// <summary>Refreshes the root unit's parameters from the master shards (every rank calls it, in step).</summary>
+    /// <summary>
+    /// Whether the gathers read the EMA shards instead of the master shards (a render with the EMA weights); setting it
+    /// refreshes the root unit from the new source. Every rank sets it, in step.
+    /// </summary>
+    public bool FromEma
+    {
+        get => _fromEma;
+        set
+        {
+            if (_fromEma == value) return;
+            if (AnyLayerGathered) throw new InvalidOperationException("A decoder layer is gathered; switch between the EMA and the trained weights between forwards only.");
+            _fromEma = value;
+            GatherRoot();
+        }
+    }
+
+    private torch.Tensor Source => _fromEma ? _owner.Ema.Shard : _owner.Master;
+
+    /// <summary>Refreshes the root unit's parameters from the master shards, or the EMA shards under <see cref="FromEma"/> (every rank calls it, in step).</summary>
     public void GatherRoot()
     {
         using var noGrad = torch.no_grad();
@@ -195,7 +214,7 @@ internal sealed class LayerShardedParameters : IDisposable
             using torch.Tensor segment = target.narrow(0, lo - from, hi - lo);
             if (r == group.Rank)
             {
-                using torch.Tensor mine = _owner.Master.detach().narrow(0, lo - layout.ShardStart(r), hi - lo);
+                using torch.Tensor mine = Source.detach().narrow(0, lo - layout.ShardStart(r), hi - lo);
                 segment.copy_(mine);
             }
             group.Broadcast(segment, root: r);

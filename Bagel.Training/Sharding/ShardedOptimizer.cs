@@ -153,6 +153,32 @@ public sealed partial class ShardedOptimizer : IGradientSynchronizer, IOptimizer
     /// <summary><see cref="ShardingMode.Parameters"/>: the elements of the root unit (the trainable tensors outside the decoder layers, kept whole); 0 otherwise.</summary>
     public long RootElements => _layers?.RootElements ?? 0;
 
+    /// <summary>
+    /// <see cref="ShardingMode.Parameters"/>: makes the module compute with the EMA weights until the result is disposed
+    /// (the root unit is refilled from the EMA shards, and each decoder layer is gathered from them when it runs), for
+    /// validation renders and evaluations without a whole EMA copy on any rank. Every rank of the job calls it, in step,
+    /// between steps; disposing puts the trained weights back.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Another mode: the weights are whole there, and the EMA is not.</exception>
+    public IDisposable ComputeWithEma()
+    {
+        LayerShardedParameters layers = _layers ?? throw new NotSupportedException($"Computing with the EMA needs parameter sharding ({ShardingMode.Parameters}); in {Mode} every rank holds the whole trained weights and only a shard of the EMA.");
+        using (torch.no_grad()) layers.FromEma = true;
+        return new EmaScope(layers);
+    }
+
+    private sealed class EmaScope(LayerShardedParameters layers) : IDisposable
+    {
+        private LayerShardedParameters? _layers = layers;
+
+        public void Dispose()
+        {
+            if (_layers is null) return;
+            using (torch.no_grad()) _layers.FromEma = false;
+            _layers = null;
+        }
+    }
+
     /// <summary>The rank's averaged gradient shard (a view of the optimizer's gradient buffer).</summary>
     internal torch.Tensor GradientShard => _gradientShard;
 

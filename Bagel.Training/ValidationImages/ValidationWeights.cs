@@ -28,8 +28,10 @@ internal sealed class ValidationWeights : IDisposable
     /// <summary>Modules outside <see cref="Model"/> that its forward runs through (the attached adapters), for the renderer's eval mode.</summary>
     public IReadOnlyList<torch.nn.Module> AlsoEval => _adapters is null ? [] : [_adapters];
 
-    /// <summary>A full model's weights.</summary>
-    public static ValidationWeights Full(BagelModel model) => new(model ?? throw new ArgumentNullException(nameof(model)), null);
+    /// <summary>A full model's weights; <paramref name="computeWith"/>, when given, is disposed with them (a parameter-sharded
+    /// run's switch to its EMA shards).</summary>
+    public static ValidationWeights Full(BagelModel model, IDisposable? computeWith = null) =>
+        new(model ?? throw new ArgumentNullException(nameof(model)), null) { _computeWith = computeWith };
 
     /// <summary>The base model with its attached adapters; with <paramref name="ema"/>, the adapters compute with its
     /// weights until disposed.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Bagel.Core.Batching;
 using Bagel.Core.DataStatus;
 using Bagel.Core.Distributed;
 using Bagel.Core.SafeTensors;
@@ -85,10 +86,26 @@ public sealed class ShardedTrainingTests
     {
         using var data = new ShardedData();
         // Two micro-batches per step: the layers' gradients are reduced after each backward and accumulate in the shard.
-        var reference = await TrainInProcess(data, ShardingMode.None, "dp-layers", DecoderLayers, microBatches: 2);
-        var sharded = await TrainInProcess(data, ShardingMode.Parameters, "full", DecoderLayers, microBatches: 2, check: (session, model) =>
+        double dpEmaLoss = 0, shardedEmaLoss = 0;
+        var reference = await TrainInProcess(data, ShardingMode.None, "dp-layers", DecoderLayers, microBatches: 2, check: (session, model, batch) =>
+        {
+            using var ema = new TinyPackedModel(seed: 9, decoderLayers: DecoderLayers);
+            using (torch.no_grad())
+            {
+                var weights = session.Ema.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                foreach (var (name, parameter) in ema.Module.named_parameters()) parameter.copy_(weights[name]);
+            }
+            dpEmaLoss = SummedLoss(ema, batch);
+        });
+        var sharded = await TrainInProcess(data, ShardingMode.Parameters, "full", DecoderLayers, microBatches: 2, check: (session, model, batch) =>
         {
             ShardedOptimizer full = session.ShardedOptimizer!;
+            // The module computes with the EMA shards inside ComputeWithEma (each layer gathered from them), and with the
+            // trained weights again after it.
+            double trained = SummedLoss(model, batch);
+            using (full.ComputeWithEma()) shardedEmaLoss = SummedLoss(model, batch);
+            Assert.Equal(trained, SummedLoss(model, batch));
+            Assert.NotEqual(trained, shardedEmaLoss);
             Assert.Equal(DecoderLayers, full.ShardedLayers);
             Assert.True(model.Network.decoder!.GradientCheckpointing, "parameter sharding turns activation checkpointing on");
             Assert.All(model.Network.decoder.Layers.SelectMany(l => l.parameters()), p => Assert.Equal(0, p.numel())); // released between steps
@@ -97,6 +114,16 @@ public sealed class ShardedTrainingTests
         Assert.Equal(reference.Weights.Keys.Order(), sharded.Weights.Keys.Order());
         foreach ((string name, torch.Tensor expected) in reference.Weights) AssertClose(expected, sharded.Weights[name], $"weight {name}");
         foreach ((string name, torch.Tensor expected) in reference.Ema) AssertClose(expected, sharded.Ema[name], $"EMA {name}");
+        Assert.True(Math.Abs(shardedEmaLoss - dpEmaLoss) <= 1e-5 * Math.Abs(dpEmaLoss), $"the EMA forward: sharded {shardedEmaLoss}, data parallel's EMA module {dpEmaLoss}");
+    }
+
+    /// <summary>A forward without gradients: the sum of the per-token CE and squared errors.</summary>
+    private static double SummedLoss(TinyPackedModel model, PackedBatch batch)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        ModelLossOutputs outputs = model.Forward(batch);
+        return (outputs.CePerToken?.sum().to(torch.float64).item<double>() ?? 0) + (outputs.MseSquaredError?.sum().to(torch.float64).item<double>() ?? 0);
     }
 
     [Fact]
@@ -309,7 +336,8 @@ public sealed class ShardedTrainingTests
         Assert.True(result.ExitCode == 0, $"mpirun failed ({result.ExitCode}):\n{result.Combined}");
         // The reference's default strategy with num_shard 8 on 2 ranks: one shard group, parameters sharded per layer.
         Assert.Contains("sharding_strategy HYBRID_SHARD with num_shard 8 >= world size 2: one shard group, as FULL_SHARD", result.Combined, StringComparison.Ordinal);
-        // Validation images need every rank (each layer's gather is a collective); rank 0 wrote them.
+        // Validation images need every rank (each layer's gather is a collective); rank 0 wrote them, from the EMA shards.
+        Assert.Contains("answer(s) with the EMA weights", result.Combined, StringComparison.Ordinal);
         foreach (int step in (int[])[2, 4])
             Assert.True(File.Exists(Path.Combine(folder.Path, "validation", $"step_{step:D7}.png")), $"no validation grid of step {step}:\n{result.Combined}");
         string last = Path.Combine(folder.Path, "checkpoints", CheckpointLayout.FolderName(4));
@@ -400,7 +428,7 @@ public sealed class ShardedTrainingTests
     }
 
     private static async Task<(Dictionary<string, torch.Tensor> Weights, Dictionary<string, torch.Tensor> Ema)> TrainInProcess(ShardedData data, ShardingMode mode, string name,
-        int layers = 0, int microBatches = 1, Action<TrainingSession, TinyPackedModel>? check = null)
+        int layers = 0, int microBatches = 1, Action<TrainingSession, TinyPackedModel, PackedBatch>? check = null)
     {
         DataPipeline pipeline = await data.PipelineAsync(0, 1);
         using var model = new TinyPackedModel(seed: 1, decoderLayers: layers);
@@ -429,7 +457,12 @@ public sealed class ShardedTrainingTests
                 session.Stepper.Step(step, total);
             }
         }
-        check?.Invoke(session, model);
+        if (check is not null)
+        {
+            Assert.True(await batches.MoveNextAsync()); // the next batch of the stream, for the check's own forwards
+            using var next = batches.Current;
+            check(session, model, next);
+        }
         Dictionary<string, torch.Tensor> weights, ema;
         if (session.ShardedOptimizer is { } sharded)
         {
