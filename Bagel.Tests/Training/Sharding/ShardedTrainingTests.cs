@@ -117,6 +117,16 @@ public sealed class ShardedTrainingTests
         Assert.True(Math.Abs(shardedEmaLoss - dpEmaLoss) <= 1e-5 * Math.Abs(dpEmaLoss), $"the EMA forward: sharded {shardedEmaLoss}, data parallel's EMA module {dpEmaLoss}");
     }
 
+    /// <summary>One micro-batch's forward and backward, its losses over its own token counts; returns the total loss.</summary>
+    internal static float ForwardBackward(TinyPackedModel model, TrainingSession session, PackedBatch batch)
+    {
+        using var scope = torch.NewDisposeScope();
+        ModelLossOutputs outputs = model.Forward(batch);
+        StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, c, m, w));
+        loss.Total.backward();
+        return loss.Total.item<float>();
+    }
+
     /// <summary>A forward without gradients: the sum of the per-token CE and squared errors.</summary>
     private static double SummedLoss(TinyPackedModel model, PackedBatch batch)
     {
@@ -283,13 +293,10 @@ public sealed class ShardedTrainingTests
             {
                 Assert.True(await batches.MoveNextAsync());
                 using var batch = batches.Current;
-                using var scope = torch.NewDisposeScope();
                 model.Module.train();
-                ModelLossOutputs outputs = model.Forward(batch);
-                StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, c, m, w));
-                loss.Total.backward();
+                float loss = ForwardBackward(model, session, batch);
                 session.Gradients.SynchronizeGradients();
-                Assert.False(session.Stepper.Step(3, loss.Total.item<float>()).Skipped);
+                Assert.False(session.Stepper.Step(3, loss).Skipped);
             }
         }
         CheckpointInfo saved4 = session.Save(new TrainProgress(4), null, TestContext.Current.CancellationToken);
@@ -445,11 +452,7 @@ public sealed class ShardedTrainingTests
             {
                 Assert.True(await batches.MoveNextAsync());
                 using var batch = batches.Current;
-                using var scope = torch.NewDisposeScope();
-                ModelLossOutputs outputs = model.Forward(batch);
-                StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, c, m, w));
-                loss.Total.backward();
-                total += loss.Total.item<float>();
+                total += ForwardBackward(model, session, batch);
             }
             using (torch.NewDisposeScope())
             {
@@ -533,12 +536,9 @@ public sealed class ShardedOptimizerFileTests
         {
             Assert.True(await batches.MoveNextAsync());
             using var batch = batches.Current;
-            using var scope = torch.NewDisposeScope();
-            ModelLossOutputs outputs = model.Forward(batch);
-            StepLoss loss = TrainingLoss.Combine(outputs.CePerToken, outputs.CeTokenWeights, outputs.MseSquaredError, session.LossWeights, (c, m, w) => new LossNormalizers(1, c, m, w));
-            loss.Total.backward();
+            float loss = ShardedTrainingTests.ForwardBackward(model, session, batch);
             session.Gradients.SynchronizeGradients();
-            session.Stepper.Step(0, loss.Total.item<float>());
+            session.Stepper.Step(0, loss);
         }
         CheckpointInfo saved = session.Save(new TrainProgress(1), null, TestContext.Current.CancellationToken);
         var one = (TorchSharp.Modules.AdamW.State)session.Optimizer.state_dict().State[0];
