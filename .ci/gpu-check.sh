@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check (issue 11 item 6): on a Linux x64 machine with an NVIDIA GPU, runs the tests that need CUDA and the
-# training benchmark (step time, tokens/s, MFU against a bf16 matmul peak measured in the same process, peak memory).
+# training benchmark (step time, tokens/s, MFU against a bf16 matmul peak measured in the same process, peak memory),
+# then a one-rank FULL_SHARD step (parameter sharding per decoder layer).
 # See docs/gpu-check.md. It has NOT been run yet: no GPU machine was available when it was written.
 #
 #   .ci/gpu-check.sh prepare DIR   on a build machine with the .NET 10 SDK and a NuGet source that serves
@@ -60,6 +61,14 @@ run() {
   kill "$sampler" 2>/dev/null || true
   echo "gpu-check: peak GPU memory used (nvidia-smi, whole device, sampled every 200 ms): $(sort -n "$samples" | tail -1) MiB"
   [ "$bench" -ne 0 ] && rc=$bench
+
+  # 3. A FULL_SHARD step with one rank on the GPU (parameter sharding per decoder layer, issue 14): 2 steps and a
+  #    checkpoint of the composite at the real Qwen2.5-0.5B dimensions, fp32, GPU memory read through cudaMemGetInfo.
+  set +e
+  "$dir/bench/Bagel.Benchmarks" sharding-step Parameters "${GPU_CHECK_LAYERS:-24}" 151665 "${GPU_CHECK_TOKENS:-4096}" cuda
+  local shard=$?
+  set -e
+  [ "$shard" -ne 0 ] && rc=$shard
   echo "gpu-check: $([ "$rc" -eq 0 ] && echo passed || echo FAILED)"
   return "$rc"
 }

@@ -50,13 +50,19 @@ internal static class ShardingBenchmark
         return failed ? 1 : 0;
     }
 
+    /// <summary>
+    /// One configuration: <c>sharding-step MODE LAYERS VOCAB TOKENS [DEVICE]</c>, under mpirun (the ranks of the job), or
+    /// alone as one rank (the GPU check's FULL_SHARD step: <c>sharding-step Parameters 24 151665 4096 cuda</c>).
+    /// </summary>
     public static int RunStep(string[] args)
     {
-        TorchRuntime.EnsureLoaded();
+        var device = new torch.Device(args.Length > 4 ? args[4] : "cpu");
+        TorchRuntime.EnsureLoaded(device);
         torch.set_num_threads(1);
         var mode = Enum.Parse<ShardingMode>(args[0]);
         int layers = Int(args[1]), vocab = Int(args[2]), tokens = Int(args[3]);
-        using var group = new MpiProcessGroup(TimeSpan.FromMinutes(10));
+        // Under mpirun (Open MPI's variables) the ranks of the job; started alone, one rank.
+        using IProcessGroup group = Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is null ? SingleProcessGroup.Instance : new MpiProcessGroup(TimeSpan.FromMinutes(10));
         string folder = Path.Combine(Path.GetTempPath(), $"bagel-sharding-bench-{Environment.ProcessId}");
         try
         {
@@ -64,13 +70,18 @@ internal static class ShardingBenchmark
             torch.manual_seed(0);
             using var model = new BagelModel(config);
             using var vae = new FluxAutoEncoder(config.VaeConfig!);
+            model.to(device);
+            vae.to(device);
+            Bagel.Training.Metrics.DeviceMemoryMonitor? gpu = Bagel.Training.Metrics.DeviceMemoryMonitor.Create(device, null);
             var trainable = new BagelTrainingModel(model, vae, () => new BagelModel(config));
             TrainingConfiguration options = TrainingConfiguration.Defaults();
             options.Training.CheckpointDir = Path.Combine(folder, "checkpoints");
             options.Training.ResultsDir = folder;
             options.Training.Lr = 1e-4;
             options.Training.WarmupSteps = 0;
-            using PackedBatch batch = LoraBenchmark.SyntheticBatch(vocab, tokens, config);
+            using PackedBatch hostBatch = LoraBenchmark.SyntheticBatch(vocab, tokens, config);
+            using PackedBatch? deviceBatch = device.type == DeviceType.CPU ? null : hostBatch.ToDeviceForTraining(device);
+            PackedBatch batch = deviceBatch ?? hostBatch;
             long afterModel = ProcessMemory.ResidentBytes();
             using var session = new TrainingSession(trainable, options, new TrainingSessionOptions { ProcessGroup = group, Sharding = mode });
             session.Restore();
@@ -115,6 +126,8 @@ internal static class ShardingBenchmark
                 save = string.Create(CultureInfo.InvariantCulture,
                     $"; checkpoint {saveClock.Elapsed.TotalSeconds:F1} s, gathered tensors held at once at most {Mib(checkpoint.PeakGatheredBytes):F0} MiB (largest tensor {Mib(largest):F0} MiB), RSS {beforeSave:F0} -> peak {ProcessMemory.PeakMiB():F0} MiB during the save");
             }
+            if (gpu?.Sample() is { } reading)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {device}: GPU memory used {reading.UsedMiB:F0} MiB, peak used {reading.PeakUsedMiB:F0} MiB of {reading.TotalMiB:F0} MiB"));
             string layersNote = session.ShardedOptimizer is { Mode: ShardingMode.Parameters } full
                 ? string.Create(CultureInfo.InvariantCulture, $"; decoder layers sharded: {full.ShardedLayers}, root unit kept whole {full.RootElements / 1e6:F1} M parameters, gathered layer weights held at once at most {Mib(full.PeakGatheredLayerBytes):F0} MiB (largest layer {Mib(full.LargestLayerBytes):F0} MiB)")
                 : "";
