@@ -85,7 +85,7 @@ public sealed partial class Trainer : IDisposable
     {
         Bagel.Training.Models.BagelTrainingModel bagel = TrainerBuilder.RenderableModel(_model)!; // checked by the builder
         var renderer = new ValidationImageRenderer(options, bagel.Vae!, _logger);
-        if (options.UseEma && _session.ShardedOptimizer is { Mode: Sharding.ShardingMode.Parameters } full)
+        if (options.UseEma && _session.ShardedOptimizer is { Mode: Sharding.ShardingMode.Parameters } full && _model is not Lora.LoraTrainableModel)
         {
             // Parameter sharding gathers every layer when it runs: it gathers the EMA shards for the render instead.
             return new ValidationImageRunner(options, options.EverySteps > 0 ? options.EverySteps : Math.Max(1, _options.SaveEvery), renderer,

@@ -97,9 +97,6 @@ internal sealed class LayerShardedParameters : IDisposable
         Optimization.FlatLayout.ReleaseFreedHeapPages(); // the layers' storage, freed tensor by tensor, back to the system
     }
 
-    /// <summary>Whether entry <paramref name="index"/>'s parameter is whole (its storage holds its elements).</summary>
-    public bool IsWhole(int index) => _parameters[index].numel() == _owner.Layout.Entries[index].Elements;
-
     /// <summary>
     /// Whether the gathers read the EMA shards instead of the master shards (a render with the EMA weights); setting it
     /// refreshes the root unit from the new source. Every rank sets it, in step.

@@ -8,8 +8,8 @@ using TorchSharp.Modules;
 namespace Bagel.Training.Sharding;
 
 /// <summary>
-/// Optimizer-state and gradient sharding over an <see cref="IProcessGroup"/> (ZeRO stages 1 and 2; FSDP's
-/// <c>SHARD_GRAD_OP</c> for the latter). The trainable parameters are moved, tensor by tensor, into one flat buffer in
+/// Optimizer-state, gradient and parameter sharding over an <see cref="IProcessGroup"/> (ZeRO stages 1, 2 and 3; FSDP's
+/// <c>SHARD_GRAD_OP</c> and <c>FULL_SHARD</c> for the last two). The trainable parameters are moved, tensor by tensor, into one flat buffer in
 /// module order (<see cref="FlatShardLayout"/>, padded to a multiple of the world size W); the module's parameters stay
 /// views of it, so the forward and backward run unchanged. Rank r keeps, for its shard <c>[r·S, (r+1)·S)</c> only:
 /// a float32 master copy (<see cref="Master"/>), the AdamW moments (a <see cref="FlatBufferAdamW"/> over that one
@@ -22,7 +22,10 @@ namespace Bagel.Training.Sharding;
 /// all-gathers the shards into the flat parameter buffer. With <see cref="ShardingMode.Gradients"/> the parameters'
 /// gradients exist only from the backward to the reduce-scatter, which sends them in chunks and releases each as soon as
 /// it is sent (no whole-model gradient buffer); with <see cref="ShardingMode.OptimizerState"/> the gradients stay views of a
-/// persistent buffer (as data parallel's).
+/// persistent buffer (as data parallel's). With <see cref="ShardingMode.Parameters"/> there is no whole flat buffer: the
+/// master shard is the rank's weights, the decoder layers are gathered and released around each use and their gradients
+/// reduced right after their backward (<see cref="LayerShardedParameters"/>), and the parameters outside the decoder
+/// layers stay whole, refreshed after each update.
 /// </para>
 /// <para>
 /// Later overlap (not built): the all-gather of the parameters could run in buckets on a second stream (NCCL) or as a
