@@ -34,6 +34,12 @@ internal static unsafe class FusedAdamWKernel
     /// </summary>
     private const int BlockElements = 2048;
 
+    /// <summary>
+    /// Elements per chunk that the MKL square root skips when the whole chunk is zero, and that the pass leaves alone
+    /// when its gradient and moments are all zero and the step would not change them (<see cref="LeavesInertElementsAlone"/>).
+    /// </summary>
+    private const int ZeroChunkElements = 64;
+
     /// <summary>Elements per unit of parallel work: 64 Ki (256 KiB per buffer), large enough that scheduling costs nothing.</summary>
     private const long TileElements = 1 << 16;
 
@@ -172,14 +178,15 @@ internal static unsafe class FusedAdamWKernel
         nint p = Pointer(data), g = Pointer(grad), m = Pointer(expAvg), v = Pointer(expAvgSq);
         long tiles = (n + TileElements - 1) / TileElements;
         int threads = Math.Clamp(torch.get_num_threads(), 1, Environment.ProcessorCount);
+        bool skipInert = LeavesInertElementsAlone(c, native);
         if (threads == 1 || tiles == 1)
         {
-            Range(c, root, native, p, g, m, v, 0, n);
+            Range(c, root, native, skipInert, p, g, m, v, 0, n);
         }
         else
         {
             Parallel.For(0, tiles, new ParallelOptions { MaxDegreeOfParallelism = threads },
-                t => Range(c, root, native, p, g, m, v, t * TileElements, Math.Min(n, (t + 1) * TileElements)));
+                t => Range(c, root, native, skipInert, p, g, m, v, t * TileElements, Math.Min(n, (t + 1) * TileElements)));
         }
         GC.KeepAlive(data);
         GC.KeepAlive(grad);
@@ -195,7 +202,21 @@ internal static unsafe class FusedAdamWKernel
         return pointer == IntPtr.Zero ? throw new InvalidOperationException("libtorch returned no data pointer for a flat AdamW buffer.") : pointer;
     }
 
-    private static void Range(Coefficients c, SquareRoot root, NativeFold fold, nint p, nint g, nint m, nint v, long from, long to)
+    /// <summary>
+    /// Whether an element whose gradient and both moments are +0 (all bits clear) comes out of this step unchanged, bit
+    /// for bit, in every buffer: then the pass leaves whole chunks of such elements alone (it still averages their
+    /// parameters into the EMA). With no weight decay (the parameter is multiplied by exactly 1), a positive ε and a
+    /// negative step, libtorch's operations give <c>exp_avg = fma(+0, 1 − β1, +0·β1) = +0</c>, <c>exp_avg_sq = +0</c>,
+    /// <c>denom = sqrt(+0) / scale + ε = ε</c> and <c>param = param·1 + (−step·(+0)) / ε = param + (−0) = param</c>
+    /// (also for ±0), and a clip scale above zero leaves a +0 gradient +0. These are the rows of an embedding whose
+    /// tokens no batch has held yet (the reference trains with weight decay 0): at the hidden-896 config's ~1,024-token
+    /// packs, most of the 136 M-element embedding.
+    /// </summary>
+    private static bool LeavesInertElementsAlone(in Coefficients c, NativeFold fold) =>
+        c.Decay == 1f && c.Eps > 0f && c.NegativeStepSize < 0f && c.Beta1 >= 0f && c.Beta2 >= 0f && c.OneMinusBeta2 >= 0f
+        && c.DenominatorScale > 0f && (!fold.Scaled || fold.Scale > 0f);
+
+    private static void Range(Coefficients c, SquareRoot root, NativeFold fold, bool skipInert, nint p, nint g, nint m, nint v, long from, long to)
     {
         float* roots = stackalloc float[BlockElements];
         // The first EMA segment that ends after this range starts; segments are sorted.
@@ -204,10 +225,27 @@ internal static unsafe class FusedAdamWKernel
         for (long start = from; start < to; start += BlockElements)
         {
             int n = (int)Math.Min(BlockElements, to - start);
-            float* gb = (float*)g + start;
-            if (fold.Scaled) Scale(gb, fold.Scale, n);
-            Block(c, root, (float*)p + start, gb, (float*)m + start, (float*)v + start, roots, n);
-            if (fold.Zero) new Span<float>(gb, n).Clear();
+            float* pb = (float*)p + start, gb = (float*)g + start, mb = (float*)m + start, vb = (float*)v + start;
+            if (!skipInert)
+            {
+                Step(c, root, fold, pb, gb, mb, vb, roots, n);
+            }
+            else
+            {
+                // Runs of chunks that are not inert (a partial last chunk never is) step; inert chunks stay as they are.
+                int live = -1;
+                for (int at = 0; at < n; at += ZeroChunkElements)
+                {
+                    bool inert = at + ZeroChunkElements <= n && Inert(gb + at, mb + at, vb + at);
+                    if (!inert && live < 0) live = at;
+                    else if (inert && live >= 0)
+                    {
+                        Step(c, root, fold, pb + live, gb + live, mb + live, vb + live, roots, at - live);
+                        live = -1;
+                    }
+                }
+                if (live >= 0) Step(c, root, fold, pb + live, gb + live, mb + live, vb + live, roots, n - live);
+            }
             // The EMA of the block's new parameters (still in cache) where a segment covers them.
             long end = start + n;
             while (segment < fold.Starts.Length && fold.Starts[segment] < end)
@@ -218,6 +256,30 @@ internal static unsafe class FusedAdamWKernel
                 segment++;
             }
         }
+    }
+
+    /// <summary>The clip scale, the AdamW step and the gradient's zeroing on a run of elements.</summary>
+    private static void Step(in Coefficients c, SquareRoot root, NativeFold fold, float* p, float* g, float* m, float* v, float* roots, int n)
+    {
+        if (fold.Scaled) Scale(g, fold.Scale, n);
+        Block(c, root, p, g, m, v, roots, n);
+        if (fold.Zero) new Span<float>(g, n).Clear();
+    }
+
+    /// <summary>Whether the gradient and both moments of a chunk of <see cref="ZeroChunkElements"/> are all +0 (no bit set).</summary>
+    private static bool Inert(float* g, float* m, float* v)
+    {
+        uint* gb = (uint*)g, mb = (uint*)m, vb = (uint*)v;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<uint> any = Vector256<uint>.Zero;
+            for (int k = 0; k < ZeroChunkElements; k += Vector256<uint>.Count)
+                any |= Vector256.Load(gb + k) | Vector256.Load(mb + k) | Vector256.Load(vb + k);
+            return any == Vector256<uint>.Zero;
+        }
+        uint scalar = 0;
+        for (int k = 0; k < ZeroChunkElements; k++) scalar |= gb[k] | mb[k] | vb[k];
+        return scalar == 0;
     }
 
     /// <summary><c>grad.mul_(scale)</c> on a block: one float32 product per element.</summary>
@@ -298,8 +360,7 @@ internal static unsafe class FusedAdamWKernel
     {
         if (root == SquareRoot.Mkl)
         {
-            long count = n, mode = VmlMode;
-            s_mklSqrt(&count, values, roots, &mode);
+            MklSquareRoots(values, roots, n);
             return;
         }
         int i = 0;
@@ -308,6 +369,58 @@ internal static unsafe class FusedAdamWKernel
             for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count) Vector256.Sqrt(Vector256.Load(values + i)).Store(roots + i);
         }
         for (; i < n; i++) roots[i] = MathF.Sqrt(values[i]);
+    }
+
+    /// <summary>
+    /// MKL's square roots of a block, except where whole chunks of <see cref="ZeroChunkElements"/> are zero: those are
+    /// copied (the root of ±0 is ±0, in MKL as in IEEE; the calibration checks zeros). MKL's vector square root takes a
+    /// slow path for zero inputs: where the second moments are zero (the embedding rows of tokens no batch has held yet,
+    /// most of a vocabulary early in a run) a block took about four times as long as the rest of the pass. Skipping
+    /// only whole chunks keeps the number of MKL calls per block small whatever the pattern of zeros (at most
+    /// one per chunk), and every root still comes from MKL, whose results do not depend on where a call starts.
+    /// </summary>
+    private static void MklSquareRoots(float* values, float* roots, int n)
+    {
+        long mode = VmlMode, count;
+        int pending = 0; // the first element not yet taken
+        int i = 0;
+        while (i + ZeroChunkElements <= n)
+        {
+            if (!AllZero(values + i))
+            {
+                i += ZeroChunkElements;
+                continue;
+            }
+            if (i > pending)
+            {
+                count = i - pending;
+                s_mklSqrt(&count, values + pending, roots + pending, &mode);
+            }
+            int end = i + ZeroChunkElements;
+            while (end + ZeroChunkElements <= n && AllZero(values + end)) end += ZeroChunkElements;
+            new ReadOnlySpan<float>(values + i, end - i).CopyTo(new Span<float>(roots + i, end - i));
+            pending = i = end;
+        }
+        if (n > pending)
+        {
+            count = n - pending;
+            s_mklSqrt(&count, values + pending, roots + pending, &mode);
+        }
+    }
+
+    /// <summary>Whether all <see cref="ZeroChunkElements"/> values are ±0 (no magnitude bit set).</summary>
+    private static bool AllZero(float* values)
+    {
+        uint* bits = (uint*)values;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<uint> any = Vector256<uint>.Zero;
+            for (int k = 0; k < ZeroChunkElements; k += Vector256<uint>.Count) any |= Vector256.Load(bits + k);
+            return (any & Vector256.Create(0x7FFF_FFFFu)) == Vector256<uint>.Zero;
+        }
+        uint scalar = 0;
+        for (int k = 0; k < ZeroChunkElements; k++) scalar |= bits[k];
+        return (scalar & 0x7FFF_FFFFu) == 0;
     }
 
     /// <summary>Picks the square root libtorch computes, then checks the whole kernel against libtorch's operations.</summary>
@@ -328,11 +441,15 @@ internal static unsafe class FusedAdamWKernel
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var generator = new torch.Generator(CalibrationSeed);
-        // Second moments as they occur (tiny), and a spread over many orders of magnitude, with zeros.
+        // Second moments as they occur (tiny), and a spread over many orders of magnitude, with zeros: single ones and
+        // runs long enough for the square root to skip whole chunks of them.
         torch.Tensor values = torch.cat([
             torch.rand(CalibrationElements, generator: generator).mul_(1e-6),
+            torch.zeros(203),
             torch.randn(CalibrationElements, generator: generator).mul_(10).exp_(),
-            torch.zeros(3)]);
+            torch.zeros(3),
+            torch.rand(100, generator: generator),
+            torch.zeros(1_000)]);
         torch.Tensor expected = values.sqrt();
         SquareRoot? root = null;
         foreach (SquareRoot candidate in (ReadOnlySpan<SquareRoot>)[SquareRoot.Mkl, SquareRoot.Ieee])
@@ -362,6 +479,7 @@ internal static unsafe class FusedAdamWKernel
             torch.Tensor g = torch.randn(CalibrationElements, generator: generator).mul_(1e-3);
             torch.Tensor m = torch.randn(CalibrationElements, generator: generator).mul_(1e-3);
             torch.Tensor v = torch.rand(CalibrationElements, generator: generator).mul_(1e-6);
+            ZeroRows(g, m, v);
             torch.Tensor p2 = p.clone(), m2 = m.clone(), v2 = v.clone();
             update.Apply(p, g, m, v, torch.empty_like(v));
             Run(Coefficients.Of(update), found, p2, g, m2, v2, Fold.None);
@@ -372,16 +490,18 @@ internal static unsafe class FusedAdamWKernel
         // The folded stepper work against the separate libtorch operations: clip scale (below 1, and 1 as when the norm
         // is under the bound), the EMA over two segments with a gap between them (the gap's EMA must stay as it was),
         // and the gradient zeroed or left scaled.
-        (float Scale, double Decay, bool Zero)[] folds = [(0.37f, 0.9999, true), (1f, 0.9, false), (0.8125f, 0.5, false)];
+        // Without weight decay the pass leaves chunks of zero gradients and moments alone (ZeroRows makes some).
+        (float Scale, double Decay, bool Zero, double WeightDecay)[] folds = [(0.37f, 0.9999, true, 0), (1f, 0.9, false, 0.02), (0.8125f, 0.5, false, 0)];
         foreach (var f in folds)
         {
-            var options = new AdamW.Options { LearningRate = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.02 };
+            var options = new AdamW.Options { LearningRate = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = f.WeightDecay };
             var update = AdamWUpdate.For(options, 3);
             torch.Tensor p = torch.randn(CalibrationElements, generator: generator);
             torch.Tensor g = torch.randn(CalibrationElements, generator: generator).mul_(1e-2);
             torch.Tensor m = torch.randn(CalibrationElements, generator: generator).mul_(1e-3);
             torch.Tensor v = torch.rand(CalibrationElements, generator: generator).mul_(1e-6);
             torch.Tensor ema = torch.randn(CalibrationElements, generator: generator);
+            ZeroRows(g, m, v);
             torch.Tensor p2 = p.clone(), g2 = g.clone(), m2 = m.clone(), v2 = v.clone(), ema2 = ema.clone();
             const long firstEnd = 5_003, secondStart = 7_001;
             g.mul_(torch.tensor(f.Scale));
@@ -393,9 +513,22 @@ internal static unsafe class FusedAdamWKernel
                 new EmaSegment(secondStart, CalibrationElements - secondStart, ema2.narrow(0, secondStart, CalibrationElements - secondStart))], f.Decay, f.Zero);
             Run(Coefficients.Of(update), found, p2, g2, m2, v2, fold);
             if (!BitIdentical(m, m2) || !BitIdentical(v, v2) || !BitIdentical(p, p2) || !BitIdentical(ema, ema2) || !BitIdentical(g, g2))
-                return new Calibration(found, $"the fused AdamW pass with the clip scale, EMA and zeroing folded in differed from libtorch's operations in a self-check (scale {f.Scale}, EMA decay {f.Decay}, zero {f.Zero})");
+                return new Calibration(found, $"the fused AdamW pass with the clip scale, EMA and zeroing folded in differed from libtorch's operations in a self-check (scale {f.Scale}, EMA decay {f.Decay}, zero {f.Zero}, weight decay {f.WeightDecay})");
         }
         return new Calibration(found, null);
+    }
+
+    /// <summary>
+    /// Zero gradients and moments over a few row-like runs, as the embedding rows of tokens not seen yet have them, and
+    /// zero gradients alone over another (a row seen before but not in this batch: its moments still decay).
+    /// </summary>
+    private static void ZeroRows(torch.Tensor g, torch.Tensor m, torch.Tensor v)
+    {
+        foreach ((long from, long length) in new[] { (1_000L, 896L), (4_090L, 3_000L), (9_001L, 70L), (15_000L, 5L) })
+        {
+            foreach (torch.Tensor t in (ReadOnlySpan<torch.Tensor>)[g, m, v]) t.narrow(0, from, length).zero_();
+        }
+        g.narrow(0, 12_000, 500).zero_();
     }
 
     private static bool BindMkl()

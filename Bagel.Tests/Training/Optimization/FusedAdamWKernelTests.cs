@@ -95,6 +95,61 @@ public sealed class FusedAdamWKernelTests
         foreach (Parameter p in reference.Concat(flat)) p.Dispose();
     }
 
+    /// <summary>
+    /// An embedding whose rows get gradients only when their token is in the batch: most second moments stay exactly
+    /// zero, so the pass skips whole zero chunks of the MKL square root (rows of 96 and 1,000 elements, runs that start
+    /// and end inside the kernel's chunks and blocks). Still bit for bit TorchSharp's per-tensor AdamW.
+    /// </summary>
+    [Fact]
+    public void EmbeddingRowsWithoutGradientsStayBitIdenticalToTorchSharpsPerTensorAdamW()
+    {
+        long[][] shapes = [[300, 96], [40, 1_000]];
+        var generator = new torch.Generator(77);
+        torch.Tensor[] initial = [.. shapes.Select(shape => torch.randn(shape, generator: generator))];
+        Parameter[] reference = [.. initial.Select(t => new Parameter(t.clone()))], flat = [.. initial.Select(t => new Parameter(t.clone()))];
+        var options = new AdamWOptions { LearningRate = 1e-3, Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-15, WeightDecay = 0.0 };
+        using AdamW referenceOptimizer = AdamWFactory.Create([new ParameterGroup("all", reference)], new AdamWOptions
+        {
+            LearningRate = 1e-3, Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-15, WeightDecay = 0.0, FlatBuffers = false,
+        });
+        using var flatOptimizer = (FlatBufferAdamW)AdamWFactory.Create([new ParameterGroup("all", flat)], options);
+        flatOptimizer.AttachGradients();
+        for (int step = 0; step < 4; step++)
+        {
+            using var noGrad = torch.no_grad();
+            for (int i = 0; i < shapes.Length; i++)
+            {
+                long rows = shapes[i][0];
+                using torch.Tensor grad = torch.zeros(shapes[i]);
+                // A few rows per step ("tokens in the batch"), different ones each step; everything else exactly zero.
+                foreach (long row in new long[] { 3 + step, rows / 2, rows / 2 + 1 + step, rows - 1 - step })
+                {
+                    using torch.Tensor values = torch.randn(shapes[i][1], generator: generator).mul_(1e-2);
+                    grad[row].copy_(values);
+                }
+                foreach (Parameter p in new[] { reference[i], flat[i] })
+                {
+                    using torch.Tensor? existing = p.grad;
+                    if (existing is null) p.grad = grad.clone();
+                    else existing.copy_(grad);
+                }
+            }
+            referenceOptimizer.step();
+            flatOptimizer.step();
+            for (int i = 0; i < shapes.Length; i++) Assert.True(SameBits(reference[i], flat[i]), $"step {step + 1}: parameter {i} differs");
+            var expectedStates = referenceOptimizer.state_dict().State.Cast<AdamW.State>().ToList();
+            var actualStates = flatOptimizer.state_dict().State.Cast<AdamW.State>().ToList();
+            for (int i = 0; i < expectedStates.Count; i++)
+            {
+                Assert.True(SameBits(expectedStates[i].exp_avg, actualStates[i].exp_avg), $"step {step + 1}: exp_avg {i} differs");
+                Assert.True(SameBits(expectedStates[i].exp_avg_sq, actualStates[i].exp_avg_sq), $"step {step + 1}: exp_avg_sq {i} differs");
+            }
+        }
+        Assert.Equal(4, flatOptimizer.FusedKernelBucketSteps);
+        foreach (torch.Tensor t in initial) t.Dispose();
+        foreach (Parameter p in reference.Concat(flat)) p.Dispose();
+    }
+
     [Fact]
     public void WithTheKernelOffTheBucketsRunLibtorchsOperationsWithTheSameBits()
     {
@@ -185,13 +240,16 @@ public sealed class FusedAdamWKernelTests
     /// </summary>
     private sealed class StepperRun : IDisposable
     {
-        public StepperRun(ulong seed, bool flat, bool fold, double maxNorm, bool reverseEmaOrder)
+        private readonly bool _sparseRows;
+
+        public StepperRun(ulong seed, bool flat, bool fold, double maxNorm, bool reverseEmaOrder, double weightDecay = 0.05, bool sparseRows = false)
         {
+            _sparseRows = sparseRows;
             var generator = new torch.Generator(seed);
             Parameters = [.. Shapes.Select(shape => new Parameter(torch.randn(shape, generator: generator))),
                 new Parameter(torch.randn([9, 3], generator: generator).to(torch.float64)), new Parameter(torch.randn([4], generator: generator), requires_grad: false)];
             Optimizer = AdamWFactory.Create([new ParameterGroup("all", [.. Parameters.Where(p => p.requires_grad)])],
-                new AdamWOptions { LearningRate = 2e-2, Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-8, WeightDecay = 0.05, FlatBuffers = flat });
+                new AdamWOptions { LearningRate = 2e-2, Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-8, WeightDecay = weightDecay, FlatBuffers = flat });
             if (Optimizer is FlatBufferAdamW f)
             {
                 f.FoldStepperWork = fold;
@@ -218,6 +276,13 @@ public sealed class FusedAdamWKernelTests
                 foreach (Parameter p in Parameters.Where(p => p.requires_grad))
                 {
                     using torch.Tensor random = torch.randn(p.shape, generator: generator).mul_(step % 2 == 0 ? 1e-3 : 0.5).to(p.dtype);
+                    if (_sparseRows && p.dim() == 2 && p.shape[0] >= 3)
+                    {
+                        // Only two rows get a gradient ("tokens in the batch"); the others stay +0, as do their moments until first seen.
+                        using torch.Tensor rows = random.clone();
+                        random.zero_();
+                        foreach (long row in new[] { step % p.shape[0], p.shape[0] / 2 }) random[row].copy_(rows[row]);
+                    }
                     using torch.Tensor? grad = p.grad;
                     if (grad is null) p.grad = random.clone();
                     else grad.copy_(random);
@@ -290,6 +355,34 @@ public sealed class FusedAdamWKernelTests
         Assert.Equal(steps - 1, foldedOptimizer.FoldedBucketSteps);
         Assert.Equal(0, ((FlatBufferAdamW)separate.Optimizer).FoldedBucketSteps);
         Assert.Equal(0, foldedOptimizer.FallbackSteps);
+    }
+
+    /// <summary>
+    /// Without weight decay, rows that get no gradient keep zero moments and come out of a step unchanged: the pass
+    /// leaves whole chunks of them alone (the EMA still averages them). Bit for bit the separate passes and the per-tensor
+    /// path, with clipping on some steps and a skipped step.
+    /// </summary>
+    [Fact]
+    public void RowsWithoutGradientsUnderNoWeightDecayStayBitIdenticalWhenTheFoldedPassLeavesThemAlone()
+    {
+        const ulong seed = 515;
+        using var perTensor = new StepperRun(seed, flat: false, fold: false, 2.0, reverseEmaOrder: false, weightDecay: 0, sparseRows: true);
+        using var separate = new StepperRun(seed, flat: true, fold: false, 2.0, reverseEmaOrder: false, weightDecay: 0, sparseRows: true);
+        using var folded = new StepperRun(seed, flat: true, fold: true, 2.0, reverseEmaOrder: false, weightDecay: 0, sparseRows: true);
+        for (int step = 0; step < 6; step++)
+        {
+            bool nan = step == 2;
+            OptimizerStepResult a = perTensor.Step(step, seed, nan), b = separate.Step(step, seed, nan), c = folded.Step(step, seed, nan);
+            Assert.Equal(b.GradNorm, c.GradNorm);
+            if (!nan) Assert.Equal(a.GradNorm, c.GradNorm);
+            Assert.Equal(nan ? 0 : 1, c.FoldedBuckets);
+            AssertSameRun(separate, folded, $"step {step + 1}, folded against the separate passes");
+            AssertSameRun(perTensor, folded, $"step {step + 1}, folded against the per-tensor path");
+        }
+        // Rows never seen keep zero moments.
+        var state = folded.Optimizer.state_dict().State.Cast<AdamW.State>().ToList();
+        Assert.True(state[3].exp_avg_sq[10].eq(0).all().item<bool>(), "row 10 of the 17x33 parameter was never given a gradient, so its second moment stays zero");
+        Assert.True(state[3].exp_avg_sq[8].gt(0).all().item<bool>(), "row 8 of the 17x33 parameter had a gradient at every step");
     }
 
     [Fact]

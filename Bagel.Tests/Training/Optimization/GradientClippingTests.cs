@@ -72,4 +72,48 @@ public sealed class GradientClippingTests
         Assert.Equal(torchA.grad!.data<float>().ToArray(), ourA.grad!.data<float>().ToArray());
         Assert.Equal(torchB.grad!.data<float>().ToArray(), ourB.grad!.data<float>().ToArray());
     }
+
+    /// <summary>
+    /// Large CPU gradients have their per-gradient norms computed on several threads (largest first); the total norm and
+    /// the clipped gradients are still bit for bit what one thread computes with libtorch's per-gradient norms, for the
+    /// 2-norm, the max norm and other p, and the calling thread's torch thread count is left as it was.
+    /// </summary>
+    [Fact]
+    public void NormsSharedOutOverThreadsEqualOneThreadsBitForBit()
+    {
+        using var scope = torch.NewDisposeScope();
+        var generator = new torch.Generator(91);
+        long[] sizes = [70_001, 3_000_001, 7, 1_500_000];
+        Parameter[] ours = [.. sizes.Select(n => new Parameter(torch.zeros(n)))], theirs = [.. sizes.Select(n => new Parameter(torch.zeros(n)))];
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            torch.Tensor grad = torch.randn(sizes[i], generator: generator).mul_(1e-3);
+            ours[i].grad = grad.clone();
+            theirs[i].grad = grad.clone();
+        }
+        int before = torch.get_num_threads();
+        torch.set_num_threads(2);
+        try
+        {
+            foreach (double p in new[] { 2.0, double.PositiveInfinity, 1.0, 3.0 })
+            {
+                long shared = GradientClipping.SharedOutNorms;
+                double actual = GradientClipping.ComputeTotalNorm(ours, p);
+                Assert.True(GradientClipping.SharedOutNorms > shared, $"p = {p}: the norms were not shared out over threads");
+                torch.Tensor[] norms = [.. theirs.Select(q => double.IsPositiveInfinity(p) ? q.grad!.abs().max() : q.grad!.norm((float)p))];
+                torch.Tensor expected = double.IsPositiveInfinity(p) ? torch.stack(norms).max() : torch.stack(norms).norm((float)p);
+                Assert.Equal(expected.to(torch.float64).item<double>(), actual);
+                Assert.Equal(2, torch.get_num_threads());
+            }
+            double ourNorm = GradientClipping.ClipGradNorm(ours, maxNorm: 0.5);
+            double torchNorm = torch.nn.utils.clip_grad_norm_(theirs, 0.5);
+            Assert.Equal(torchNorm, ourNorm);
+            for (int i = 0; i < sizes.Length; i++)
+                Assert.True(ours[i].grad!.bytes.SequenceEqual(theirs[i].grad!.bytes), $"gradient {i} ({sizes[i]} elements) clipped differently");
+        }
+        finally
+        {
+            torch.set_num_threads(before);
+        }
+    }
 }
