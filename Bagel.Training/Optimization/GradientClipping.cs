@@ -122,22 +122,17 @@ public static class GradientClipping
         using var noGrad = torch.no_grad();
         bool max = double.IsPositiveInfinity(normType);
         torch.Tensor[] grads = [.. withGrad.Select(p => p.grad!)];
-        if (SharedOut(grads) is { } threads)
+        int? threads = SharedOut(grads);
+        torch.Tensor[] norms = threads is { } n ? NormsOnThreads(grads, normType, n) : [.. grads.Select(g => Norm(g, normType))];
+        try
         {
-            torch.Tensor[] shared = NormsOnThreads(grads, normType, threads);
-            Interlocked.Increment(ref s_sharedOutNorms);
-            try
-            {
-                return max ? torch.stack(shared).max() : torch.stack(shared).norm((float)normType);
-            }
-            finally
-            {
-                foreach (torch.Tensor norm in shared) norm.Dispose();
-            }
+            if (norms.Length == 1) return norms[0]; // as libtorch: a single gradient's norm is the total (never shared out)
+            return max ? torch.stack(norms).max() : torch.stack(norms).norm((float)normType);
         }
-        torch.Tensor[] norms = [.. grads.Select(g => Norm(g, normType))];
-        if (norms.Length == 1) return norms[0]; // as libtorch: a single gradient's norm is the total
-        return max ? torch.stack(norms).max() : torch.stack(norms).norm((float)normType);
+        finally
+        {
+            if (threads is not null) foreach (torch.Tensor norm in norms) norm.Dispose(); // made by the workers, in no scope
+        }
     }
 
     private static long s_sharedOutNorms;
@@ -188,6 +183,7 @@ public static class GradientClipping
         int[] largestFirst = [.. Enumerable.Range(0, grads.Length).OrderByDescending(i => grads[i].numel())];
         var norms = new torch.Tensor[grads.Length];
         int next = -1;
+        Interlocked.Increment(ref s_sharedOutNorms);
         try
         {
             Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
